@@ -1,0 +1,62 @@
+# acsprov: the user's front door.  Every target installs what it needs first, from
+# the pinned lock file, into .venv (no conda, no manual steps).
+
+PYTHON   ?= python3
+VENV     := .venv
+BIN      := $(VENV)/bin
+STAMP    := $(VENV)/.acsprov-installed
+DATASET  ?= jd1y04010
+WORKDIR  ?= work
+PYTEST_ARGS ?=
+
+# Tools installed into the venv (git-annex among them) come first on PATH.
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: help install reprocess test test-fast bench lint lock env clean
+
+help:
+	@echo "make reprocess DATASET=jd1y04010  obtain a dataset and run its recipe into $(WORKDIR)/DATASET/"
+	@echo "make test                         run the test suite"
+	@echo "make bench                        run the benchmarks (JSON in bench/results/)"
+	@echo "make lint                         ruff"
+	@echo "make env                          print export lines for crds/acstools by hand"
+
+install: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+	  { echo "acsprov needs Python 3.11 or newer as $(PYTHON)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	@touch $@
+
+reprocess: $(STAMP)
+	$(BIN)/acsprov reprocess $(DATASET) --workdir $(WORKDIR)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(BIN)/python bench/run.py --out bench/results
+
+lint: $(STAMP)
+	$(BIN)/ruff check acsprov tests bench
+
+env: $(STAMP)
+	@$(BIN)/acsprov env --workdir $(WORKDIR)
+
+# Regenerate the lock file from requirements.in (needs network access to PyPI).
+lock: $(STAMP)
+	$(BIN)/python -m pip install --quiet uv
+	$(BIN)/uv pip compile requirements.in --python-version 3.11 --generate-hashes \
+	  --no-header -o requirements.lock.new
+	{ echo "# Pinned, hashed dependencies of acsprov (Python 3.11), generated from requirements.in"; \
+	  echo "# with \`make lock\`. Install with: pip install --require-hashes --no-deps -r requirements.lock"; \
+	  cat requirements.lock.new; } > requirements.lock && rm requirements.lock.new
+
+clean:
+	rm -rf $(WORKDIR) .pytest_cache

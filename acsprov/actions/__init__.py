@@ -1,0 +1,79 @@
+"""The handbook's actions, one module each, behind a single registry.
+
+Every action takes a :class:`Context` and a validated :class:`~acsprov.recipe.Step`
+and returns an :class:`Outcome` naming the files it read and wrote.  Actions do the
+work only; recording it (provenance, DataLad) wraps them in one place, the runner.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import NotImplementedYetError
+from ..recipe import Step
+
+__all__ = ["ACTIONS", "Context", "Outcome", "get_action"]
+
+
+@dataclass
+class Context:
+    """Where an action runs and what it may use."""
+
+    rundir: Path
+    """The run's working directory (products go here)."""
+    cal_fits: Path
+    """The archive files obtained for the recipe (read only)."""
+    env: dict[str, str] = field(default_factory=dict)
+    """Environment for calibration tools (CRDS_PATH, CRDS_MODE, jref, ...)."""
+    say: Callable[[str], None] = print
+
+
+@dataclass
+class Outcome:
+    """What one action did."""
+
+    action: str
+    inputs: list[Path] = field(default_factory=list)
+    outputs: list[Path] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+Action = Callable[[Context, Step], Outcome]
+
+
+def _not_yet(issue: str) -> Action:
+    def action(ctx: Context, step: Step) -> Outcome:
+        raise NotImplementedYetError(
+            f"step '{step.action}' is not implemented yet (planned: {issue}); "
+            "the steps before it completed"
+        )
+
+    return action
+
+
+def _registry() -> dict[str, Action]:
+    from . import bestrefs, files, headers
+
+    return {
+        "copy": files.copy,
+        "copy_reference": files.copy_reference,
+        "merge_asn": files.merge_asn,
+        "set_header": headers.set_header,
+        "bestrefs": bestrefs.bestrefs,
+        "calacs": _not_yet("the native calacs engine"),
+        "destripe": _not_yet("subarray destripe with CTE correction"),
+        "updatewcs": _not_yet("updatewcs with the local IDCTAB"),
+    }
+
+
+ACTIONS: dict[str, Action] = {}
+
+
+def get_action(name: str) -> Action:
+    """The function that performs step `name`."""
+    if not ACTIONS:
+        ACTIONS.update(_registry())
+    return ACTIONS[name]

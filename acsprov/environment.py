@@ -1,0 +1,67 @@
+"""The embedded default environment: the local CRDS cache and the variables tools need.
+
+acsprov ships no reference files; it makes them.  On first use the simulator writes
+its reference files (in calacs's formats) and a CRDS cache with acsprov's own small
+HST context around them.  With the variables of :func:`tool_environment` the real
+``crds`` library and command resolve every reference keyword from that cache without
+any network, and calacs-style ``jref$`` names resolve into it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+__all__ = ["default_crds_path", "ensure_local_crds", "tool_environment"]
+
+
+def default_crds_path(workdir: Path = Path("work")) -> Path:
+    """The CRDS cache acsprov uses: ``$ACSPROV_CRDS_PATH`` or ``<workdir>/crds_cache``."""
+    explicit = os.environ.get("ACSPROV_CRDS_PATH")
+    return Path(explicit) if explicit else Path(workdir) / "crds_cache"
+
+
+def ensure_local_crds(cache: Path, *, say: Callable[[str], None] = print) -> Path:
+    """Return `cache`, building the local CRDS cache there first if it has no context.
+
+    The cache is built in a temporary directory beside `cache` and renamed into
+    place, so an interrupted build never leaves a half-made cache behind.
+    """
+    from .simulate.crds_cache import build_crds_cache, cache_is_complete
+    from .simulate.reffiles import write_reference_files
+
+    cache = Path(cache).absolute()
+    if cache_is_complete(cache):
+        return cache
+    if cache.exists() and any(cache.iterdir()):
+        from .errors import ReferenceFileError
+
+        raise ReferenceFileError(
+            f"{cache} exists but is not a complete acsprov CRDS cache; "
+            "remove it or point ACSPROV_CRDS_PATH elsewhere"
+        )
+    say(f"building the local CRDS cache in {cache} (once; about a minute)")
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{cache.name}.", dir=cache.parent))
+    try:
+        refdir = staging / "references" / "hst"
+        refdir.mkdir(parents=True)
+        files = write_reference_files(refdir)
+        build_crds_cache(staging, files)
+        if cache.exists():
+            cache.rmdir()
+        os.replace(staging, cache)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    return cache
+
+
+def tool_environment(cache: Path) -> dict[str, str]:
+    """Environment variables for crds, calacs and acstools, pointing at `cache`."""
+    from .refs import crds_environment
+
+    return crds_environment(Path(cache).absolute())

@@ -1,0 +1,107 @@
+"""Small FITS and file helpers used at acsprov's I/O edges.
+
+Everything that writes a file does so atomically: the new content goes to a
+temporary file in the destination directory, which is renamed over the target only
+once it is complete.  A crash, a full disk or a bad input therefore never leaves a
+half-written product, and never damages the file it replaces.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from astropy.io import fits
+
+from .errors import BadInputError
+
+__all__ = [
+    "atomic_copy",
+    "atomic_path",
+    "check_acs_file",
+    "sha256sum",
+]
+
+_CHUNK = 1 << 20
+
+
+def sha256sum(path: str | os.PathLike[str]) -> str:
+    """Return the hex sha256 of a file's content (following symlinks)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(_CHUNK), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@contextlib.contextmanager
+def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path beside `target`; rename it onto `target` on success.
+
+    The temporary file is removed if the body raises, so `target` is either the
+    old file, untouched, or the complete new one.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, target)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp_path.unlink()
+
+
+def atomic_copy(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> Path:
+    """Copy `src` to `dst` atomically (content only, never a link); return `dst`."""
+    dst = Path(dst)
+    with atomic_path(dst) as tmp:
+        shutil.copyfile(src, tmp)
+    return dst
+
+
+def check_acs_file(path: str | os.PathLike[str], *, kind: str = "raw") -> fits.Header:
+    """Check that `path` is a complete, readable ACS FITS file; return its primary header.
+
+    Parameters
+    ----------
+    path : path-like
+        The file to check.
+    kind : str
+        What the caller expects (used in messages only), e.g. ``"raw"``.
+
+    Raises
+    ------
+    BadInputError
+        If the file is missing, not FITS, truncated, or not an ACS file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise BadInputError(f"{path}: no such {kind} file")
+    try:
+        with fits.open(path, memmap=False, lazy_load_hdus=False) as hdul:
+            hdul.verify("exception")
+            for hdu in hdul:
+                # touching .data forces a full read, which detects truncation
+                _ = hdu.data
+            header = hdul[0].header.copy()
+    except (OSError, ValueError, TypeError, fits.VerifyError) as err:
+        raise BadInputError(f"{path}: not a readable FITS file ({_first_line(err)})") from err
+    instrument = str(header.get("INSTRUME", "")).strip()
+    if instrument != "ACS":
+        raise BadInputError(
+            f"{path}: INSTRUME is {instrument or 'missing'!r}, expected 'ACS'"
+        )
+    return header
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip() or type(err).__name__
+    return text.splitlines()[0]

@@ -1,0 +1,161 @@
+"""Obtaining a dataset's files: from MAST when it can be reached, else the simulator.
+
+MAST serves HST files through its download API,
+``<base>/api/v0.1/Download/file?uri=mast:HST/product/<filename>``; the base URL is
+configurable (``--mast-url`` or ``ACSPROV_MAST_URL``) so that a mirror, or a test
+server on loopback, can stand in for it.  With ``source="auto"`` acsprov asks MAST
+first and falls back to its deterministic simulator, and always says which it used:
+products made from simulated data say so in their headers (``SIMULATE = T``) and in
+their provenance.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import quote
+
+import requests
+
+from .asn import read_asn, validate_rootname
+from .errors import DatasetError, SourceError
+from .fitsutil import atomic_path
+
+__all__ = [
+    "DEFAULT_MAST_URL",
+    "SOURCES",
+    "Obtained",
+    "mast_url",
+    "obtain",
+]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAST_URL = "https://mast.stsci.edu"
+SOURCES = ("auto", "mast", "simulate")
+_DATASET = re.compile(r"^[a-z0-9]{9}$")
+_TIMEOUT = (5.0, 60.0)
+
+
+@dataclass(frozen=True)
+class Obtained:
+    """What :func:`obtain` fetched, and from where."""
+
+    dataset: str
+    source: str
+    """``"mast"`` or ``"simulate"``."""
+    origin: str
+    """The MAST base URL, or the simulator's name and seed."""
+    files: tuple[Path, ...] = field(default_factory=tuple)
+
+
+def mast_url(explicit: str | None = None) -> str:
+    """The MAST base URL: `explicit`, else ``$ACSPROV_MAST_URL``, else MAST itself."""
+    return (explicit or os.environ.get("ACSPROV_MAST_URL") or DEFAULT_MAST_URL).rstrip("/")
+
+
+def obtain(
+    dataset: str,
+    dest: Path,
+    *,
+    source: str = "auto",
+    base_url: str | None = None,
+    say: Callable[[str], None] = print,
+) -> Obtained:
+    """Put a dataset's archive files (asn, raw, flt, spt) into `dest`.
+
+    Parameters
+    ----------
+    dataset : str
+        An association id (``jd1y04010``) or an exposure rootname (``jd5702jpq``).
+    dest : Path
+        Directory to write into (created if needed).
+    source : {"auto", "mast", "simulate"}
+        ``auto`` tries MAST and falls back to the simulator when MAST cannot be
+        reached (or when ``ACSPROV_OFFLINE`` is set).
+    base_url : str, optional
+        MAST base URL (see :func:`mast_url`).
+    say : callable
+        Where to announce which source was used.
+    """
+    dataset = dataset.strip().lower()
+    if not _DATASET.match(dataset):
+        raise DatasetError(f"{dataset!r} is not an HST dataset name (9 letters and digits)")
+    if source not in SOURCES:
+        raise DatasetError(f"unknown source {source!r}; use one of {', '.join(SOURCES)}")
+    dest.mkdir(parents=True, exist_ok=True)
+    base = mast_url(base_url)
+    if source in ("auto", "mast"):
+        offline = bool(os.environ.get("ACSPROV_OFFLINE")) and source == "auto"
+        if not offline:
+            try:
+                files = _download_dataset(dataset, dest, base)
+            except _UnreachableError as err:
+                if source == "mast":
+                    raise SourceError(f"MAST at {base} cannot be reached: {err}") from None
+                say(f"MAST at {base} cannot be reached ({err}): using the SIMULATOR instead")
+            else:
+                say(f"obtained {dataset} from MAST at {base} ({len(files)} files)")
+                return Obtained(dataset, "mast", base, tuple(files))
+        else:
+            say("ACSPROV_OFFLINE is set: using the SIMULATOR, not MAST")
+    return _simulate(dataset, dest, say)
+
+
+class _UnreachableError(Exception):
+    """MAST did not answer at all (no route, DNS failure, time-out)."""
+
+
+def _simulate(dataset: str, dest: Path, say: Callable[[str], None]) -> Obtained:
+    from .simulate import DATASETS, DEFAULT_SEED, simulate_dataset
+
+    if dataset not in DATASETS:
+        known = ", ".join(sorted(DATASETS))
+        raise DatasetError(f"the simulator does not know dataset {dataset!r}; it knows {known}")
+    files = simulate_dataset(dataset, dest, seed=DEFAULT_SEED)
+    say(f"SIMULATED {dataset} with acsprov's simulator (seed {DEFAULT_SEED}): not real data")
+    return Obtained(dataset, "simulate", f"acsprov.simulate seed={DEFAULT_SEED}", tuple(files))
+
+
+def _download_dataset(dataset: str, dest: Path, base: str) -> list[Path]:
+    session = requests.Session()
+    files: list[Path] = []
+    if not dataset[-1].isdigit():  # exposure rootnames end in a letter
+        exposures = [dataset]
+    else:
+        asn = _download(session, base, f"{dataset}_asn.fits", dest, required=True)
+        assert asn is not None
+        files.append(asn)
+        table = read_asn(asn)
+        exposures = [validate_rootname(m.name) for m in table.exposures]
+    for root in exposures:
+        for suffix, required in (("raw", True), ("flt", False), ("spt", False)):
+            got = _download(session, base, f"{root}_{suffix}.fits", dest, required=required)
+            if got is not None:
+                files.append(got)
+    return files
+
+
+def _download(
+    session: requests.Session, base: str, filename: str, dest: Path, *, required: bool
+) -> Path | None:
+    url = f"{base}/api/v0.1/Download/file?uri={quote('mast:HST/product/' + filename, safe=':/')}"
+    try:
+        response = session.get(url, stream=True, timeout=_TIMEOUT)
+    except (requests.ConnectionError, requests.Timeout) as err:
+        raise _UnreachableError(type(err).__name__) from err
+    with response:
+        if response.status_code == 404 and not required:
+            return None
+        if response.status_code != 200:
+            raise SourceError(f"MAST answered HTTP {response.status_code} for {filename}")
+        target = dest / filename
+        with atomic_path(target) as tmp, open(tmp, "wb") as fh:
+            for chunk in response.iter_content(1 << 20):
+                fh.write(chunk)
+    log.debug("downloaded %s", target)
+    return target

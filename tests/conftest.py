@@ -1,0 +1,17 @@
+"""Shared fixtures.  Tests never reach the real MAST or CRDS servers."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+@pytest.fixture(autouse=True)
+def _offline(monkeypatch):
+    """Keep every test off the network: `auto` sources go straight to the simulator."""
+    monkeypatch.setenv("ACSPROV_OFFLINE", "1")
+    monkeypatch.setenv("ACSPROV_MAST_URL", "http://127.0.0.1:9")
