@@ -133,6 +133,34 @@ def bestrefs(files: tuple[Path, ...], workdir: Path) -> None:
             click.echo(f"{Path(path).name}: {keyword} {old} -> {new}")
 
 
+@cli.command(hidden=True)
+@click.argument("action")
+@click.argument("params")
+@click.option("--crds-path", type=click.Path(path_type=Path), required=True)
+def step(action: str, params: str, crds_path: Path) -> None:
+    """Perform one recipe step in the current run directory (what `datalad rerun` runs)."""
+    import json
+
+    from .actions import Context, get_action
+    from .environment import tool_environment
+    from .errors import RecipeError
+    from .provenance import Recorder
+    from .recipe import parse_step
+
+    try:
+        raw = json.loads(params)
+    except ValueError as err:
+        raise RecipeError(f"step parameters are not JSON: {err}") from None
+    parsed = parse_step({action: raw}, "step")
+    rundir = Path.cwd()
+    rec = Recorder(rundir.parent, name="step", datalad=False, persist=False)
+    ctx = Context(rundir=rundir, cal_fits=rundir.parent / "cal_fits",
+                  env=tool_environment(crds_path), say=click.echo)
+    with rec.activity(parsed.action, params=dict(parsed.params), cwd=rundir) as act:
+        ctx.act = act
+        get_action(parsed.action)(ctx, parsed)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the command, turning errors into one line and an exit status."""
     try:

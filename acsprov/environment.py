@@ -15,7 +15,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["default_crds_path", "ensure_local_crds", "tool_environment"]
+__all__ = ["cache_is_complete", "default_crds_path", "ensure_local_crds", "tool_environment"]
 
 
 def default_crds_path(workdir: Path = Path("work")) -> Path:
@@ -30,7 +30,7 @@ def ensure_local_crds(cache: Path, *, say: Callable[[str], None] = print) -> Pat
     The cache is built in a temporary directory beside `cache` and renamed into
     place, so an interrupted build never leaves a half-made cache behind.
     """
-    from .simulate.crds_cache import build_crds_cache, cache_is_complete
+    from .simulate.crds_cache import build_crds_cache
     from .simulate.reffiles import write_reference_files
 
     cache = Path(cache).absolute()
@@ -58,6 +58,18 @@ def ensure_local_crds(cache: Path, *, say: Callable[[str], None] = print) -> Pat
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
     return cache
+
+
+def cache_is_complete(cache: Path) -> bool:
+    """True if `cache` holds a CRDS configuration whose operational context exists."""
+    from .errors import AcsprovError
+    from .refs import operational_context
+
+    try:
+        context = operational_context(cache)
+    except AcsprovError:
+        return False
+    return (Path(cache) / "mappings" / "hst" / context).is_file()
 
 
 def tool_environment(cache: Path) -> dict[str, str]:

@@ -35,6 +35,7 @@ __all__ = [
     "available_recipes",
     "load_recipe",
     "parse_recipe",
+    "parse_step",
 ]
 
 #: Where the recipes shipped with acsprov live (``ACSPROV_RECIPES`` overrides it).
@@ -215,6 +216,11 @@ def _names(value: object, where: str, *, globs: bool = False) -> tuple[str, ...]
     if not out:
         raise RecipeError(f"{where}: no file given")
     return tuple(out)
+
+
+def parse_step(step: object, where: str = "step") -> Step:
+    """Validate one step (a mapping of one action to its parameters)."""
+    return _parse_step(step, where)
 
 
 def _parse_step(step: object, where: str) -> Step:

@@ -1,31 +1,47 @@
-"""Running a dataset recipe: set up, obtain the data, and do each step in order."""
+"""Running a dataset recipe: set up, obtain the data, and do each step, recorded.
+
+The recipe's directory ``<workdir>/<recipe>/`` is a DataLad dataset.  Every action
+(obtaining the archive files, each step of each run) is one recorded activity: one
+PROV document per reprocessing run in ``prov/``, and one DataLad commit per action
+whose run record re-executes it (``acsprov step ...``) under ``datalad rerun``.
+"""
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
+import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .actions import Context, Outcome, get_action
 from .environment import ensure_local_crds, tool_environment
-from .fitsutil import atomic_path, check_acs_file, sha256sum
-from .recipe import Recipe, load_recipe
+from .fitsutil import check_acs_file
+from .provenance import Recorder
+from .provenance._datalad import clear_directory
+from .recipe import Recipe, Step, load_recipe
 from .sources import Obtained, obtain
 
-__all__ = ["ReprocessResult", "reprocess"]
+__all__ = ["ReprocessResult", "reprocess", "step_command"]
 
 
 @dataclass
 class ReprocessResult:
-    """What a recipe run did: obtained data and each run's outcomes."""
+    """What a recipe run did: obtained data, each run's outcomes, the PROV document."""
 
     recipe: Recipe
     root: Path
+    document: Path | None = None
     obtained: list[Obtained] = field(default_factory=list)
     outcomes: dict[str, list[Outcome]] = field(default_factory=dict)
+
+
+def step_command(step: Step, *, crds_path: Path, cwd: Path) -> str:
+    """The command line that performs `step` again in `cwd` (for ``datalad rerun``)."""
+    params = json.dumps(step.params, sort_keys=True, default=list)
+    cache = os.path.relpath(crds_path, cwd)
+    return shlex.join(["acsprov", "step", step.action, params, "--crds-path", cache])
 
 
 def reprocess(
@@ -35,91 +51,96 @@ def reprocess(
     source: str | None = None,
     mast_url: str | None = None,
     crds_path: Path | None = None,
+    datalad: bool = True,
     say: Callable[[str], None] = print,
 ) -> ReprocessResult:
-    """Run the recipe `name` in ``<workdir>/<name>/``.
+    """Run the recipe `name` in ``<workdir>/<name>/``, recording every action.
 
     Parameters
     ----------
     name : str
         Recipe name (``jd1y04010``) or path to a recipe YAML file.
     workdir : Path
-        Top working directory; the recipe's files go to ``workdir/<recipe>/``.
+        Top working directory; the recipe's dataset is ``workdir/<recipe>/``.
     source : {"auto", "mast", "simulate"}, optional
         Overrides the recipe's data source.
     mast_url : str, optional
         MAST base URL (default ``$ACSPROV_MAST_URL`` or MAST itself).
     crds_path : Path, optional
-        CRDS cache to use; default the local cache ``<workdir>/crds_cache``, built
-        on first use from acsprov's reference files.
+        CRDS cache; default the local cache ``<workdir>/crds_cache``, built on first use.
+    datalad : bool
+        Keep the work directory as a DataLad dataset, one commit per action.
     say : callable
         Progress messages.
 
     Raises
     ------
     AcsprovError
-        On any failure; the steps before the failing one have completed.
+        On any failure; the steps before the failing one have completed and are
+        recorded, and the failing one is recorded with ``status=error``.
     """
     recipe = load_recipe(name)
-    root = Path(workdir) / recipe.name
-    root.mkdir(parents=True, exist_ok=True)
+    root = (Path(workdir) / recipe.name).absolute()
     say(f"recipe {recipe.name}: {recipe.title}")
     cache = ensure_local_crds(crds_path or Path(workdir) / "crds_cache", say=say)
     env = tool_environment(cache)
-    result = ReprocessResult(recipe, root)
+    rec = Recorder(root, name=recipe.name, datalad=datalad, aliases={env["jref"]: "jref$"})
+    result = ReprocessResult(recipe, root, document=rec.document_path)
     cal_fits = root / "cal_fits"
     for dataset in recipe.datasets:
         result.obtained.append(
-            _obtain_once(dataset, cal_fits, source or recipe.source, mast_url, say)
+            _obtain(rec, dataset, cal_fits, source or recipe.source, mast_url, say)
         )
     for run in recipe.runs:
-        rundir = _fresh_rundir(root / run.name, say)
+        rundir = root / run.name
+        if datalad:
+            clear_directory(root, rundir, message=f"start {run.name} afresh "
+                            "(earlier products stay in history)")
+        rundir.mkdir(parents=True, exist_ok=True)
         ctx = Context(rundir=rundir, cal_fits=cal_fits, env=env, say=say)
         outcomes = result.outcomes.setdefault(run.name, [])
         say(f"run {run.name}: {run.description}" if run.description else f"run {run.name}")
         for index, step in enumerate(run.steps, start=1):
             say(f"[{run.name} {index}/{len(run.steps)}] {step.describe()}")
-            outcomes.append(get_action(step.action)(ctx, step))
+            with rec.activity(
+                step.action,
+                params=dict(step.params),
+                command=step_command(step, crds_path=cache, cwd=rundir),
+                cwd=rundir,
+                label=f"{run.name}: {step.describe()}",
+                will_write=_existing(rundir, step),
+            ) as act:
+                ctx.act = act
+                outcomes.append(get_action(step.action)(ctx, step))
+            ctx.act = None
     say(f"recipe {recipe.name} complete: products in {root}")
     return result
 
 
-def _obtain_once(
-    dataset: str, cal_fits: Path, source: str, mast_url: str | None, say: Callable[[str], None]
+def _existing(rundir: Path, step: Step) -> list[Path]:
+    """Files of the run directory a step may rewrite (unlocked before it runs)."""
+    return [p for p in rundir.iterdir() if p.is_file() or p.is_symlink()]
+
+
+def _obtain(
+    rec: Recorder,
+    dataset: str,
+    cal_fits: Path,
+    source: str,
+    mast_url: str | None,
+    say: Callable[[str], None],
 ) -> Obtained:
-    """Obtain `dataset` unless a verified earlier download is already there."""
-    manifest = cal_fits / f".{dataset}.obtained.json"
-    if manifest.is_file():
-        record = json.loads(manifest.read_text())
-        files = [cal_fits / f for f in record["files"]]
-        if all(p.is_file() and sha256sum(p) == record["files"][p.name] for p in files):
-            say(f"{dataset}: archive files already obtained from {record['source']}")
-            return Obtained(dataset, record["source"], record["origin"], tuple(files))
-        say(f"{dataset}: earlier download does not verify, obtaining again")
-    got = obtain(dataset, cal_fits, source=source, base_url=mast_url, say=say)
-    for path in got.files:
-        check_acs_file(path, kind="archive")
-    record = {
-        "dataset": dataset,
-        "source": got.source,
-        "origin": got.origin,
-        "obtained": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "files": {p.name: sha256sum(p) for p in got.files},
-    }
-    with atomic_path(manifest) as tmp:
-        tmp.write_text(json.dumps(record, indent=2) + "\n")
+    """Obtain `dataset` into `cal_fits` as one recorded activity."""
+    with rec.activity("obtain", params={"dataset": dataset, "source": source}, cwd=rec.root,
+                      label=f"obtain {dataset}") as act:
+        got = obtain(dataset, cal_fits, source=source, base_url=mast_url, say=say)
+        for path in got.files:
+            check_acs_file(path, kind="archive")
+            act.generated(path, role="archive", source=got.source, origin=got.origin)
+        act.note(source=got.source, origin=got.origin, simulated=got.source == "simulate")
+        # re-running must ask the source that was actually used
+        act.record.command = shlex.join(
+            ["acsprov", "fetch", dataset, "--out", "cal_fits", "--source", got.source]
+            + (["--mast-url", got.origin] if got.source == "mast" else [])
+        )
     return got
-
-
-def _fresh_rundir(rundir: Path, say: Callable[[str], None]) -> Path:
-    """An empty run directory; an earlier run's directory is kept under ``.previous/``."""
-    if rundir.exists() and any(rundir.iterdir()):
-        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
-        keep = rundir.parent / ".previous" / f"{rundir.name}-{stamp}"
-        keep.parent.mkdir(exist_ok=True)
-        os.replace(rundir, keep)
-        say(f"earlier {rundir.name}/ kept as {keep.relative_to(rundir.parent)}")
-    rundir.mkdir(parents=True, exist_ok=True)
-    return rundir
-
-

@@ -1,8 +1,10 @@
 """The handbook's actions, one module each, behind a single registry.
 
 Every action takes a :class:`Context` and a validated :class:`~acsprov.recipe.Step`
-and returns an :class:`Outcome` naming the files it read and wrote.  Actions do the
-work only; recording it (provenance, DataLad) wraps them in one place, the runner.
+and returns an :class:`Outcome`.  Actions do the work; what they read and write they
+declare on ``ctx.act``, the handle of the activity the runner's recorder opened around
+them (inputs before they are changed, outputs once written).  They never see the
+recorder itself: writing PROV and committing to DataLad happen in one place.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import NotImplementedYetError
+from ..provenance.recorder import Activity
 from ..recipe import Step
 
 __all__ = ["ACTIONS", "Context", "Outcome", "get_action"]
@@ -29,6 +32,15 @@ class Context:
     env: dict[str, str] = field(default_factory=dict)
     """Environment for calibration tools (CRDS_PATH, CRDS_MODE, jref, ...)."""
     say: Callable[[str], None] = print
+    act: Activity | None = None
+    """The recorded activity the action runs in."""
+
+    @property
+    def activity(self) -> Activity:
+        """The recorded activity (the runner always opens one)."""
+        if self.act is None:
+            raise RuntimeError("actions run inside a recorded activity")
+        return self.act
 
 
 @dataclass

@@ -1,0 +1,140 @@
+"""DataLad operations of the recorder (the only module importing `datalad`).
+
+A work directory ``work/<dataset>/`` is a DataLad dataset.  FITS files are annexed
+(content-addressed with SHA256E), text files (trailers, PROV documents, JSON) go to
+git.  Each recorded action is one commit made with DataLad's own ``run`` machinery in
+*inject* mode: the action has already run in-process, and the commit carries the run
+record (command, inputs, outputs) that ``datalad rerun`` executes again.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+__all__ = ["clear_directory", "ensure_dataset", "is_dataset", "save_action", "unlock"]
+
+log = logging.getLogger(__name__)
+
+GITATTRIBUTES = """\
+* annex.backend=SHA256E
+* annex.largefiles=((mimeencoding=binary)and(largerthan=0))
+*.fits annex.largefiles=anything
+*.fits.gz annex.largefiles=anything
+**/.git* annex.largefiles=nothing
+"""
+
+
+def is_dataset(root: Path) -> bool:
+    """True if `root` is the top of a DataLad dataset."""
+    return (root / ".datalad" / "config").is_file()
+
+
+def ensure_dataset(root: Path) -> None:
+    """Make `root` a DataLad dataset (annexing FITS files), if it is not one yet."""
+    import datalad.api as dl
+
+    root.mkdir(parents=True, exist_ok=True)
+    if is_dataset(root):
+        return
+    dl.create(path=str(root), force=True, result_renderer="disabled",
+              description="acsprov work directory")
+    _ensure_identity(root)
+    (root / ".gitattributes").write_text(GITATTRIBUTES)
+    dl.save(dataset=str(root), path=[str(root / ".gitattributes")],
+            message="acsprov: annex FITS files with SHA256E, keep text in git",
+            result_renderer="disabled")
+
+
+def _ensure_identity(root: Path) -> None:
+    """Give the dataset a committer identity if git has none configured."""
+    for key, value in (("user.name", "acsprov"), ("user.email", "acsprov@localhost")):
+        probe = subprocess.run(["git", "-C", str(root), "config", key],
+                               capture_output=True, text=True, check=False)
+        if not probe.stdout.strip():
+            subprocess.run(["git", "-C", str(root), "config", key, value], check=True)
+
+
+def unlock(root: Path, paths: Iterable[Path]) -> None:
+    """Unlock annexed files among `paths`, so that writing them never touches the annex.
+
+    A locked annexed file is a symlink into ``.git/annex/objects``; as root, opening
+    it for update would write into the object itself and corrupt it.  Unlocking
+    replaces the link by a regular copy; the previous version stays in the annex.
+    """
+    locked = [p for p in paths if p.is_symlink() and ".git/annex/objects" in os.readlink(p)]
+    if not locked:
+        return
+    import datalad.api as dl
+
+    dl.unlock(dataset=str(root), path=[str(p) for p in locked], result_renderer="disabled")
+
+
+def save_action(
+    root: Path,
+    *,
+    command: str,
+    cwd: Path,
+    inputs: Iterable[Path],
+    outputs: Iterable[Path],
+    message: str,
+    extra: Mapping[str, Any],
+) -> str | None:
+    """Commit `outputs` with a DataLad run record of `command` run in `cwd`.
+
+    Returns the commit sha, or None if nothing changed.
+    """
+    from datalad.core.local.run import run_command
+    from datalad.distribution.dataset import Dataset
+
+    ds = Dataset(str(root))
+    here = os.getcwd()
+    os.chdir(cwd)  # the run record stores the working directory relative to the dataset
+    try:
+        rel = lambda p: os.path.relpath(p, cwd)  # noqa: E731
+        results = list(run_command(
+            command,
+            dataset=ds,
+            inputs=[rel(p) for p in inputs if _inside(p, root)],
+            outputs=[rel(p) for p in outputs if _inside(p, root)],
+            explicit=True,
+            inject=True,
+            message=message,
+            extra_info={"acsprov": dict(extra)},
+        ))
+    finally:
+        os.chdir(here)
+    failed = [r for r in results if r.get("status") in ("error", "impossible")]
+    if failed:
+        from ..errors import AcsprovError
+
+        raise AcsprovError(f"datalad could not save {message!r}: {failed[0].get('message')}")
+    head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"],
+                          capture_output=True, text=True, check=False)
+    return head.stdout.strip() or None
+
+
+def _inside(path: Path, root: Path) -> bool:
+    try:
+        Path(os.path.abspath(path)).relative_to(os.path.abspath(root))
+    except ValueError:
+        return False
+    return True
+
+
+def clear_directory(root: Path, path: Path, *, message: str) -> None:
+    """Remove `path` from the work tree and commit that; its history keeps every file."""
+    if not path.exists():
+        return
+    rel = os.path.relpath(path, root)
+    git = ["git", "-C", str(root)]
+    subprocess.run([*git, "rm", "-r", "-q", "--ignore-unmatch", "--", rel], check=True,
+                   capture_output=True)
+    shutil.rmtree(path, ignore_errors=True)
+    if subprocess.run([*git, "diff", "--cached", "--quiet"], check=False).returncode:
+        subprocess.run([*git, "commit", "-q", "-m", message], check=True, capture_output=True)

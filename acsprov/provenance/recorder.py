@@ -1,0 +1,257 @@
+"""The one recorder that wraps every action acsprov performs.
+
+Usage (the shape every caller follows)::
+
+    rec = Recorder(root, name="example1")
+    with rec.activity("set_header", params=edits, command=cli_equivalent, cwd=rundir) as act:
+        act.used(raw, role="raw")
+        edit = set_header(raw, edits)          # the action knows nothing of `rec`
+        act.generated(raw, role="raw", derived_from=[raw])
+
+On leaving the block the recorder closes the activity (end time, status), writes the
+run's PROV document atomically to ``<root>/prov/<run id>.json`` and, when `root` is a
+DataLad dataset, commits the outputs and the document with a run record of the
+command.  If the block raises, the activity is recorded with ``status=error``, nothing
+is committed, and the exception propagates unchanged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import uuid
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from ..fitsutil import atomic_path, sha256sum
+from . import _datalad
+from .environment import image_identity, software_versions, user_name
+from .records import ActivityRecord, FileEntity, RunRecord
+from .stamp import Stamp, stamping
+
+__all__ = ["Activity", "Recorder"]
+
+
+class _HashCache:
+    """sha256 of files, recomputed only when size, mtime or inode change."""
+
+    def __init__(self) -> None:
+        self._cache: dict[tuple[int, int, int, int], str] = {}
+
+    def __call__(self, path: Path) -> tuple[str, int]:
+        st = os.stat(path)
+        key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        if key not in self._cache:
+            self._cache[key] = sha256sum(path)
+        return self._cache[key], st.st_size
+
+
+class Activity:
+    """Handle of a running activity: declare what it used and generated."""
+
+    def __init__(self, recorder: Recorder, record: ActivityRecord) -> None:
+        self._rec = recorder
+        self.record = record
+        self._outputs: list[Path] = []
+        self._inputs: list[Path] = []
+
+    @property
+    def id(self) -> str:
+        """The activity's identifier."""
+        return self.record.id
+
+    def relpath(self, path: str | os.PathLike[str]) -> str:
+        """`path` as recorded: relative to the dataset root, or absolute outside it."""
+        return self._rec.relpath(Path(path))
+
+    def used(self, path: str | os.PathLike[str], *, role: str, sha256: str | None = None,
+             **attributes: object) -> Path:
+        """Record that the activity read `path` (as it is now); return the path."""
+        path = Path(path)
+        self.record.used.append(self._rec.entity(path, role, sha256, attributes))
+        self._inputs.append(path)
+        return path
+
+    def generated(self, path: str | os.PathLike[str], *, role: str,
+                  derived_from: Iterable[str | os.PathLike[str]] = (),
+                  sha256: str | None = None, **attributes: object) -> Path:
+        """Record that the activity wrote `path`; return the path.
+
+        `sha256` may be given for intermediate files that no longer exist (calacs
+        deletes its ``_blv_tmp`` files); `derived_from` names used or generated
+        paths of this activity the file was made from.
+        """
+        path = Path(path)
+        item = self._rec.entity(path, role, sha256, attributes)
+        self.record.generated.append(item)
+        if sha256 is None or path.exists():
+            self._outputs.append(path)
+        sources = {self._rec.relpath(Path(p)) for p in derived_from}
+        for candidate in reversed(self.record.used + self.record.generated[:-1]):
+            if candidate.path in sources:
+                self.record.derivations.append((item.key, candidate.key))
+                sources.discard(candidate.path)
+        return path
+
+    def note(self, **attributes: object) -> None:
+        """Attach facts (CRDS context, switches in force, header changes...)."""
+        for key, value in attributes.items():
+            self.record.attributes[key] = value if isinstance(value, str) else json.dumps(
+                value, sort_keys=True, default=str)
+
+    def engine(self, **info: str) -> None:
+        """Name the calibration engine that did the work (name, version, ...)."""
+        self.record.engine = {k: str(v) for k, v in info.items()}
+
+
+class Recorder:
+    """Records a run's activities as W3C-PROV, and as DataLad commits when it can.
+
+    Parameters
+    ----------
+    root : Path
+        The dataset (or plain directory) the run works in; paths are recorded
+        relative to it, and the PROV document goes to ``root/prov/``.
+    name : str
+        A name for the run (e.g. ``jd1y04010``).
+    datalad : bool
+        Make `root` a DataLad dataset and commit each action (default True).
+    aliases : mapping, optional
+        Directories outside `root` recorded under a symbolic prefix instead of their
+        absolute path, e.g. ``{jref_dir: "jref$"}`` for the CRDS reference directory.
+    persist : bool
+        Write the PROV document (default True).  ``acsprov step``, which DataLad's
+        ``rerun`` executes, runs its action in an unpersisted recorder: the rerun is
+        recorded by DataLad itself.
+    """
+
+    def __init__(self, root: Path, *, name: str, datalad: bool = True,
+                 aliases: Mapping[str | os.PathLike[str], str] | None = None,
+                 persist: bool = True) -> None:
+        self.root = Path(root).absolute()
+        self.aliases = {Path(os.path.abspath(k)): v for k, v in (aliases or {}).items()}
+        self.root.mkdir(parents=True, exist_ok=True)
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+        self.run = RunRecord(
+            run_id=f"{stamp}-{uuid.uuid4().hex[:8]}",
+            name=name,
+            root=self.root.name,
+            software=software_versions(),
+            user=user_name(),
+            image=image_identity(),
+        )
+        self.datalad = datalad and persist
+        self.persist = persist
+        if self.datalad:
+            _datalad.ensure_dataset(self.root)
+        self.document_path = self.root / "prov" / f"{self.run.run_id}.json"
+        self._hash = _HashCache()
+        self._document_sha = ""
+
+    # -- paths and entities -------------------------------------------------
+    def relpath(self, path: Path) -> str:
+        """`path` relative to the root (POSIX), or absolute if outside it."""
+        absolute = Path(os.path.abspath(path))
+        try:
+            return absolute.relative_to(self.root).as_posix()
+        except ValueError:
+            pass
+        for directory, prefix in self.aliases.items():
+            try:
+                return prefix + absolute.relative_to(directory).as_posix()
+            except ValueError:
+                continue
+        return absolute.as_posix()
+
+    def _inside(self, path: Path) -> bool:
+        try:
+            Path(os.path.abspath(path)).relative_to(self.root)
+        except ValueError:
+            return False
+        return True
+
+    def entity(self, path: Path, role: str, sha256: str | None,
+               attributes: Mapping[str, object]) -> FileEntity:
+        """A :class:`FileEntity` for `path` as it is now (or with the given hash)."""
+        size = None
+        if sha256 is None:
+            sha256, size = self._hash(path)
+        rel = self.relpath(path)
+        return FileEntity(
+            path=rel, sha256=sha256, role=role, size=size,
+            external=not self._inside(path),
+            attributes={k: str(v) for k, v in attributes.items()},
+        )
+
+    # -- activities ----------------------------------------------------------
+    @contextlib.contextmanager
+    def activity(self, action: str, *, params: Mapping[str, Any] | None = None,
+                 command: str | None = None, cwd: Path | None = None,
+                 label: str | None = None,
+                 will_write: Iterable[Path] = ()) -> Iterator[Activity]:
+        """Record one action; see the module docstring.
+
+        `will_write` lists existing files the action will overwrite: annexed ones are
+        unlocked first, so the action can never write into the annex.
+        """
+        previous = self.run.activities[-1].id if self.run.activities else None
+        record = ActivityRecord(
+            id=str(uuid.uuid4()), action=action, label=label or action,
+            started=dt.datetime.now(dt.UTC), params=dict(params or {}), command=command,
+            cwd=self.relpath(cwd) if cwd is not None else None, informed_by=previous,
+        )
+        self.run.activities.append(record)
+        handle = Activity(self, record)
+        if self.datalad:
+            _datalad.unlock(self.root, [Path(p) for p in will_write])
+        history = tuple(f"{a.action} ({a.id})" for a in self.run.activities)
+        stamp = Stamp(self.run.run_id, record.id, self._document_sha, history)
+        try:
+            with stamping(stamp):
+                yield handle
+        except BaseException as err:
+            record.status = "error"
+            record.message = str(err).splitlines()[0] if str(err) else type(err).__name__
+            record.ended = dt.datetime.now(dt.UTC)
+            self.write_document()
+            raise
+        record.status = "ok"
+        record.ended = dt.datetime.now(dt.UTC)
+        self.write_document()
+        if self.datalad:
+            self._commit(handle)
+
+    def write_document(self) -> Path:
+        """Write the run's PROV document (PROV-JSON) atomically; return its path."""
+        from ._prov import build_document, serialize
+
+        if not self.persist:
+            return self.document_path
+        text = serialize(build_document(self.run), "json")
+        with atomic_path(self.document_path) as tmp:
+            tmp.write_text(text + "\n")
+        self._document_sha = sha256sum(self.document_path)
+        return self.document_path
+
+    def _commit(self, handle: Activity) -> None:
+        record = handle.record
+        cwd = self.root / record.cwd if record.cwd and self._inside(self.root / record.cwd) \
+            else self.root
+        outputs = [p for p in handle._outputs if p.exists()] + [self.document_path]
+        _datalad.save_action(
+            self.root,
+            command=record.command or f"# {record.action} (not re-runnable)",
+            cwd=cwd,
+            inputs=handle._inputs,
+            outputs=outputs,
+            message=f"{record.action}: {record.label}"[:72],
+            extra={
+                "run": self.run.run_id,
+                "activity": record.id,
+                "prov": self.relpath(self.document_path),
+                "status": record.status,
+            },
+        )

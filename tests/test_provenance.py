@@ -1,0 +1,134 @@
+"""The recorder: PROV documents, DataLad commits with run records, annex safety."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+
+import prov.model as pm
+import pytest
+from astropy.io import fits
+from helpers import make_raw
+
+from acsprov.fitsutil import sha256sum
+from acsprov.headers import set_header
+from acsprov.provenance import Recorder, apply_stamp, current_stamp
+from acsprov.provenance._prov import build_document, serialize
+
+def _git(root, *args):
+    return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True,
+                          check=True).stdout
+
+
+def _add_raw(rec, name="j8is01j2q_raw.fits"):
+    with rec.activity("copy", command=f"cp src/{name} .", cwd=rec.root) as act:
+        raw = make_raw(rec.root / name, BIASFILE="jref$old_bia.fits")
+        act.generated(raw, role="raw")
+    return raw
+
+
+def test_header_edit_is_recorded_with_before_and_after(tmp_path):
+    rec = Recorder(tmp_path / "ds", name="t")
+    raw = _add_raw(rec)
+    assert raw.is_symlink(), "FITS files are annexed (locked) after the first commit"
+    sha_before = sha256sum(raw)
+    with rec.activity("set_header", params={"BIASFILE": "mybias.fits"},
+                      command="acsprov set-header j8is01j2q_raw.fits BIASFILE=mybias.fits",
+                      cwd=rec.root, will_write=[raw]) as act:
+        act.used(raw, role="raw")
+        edit = set_header(raw, {"BIASFILE": "mybias.fits"})
+        act.generated(raw, role="raw", derived_from=[raw])
+        act.note(header_changes=[{"keyword": c.keyword, "before": c.before, "after": c.after}
+                                 for c in edit.changes])
+    sha_after = sha256sum(raw)
+    assert sha_after != sha_before
+
+    doc = json.loads(rec.document_path.read_text())
+    entities = doc["entity"].values()
+    shas = {e["acsprov:sha256"] for e in entities if "acsprov:sha256" in e}
+    assert {sha_before, sha_after} <= shas
+    edit_acts = [a for a in doc["activity"].values()
+                 if a.get("prov:label") == "set_header"]
+    assert len(edit_acts) == 1
+    changes = json.loads(edit_acts[0]["acsprov:header_changes"])
+    assert changes == [{"keyword": "BIASFILE", "before": "jref$old_bia.fits",
+                        "after": "mybias.fits"}]
+    assert len(doc["wasDerivedFrom"]) == 1
+    assert len(doc["wasInformedBy"]) == 1
+
+    # the annex is intact and both versions of the raw file stay retrievable
+    _git(rec.root, "annex", "fsck", "--quiet")
+    assert not any((rec.root / ".git" / "annex" / "bad").glob("*"))
+    log = _git(rec.root, "log", "--format=%s", "--", "j8is01j2q_raw.fits").splitlines()
+    assert log == ["[DATALAD RUNCMD] set_header: set_header", "[DATALAD RUNCMD] copy: copy"]
+    first = _git(rec.root, "log", "--format=%H", "--", "j8is01j2q_raw.fits").split()[-1]
+    _git(rec.root, "annex", "get", "--quiet", "j8is01j2q_raw.fits")
+    old = subprocess.run(["git", "-C", str(rec.root), "show", f"{first}:j8is01j2q_raw.fits"],
+                         capture_output=True, text=True, check=True).stdout
+    assert "annex/objects" in old  # the first version is an annex key still present
+    assert "SHA256E" in old
+
+
+def test_commit_carries_a_datalad_run_record(tmp_path):
+    rec = Recorder(tmp_path / "ds", name="t")
+    _add_raw(rec)
+    message = _git(rec.root, "log", "-1", "--format=%B")
+    assert message.startswith("[DATALAD RUNCMD] copy")
+    record = json.loads(message.split("=== Do not change lines below ===")[1]
+                        .split("^^^ Do not change lines above ^^^")[0])
+    assert record["cmd"] == "cp src/j8is01j2q_raw.fits ."
+    assert "j8is01j2q_raw.fits" in record["outputs"]
+    assert record["acsprov"]["prov"] == rec.relpath(rec.document_path)
+    assert record["acsprov"]["activity"] == rec.run.activities[-1].id
+
+
+def test_prov_json_and_xml_round_trip(tmp_path):
+    rec = Recorder(tmp_path / "ds", name="t", datalad=False)
+    _add_raw(rec, "odd name (1)#.fits")
+    doc = build_document(rec.run)
+    again = pm.ProvDocument.deserialize(io.StringIO(serialize(doc, "json")), format="json")
+    assert again == doc
+    xml = pm.ProvDocument.deserialize(io.StringIO(serialize(doc, "xml")), format="xml")
+    assert xml == doc
+    turtle = serialize(doc, "turtle")
+    assert "odd name" in turtle  # the real name is an attribute...
+    assert "ent:sha256-" in serialize(doc, "provn")  # ...identifiers are hashes
+
+
+def test_failed_activity_is_recorded_and_not_committed(tmp_path):
+    rec = Recorder(tmp_path / "ds", name="t")
+    head = _git(rec.root, "rev-parse", "HEAD")
+    with pytest.raises(ValueError, match="boom"), rec.activity("calacs", cwd=rec.root):
+        raise ValueError("boom")
+    assert _git(rec.root, "rev-parse", "HEAD") == head
+    doc = json.loads(rec.document_path.read_text())
+    (activity,) = doc["activity"].values()
+    assert activity["acsprov:status"] == "error"
+    assert activity["acsprov:message"] == "boom"
+
+
+def test_products_are_stamped_inside_an_activity(tmp_path):
+    rec = Recorder(tmp_path / "ds", name="t", datalad=False)
+    assert current_stamp() is None
+    _add_raw(rec)
+    first_doc_sha = sha256sum(rec.document_path)
+    with rec.activity("calacs", cwd=rec.root) as act:
+        header = apply_stamp(fits.Header())
+    assert header["PROVACT"] == act.id
+    assert header["PROVRUN"] == rec.run.run_id
+    assert header["PROVDOC"] == first_doc_sha
+    assert any("calacs" in str(h) for h in header["HISTORY"])
+    assert current_stamp() is None
+
+
+def test_external_reference_files_use_an_alias(tmp_path):
+    jref = tmp_path / "cache" / "references" / "hst"
+    jref.mkdir(parents=True)
+    ref = make_raw(jref / "x_bia.fits")
+    rec = Recorder(tmp_path / "ds", name="t", datalad=False, aliases={jref: "jref$"})
+    with rec.activity("calacs", cwd=rec.root) as act:
+        act.used(ref, role="biasfile")
+    (used,) = rec.run.activities[0].used
+    assert used.path == "jref$x_bia.fits"
+    assert used.external
