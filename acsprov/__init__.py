@@ -2,10 +2,23 @@
 
 Every action of the ACS Data Handbook's manual recalibration (section 3.5) is done
 for the user and recorded as W3C-PROV provenance beside DataLad-tracked products.
+
+``from acsprov import calacs`` gives a drop-in for ``acstools.calacs.calacs``.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+__all__ = ["__version__", "calacs"]
+
+
+def __getattr__(name: str) -> Any:
+    # imported lazily: the engine pulls in numba, which the command line rarely needs
+    if name == "calacs":
+        from .engine import calacs
+
+        return calacs
+    raise AttributeError(f"module 'acsprov' has no attribute {name!r}")

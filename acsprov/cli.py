@@ -133,6 +133,104 @@ def bestrefs(files: tuple[Path, ...], workdir: Path) -> None:
             click.echo(f"{Path(path).name}: {keyword} {old} -> {new}")
 
 
+@cli.command("calacs")
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--engine", type=click.Choice(["auto", "native", "hstcal"]), default="auto",
+              show_default=True, help="auto: calacs.e if on PATH, else the native engine.")
+@click.option("-t", "time_stamps", is_flag=True, help="Print time stamps.")
+@click.option("-s", "temp_files", is_flag=True, help="Keep temporary files.")
+@click.option("-v", "verbose", is_flag=True, help="Verbose output.")
+@click.option("-d", "debug", is_flag=True, help="Debugging output.")
+@click.option("-q", "quiet", is_flag=True, help="Quiet output.")
+@click.option("-1", "single_core", is_flag=True, help="Use one CPU for the CTE correction.")
+@click.option("--nthreads", type=click.IntRange(min=1), default=None,
+              help="Threads for the CTE correction.")
+@click.option("--exec-path", default=None, help="A calacs.e to use (hstcal engine).")
+def calacs_command(inputs: tuple[Path, ...], engine: str, time_stamps: bool,
+                   temp_files: bool, verbose: bool, debug: bool, quiet: bool,
+                   single_core: bool, nthreads: int | None, exec_path: str | None) -> None:
+    """Calibrate _raw.fits or _asn.fits INPUTS as calacs does, recording provenance."""
+    from .engine import calacs
+
+    exe_args = ["--nthreads", str(nthreads)] if nthreads and not single_core else None
+    result = calacs(list(inputs), exec_path=exec_path, time_stamps=time_stamps,
+                    temp_files=temp_files, verbose=verbose, debug=debug, quiet=quiet,
+                    single_core=single_core, exe_args=exe_args, engine=engine)
+    click.echo(f"calacs ({result.engine} engine, {result.engine_version}): "
+               f"{len(result.products)} products in {result.seconds:.1f} s")
+    for product in result.products:
+        click.echo(f"  {product}")
+
+
+@cli.group("prov")
+def prov_group() -> None:
+    """Show, export, draw and verify provenance."""
+
+
+@prov_group.command("show")
+@click.argument("product", type=click.Path(path_type=Path))
+def prov_show(product: Path) -> None:
+    """Print the chain of actions and files that made PRODUCT, as a tree."""
+    from .provenance.query import lineage, render_tree
+
+    click.echo(render_tree(lineage(product)))
+
+
+def _document(target: Path) -> Path:
+    from .errors import BadInputError
+    from .provenance.query import dataset_root, documents
+
+    if target.is_file() and target.suffix == ".json":
+        return target
+    docs = documents(dataset_root(target))
+    if not docs:
+        raise BadInputError(f"{target}: no PROV document found")
+    return docs[-1]
+
+
+@prov_group.command("export")
+@click.argument("target", type=click.Path(path_type=Path), default=Path("."))
+@click.option("--format", "fmt", type=click.Choice(["json", "provn", "xml", "turtle", "trig",
+                                                    "jsonld"]), default="provn",
+              show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="File to write (default: beside the document, with the format's suffix).")
+def prov_export(target: Path, fmt: str, out: Path | None) -> None:
+    """Export the PROV document of a work directory (or a document) in another format."""
+    from .fitsutil import atomic_path
+    from .provenance._prov import EXPORT_FORMATS, read_document, serialize
+
+    document = _document(target)
+    text = serialize(read_document(document), fmt)
+    out = out or document.with_suffix(EXPORT_FORMATS[fmt][2])
+    with atomic_path(out) as tmp:
+        tmp.write_text(text)
+    click.echo(str(out))
+
+
+@prov_group.command("graph")
+@click.argument("target", type=click.Path(path_type=Path), default=Path("."))
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Output path without suffix (default: beside the document).")
+def prov_graph(target: Path, out: Path | None) -> None:
+    """Draw the provenance graph of a work directory as SVG and PNG."""
+    from .provenance.graph import draw_graph
+
+    document = _document(target)
+    for path in draw_graph(document, out or document.with_suffix("")):
+        click.echo(str(path))
+
+
+@prov_group.command("verify")
+@click.argument("target", type=click.Path(path_type=Path), default=Path("."))
+def prov_verify(target: Path) -> None:
+    """Check every recorded file and PROV document of a work directory; exit 6 on mismatch."""
+    from .provenance.query import dataset_root, verify
+
+    checked = verify(dataset_root(target))
+    click.echo(f"provenance verified: {len(checked)} files and documents match their records")
+
+
 @cli.command(hidden=True)
 @click.argument("action")
 @click.argument("params")

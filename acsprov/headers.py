@@ -23,6 +23,7 @@ from .fitsutil import atomic_path, check_acs_file, sha256sum
 __all__ = [
     "REFERENCE_KEYWORDS",
     "SWITCHES",
+    "SWITCH_REFERENCES",
     "SWITCH_VALUES",
     "HeaderChange",
     "HeaderEdit",
@@ -84,6 +85,25 @@ REFERENCE_KEYWORDS: tuple[str, ...] = (
     "SATUFILE",
     "MLINTAB",
 )
+
+#: Reference-file keywords each switch makes calacs read (CCDTAB is always read).
+SWITCH_REFERENCES: dict[str, tuple[str, ...]] = {
+    "DQICORR": ("BPIXTAB",),
+    "ATODCORR": ("ATODTAB",),
+    "BLEVCORR": ("OSCNTAB",),
+    "BIASCORR": ("BIASFILE", "SATUFILE"),
+    "FLSHCORR": ("FLSHFILE",),
+    "CRCORR": ("CRREJTAB",),
+    "RPTCORR": ("CRREJTAB",),
+    "SHADCORR": ("SHADFILE",),
+    "PCTECORR": ("PCTETAB", "DRKCFILE", "BIACFILE"),
+    "DARKCORR": ("DARKFILE",),
+    "FLATCORR": ("PFLTFILE", "DFLTFILE", "LFLTFILE"),
+    "PHOTCORR": ("IMPHTTAB",),
+    "SINKCORR": ("SNKCFILE",),
+    "GLINCORR": ("MLINTAB",),
+    "LFLGCORR": ("MLINTAB",),
+}
 
 # A reference value: N/A, a jref$ name, or a plain file name (no directories, which
 # calacs would resolve against the input's directory anyway).

@@ -132,3 +132,76 @@ def test_external_reference_files_use_an_alias(tmp_path):
     (used,) = rec.run.activities[0].used
     assert used.path == "jref$x_bia.fits"
     assert used.external
+
+
+def _edited_dataset(tmp_path):
+    rec = Recorder(tmp_path / "ds", name="t")
+    raw = _add_raw(rec)
+    with rec.activity("set_header", command="true", cwd=rec.root, will_write=[raw]) as act:
+        act.used(raw, role="raw")
+        set_header(raw, {"BIASFILE": "mybias.fits"})
+        act.generated(raw, role="raw", derived_from=[raw])
+    with rec.activity("calacs", command="true", cwd=rec.root) as act:
+        act.used(raw, role="raw")
+        flt = rec.root / "j8is01j2q_flt.fits"
+        make_raw(flt)
+        act.generated(flt, role="flt", derived_from=[raw])
+    return rec, raw, flt
+
+
+def test_prov_show_prints_the_chain_of_a_product(tmp_path, capsys):
+    from acsprov.cli import main
+
+    rec, raw, flt = _edited_dataset(tmp_path)
+    assert main(["prov", "show", str(flt)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("j8is01j2q_flt.fits  sha256:")
+    assert "<- calacs [ok]" in out[1]
+    text = "\n".join(out)
+    # flt <- calacs <- raw (edited) <- set_header <- raw (copied) <- copy
+    assert text.index("set_header") < text.index("<- copy")
+    assert text.count("j8is01j2q_raw.fits") == 2
+
+
+def test_prov_verify_passes_then_names_a_changed_product(tmp_path, capsys):
+    from acsprov.cli import main
+
+    rec, raw, flt = _edited_dataset(tmp_path)
+    assert main(["prov", "verify", str(rec.root)]) == 0
+    # change one byte of the product's data
+    target = flt.resolve()
+    target.chmod(0o644)
+    data = bytearray(target.read_bytes())
+    data[-10] ^= 0xFF
+    flt.unlink()
+    flt.write_bytes(bytes(data))
+    capsys.readouterr()
+    assert main(["prov", "verify", str(rec.root)]) == 6
+    err = capsys.readouterr().err
+    assert "j8is01j2q_flt.fits: content differs from its provenance record" in err
+
+
+def test_prov_verify_detects_an_edited_document(tmp_path, capsys):
+    from acsprov.cli import main
+
+    rec, _, _ = _edited_dataset(tmp_path)
+    text = rec.document_path.read_text().replace('"ok"', '"OK"', 1)
+    rec.document_path.write_text(text)
+    assert main(["prov", "verify", str(rec.root)]) == 6
+    assert "PROV document was edited" in capsys.readouterr().err
+
+
+def test_prov_export_and_graph(tmp_path, capsys):
+    from acsprov.cli import main
+
+    rec, _, _ = _edited_dataset(tmp_path)
+    for fmt, suffix in (("provn", ".provn"), ("turtle", ".ttl"), ("xml", ".xml")):
+        assert main(["prov", "export", str(rec.root), "--format", fmt]) == 0
+        assert rec.document_path.with_suffix(suffix).stat().st_size > 500
+    xml = pm.ProvDocument.deserialize(str(rec.document_path.with_suffix(".xml")), format="xml")
+    assert len(list(xml.get_records(pm.ProvActivity))) == 3
+    assert main(["prov", "graph", str(rec.root)]) == 0
+    svg = rec.document_path.with_suffix(".svg").read_text()
+    assert svg.startswith("<?xml") and "set_header" in svg
+    png = rec.document_path.with_suffix(".png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"

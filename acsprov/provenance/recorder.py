@@ -252,6 +252,7 @@ class Recorder:
                 "run": self.run.run_id,
                 "activity": record.id,
                 "prov": self.relpath(self.document_path),
+                "prov_sha256": self._document_sha,
                 "status": record.status,
             },
         )

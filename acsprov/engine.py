@@ -1,0 +1,248 @@
+"""``acsprov.calacs``: a drop-in for ``acstools.calacs.calacs`` with a choice of engine.
+
+``engine="auto"`` runs hstcal's ``calacs.e`` when it is on PATH (as in acsprov's
+container image) and acsprov's native engine otherwise; ``"hstcal"`` and ``"native"``
+insist.  Either way the call is recorded: the products, every reference file read
+(with sha256), the switches in force, the engine and its version, and the wall time,
+in the PROV document of the directory the input lives in.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from astropy.io import fits
+
+from .errors import AcsprovError, BadInputError
+from .headers import SWITCH_REFERENCES, SWITCHES
+
+__all__ = ["ENGINES", "CalacsResult", "calacs", "resolve_engine", "run_calacs"]
+
+ENGINES = ("auto", "native", "hstcal")
+_PRODUCT_SUFFIXES = ("_flt.fits", "_flc.fits", "_crj.fits", "_crc.fits", ".tra", "_asn.fits")
+
+
+@dataclass
+class CalacsResult:
+    """What one calacs call did."""
+
+    engine: str
+    engine_version: str
+    inputs: list[Path]
+    products: list[Path] = field(default_factory=list)
+    references: dict[str, Path] = field(default_factory=dict)
+    """Reference keyword -> file actually read (for switches that ran)."""
+    switches: dict[str, str] = field(default_factory=dict)
+    """Switch values of the input headers before calibration."""
+    seconds: float = 0.0
+    command: list[str] = field(default_factory=list)
+
+
+class CalacsError(AcsprovError, RuntimeError):
+    """calacs.e failed."""
+
+    exit_code = 7
+
+
+def resolve_engine(engine: str = "auto", exec_path: str | None = None) -> str:
+    """``"hstcal"`` or ``"native"``, following the rules of :func:`calacs`."""
+    if engine not in ENGINES:
+        raise BadInputError(f"unknown engine {engine!r}; use one of {', '.join(ENGINES)}")
+    if engine == "auto":
+        return "hstcal" if exec_path or shutil.which("calacs.e") else "native"
+    if engine == "hstcal" and not (exec_path or shutil.which("calacs.e")):
+        raise BadInputError("engine 'hstcal' asked for, but calacs.e is not on PATH")
+    return engine
+
+
+def _hstcal_version(executable: str) -> str:
+    try:
+        out = subprocess.run([executable, "--version"], capture_output=True, text=True,
+                             timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return (out.stdout.strip() or out.stderr.strip() or "unknown").splitlines()[0]
+
+
+def _inputs(input_file: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> list[Path]:
+    if isinstance(input_file, (str, os.PathLike)):
+        items = [str(input_file)]
+    else:
+        items = [str(x) for x in input_file]
+    paths = []
+    for item in items:
+        for part in item.split(","):
+            part = part.strip()
+            if part:
+                paths.append(Path(part))
+    if not paths:
+        raise BadInputError("no calacs input given")
+    for path in paths:
+        if not path.is_file():
+            raise BadInputError(f"Input file not found: {path}")
+        if not path.name.endswith(("_raw.fits", "_asn.fits")):
+            raise BadInputError(f"{path.name}: calacs takes _raw.fits or _asn.fits files")
+    return paths
+
+
+def _snapshot(directories: set[Path]) -> dict[Path, int]:
+    state = {}
+    for directory in directories:
+        for path in directory.iterdir():
+            if path.name.endswith(_PRODUCT_SUFFIXES):
+                try:
+                    state[path] = path.stat().st_mtime_ns
+                except FileNotFoundError:
+                    continue
+    return state
+
+
+def _references(paths: Sequence[Path]) -> tuple[dict[str, str], dict[str, Path]]:
+    """Switches of the inputs' raw headers, and the reference files they make calacs read."""
+    from .asn import read_asn
+    from .refs import resolve_jref
+
+    raws: list[Path] = []
+    for path in paths:
+        if path.name.endswith("_asn.fits"):
+            raws += [path.parent / f"{m.name}_raw.fits" for m in read_asn(path).exposures]
+        else:
+            raws.append(path)
+    switches: dict[str, str] = {}
+    refs: dict[str, Path] = {}
+    jref = os.environ.get("jref", "")
+    for raw in raws:
+        if not raw.is_file():
+            continue
+        hdr = fits.getheader(raw, 0)
+        for switch in SWITCHES:
+            value = str(hdr.get(switch, "OMIT")).strip().upper()
+            switches.setdefault(switch, value)
+        wanted = ["CCDTAB"] + [k for s, ks in SWITCH_REFERENCES.items()
+                               if str(hdr.get(s, "")).strip().upper() == "PERFORM" for k in ks]
+        for key in wanted:
+            value = str(hdr.get(key, "N/A")).strip()
+            if value.upper() in ("N/A", "", "NONE"):
+                continue
+            path = resolve_jref(value, jref=jref, relative_to=raw.parent)
+            if path.is_file():
+                refs.setdefault(key, path)
+    return switches, refs
+
+
+def run_calacs(
+    input_file: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    *,
+    exec_path: str | None = None,
+    time_stamps: bool = False,
+    temp_files: bool = False,
+    verbose: bool = False,
+    debug: bool = False,
+    quiet: bool = False,
+    single_core: bool = False,
+    nthreads: int | None = None,
+    exe_args: Sequence[str] | None = None,
+    engine: str = "auto",
+) -> CalacsResult:
+    """Run calacs with the chosen engine (unrecorded); see :func:`calacs`."""
+    chosen = resolve_engine(engine, exec_path)
+    paths = _inputs(input_file)
+    switches, refs = _references(paths)
+    before = _snapshot({p.parent for p in paths})
+    start = time.perf_counter()
+    if chosen == "hstcal":
+        executable = exec_path or shutil.which("calacs.e") or "calacs.e"
+        if exec_path and not Path(exec_path).exists():
+            raise BadInputError(f"Executable not found: {exec_path}")
+        flags = [flag for on, flag in ((time_stamps, "-t"), (temp_files, "-s"),
+                                       (verbose, "-v"), (debug, "-d"), (quiet, "-q"),
+                                       (single_core, "-1")) if on]
+        if nthreads is not None and not single_core:
+            flags += ["--nthreads", str(int(nthreads))]
+        command = [executable, *flags, ",".join(str(p) for p in paths), *(exe_args or [])]
+        proc = subprocess.run(command, check=False)
+        if proc.returncode != 0:
+            raise CalacsError(f"calacs.e exited with status {proc.returncode} on "
+                              f"{', '.join(p.name for p in paths)}")
+        version = _hstcal_version(executable)
+    else:
+        from .calib.calacs import ENGINE, run_native
+
+        command = ["acsprov-native-calacs", *(str(p) for p in paths)]
+        for path in paths:
+            run_native(path, verbose=verbose, quiet=quiet, temp_files=temp_files)
+        version = ENGINE
+    seconds = time.perf_counter() - start
+    after = _snapshot({p.parent for p in paths})
+    products = sorted(p for p, mtime in after.items() if before.get(p) != mtime)
+    return CalacsResult(chosen, version, paths, products, refs, switches, seconds, command)
+
+
+def calacs(
+    input_file: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    exec_path: str | None = None,
+    time_stamps: bool = False,
+    temp_files: bool = False,
+    verbose: bool = False,
+    debug: bool = False,
+    quiet: bool = False,
+    single_core: bool = False,
+    exe_args: Sequence[str] | None = None,
+    engine: str = "auto",
+) -> CalacsResult:
+    """Calibrate ACS raw data as ``acstools.calacs.calacs`` does, and record it.
+
+    Same arguments as acstools' function, plus `engine` (``"auto"``, ``"native"`` or
+    ``"hstcal"``).  `input_file` is a ``_raw.fits`` or ``_asn.fits`` file, or a list.
+    The products are the same files calacs writes beside the input (``_flt``,
+    ``_flc``, ``_crj``, ``_crc``, ``.tra``), and the call is recorded in the PROV
+    document of the input's work directory (``prov/`` beside it, or of the DataLad
+    dataset it is in).
+    """
+    from .provenance import Recorder
+    from .provenance.query import dataset_root
+
+    paths = _inputs(input_file)
+    try:
+        root = dataset_root(paths[0].parent)
+    except BadInputError:
+        root = paths[0].parent
+    from .provenance._datalad import is_dataset
+
+    rec = Recorder(root, name="calacs", datalad=is_dataset(root))
+    with rec.activity("calacs", params={"engine": engine, "single_core": single_core},
+                      cwd=paths[0].parent, label=f"calacs {' '.join(p.name for p in paths)}",
+                      will_write=list(paths[0].parent.iterdir())) as act:
+        for path in paths:
+            act.used(path, role="asn" if path.name.endswith("_asn.fits") else "raw")
+        result = run_calacs(paths, exec_path=exec_path, time_stamps=time_stamps,
+                            temp_files=temp_files, verbose=verbose, debug=debug, quiet=quiet,
+                            single_core=single_core, exe_args=exe_args, engine=engine)
+        record_calacs(act, result)
+    return result
+
+
+def record_calacs(act, result: CalacsResult) -> None:
+    """Declare a calacs run's references, products and facts on a recorder activity."""
+    for keyword, path in sorted(result.references.items()):
+        act.used(path, role=keyword.lower(), keyword=keyword)
+    for product in result.products:
+        if product.exists():
+            act.generated(product, role=_role(product), derived_from=result.inputs)
+    act.engine(name=f"calacs ({result.engine})", version=result.engine_version)
+    act.note(switches=result.switches, wall_seconds=f"{result.seconds:.3f}",
+             engine=result.engine, engine_command=" ".join(result.command))
+
+
+def _role(path: Path) -> str:
+    name = path.name
+    for suffix in _PRODUCT_SUFFIXES:
+        if name.endswith(suffix):
+            return suffix.strip("_.").split(".")[0]
+    return "product"

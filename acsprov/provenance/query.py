@@ -1,0 +1,195 @@
+"""Reading a run's PROV documents back: lineage trees and verification.
+
+Works on the PROV-JSON documents in ``<dataset>/prov/`` as plain JSON, so that a
+document can be inspected (and its tampering detected) without trusting the code
+that wrote it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import AcsprovError, BadInputError
+from ..fitsutil import sha256sum
+
+__all__ = [
+    "Lineage",
+    "ProvenanceMismatchError",
+    "dataset_root",
+    "documents",
+    "lineage",
+    "render_tree",
+    "verify",
+]
+
+
+class ProvenanceMismatchError(AcsprovError):
+    """A file or document does not match its recorded provenance."""
+
+    exit_code = 6
+
+
+def dataset_root(path: Path) -> Path:
+    """The nearest directory at or above `path` that holds a ``prov/`` directory."""
+    path = Path(os.path.abspath(path))
+    for candidate in [path, *path.parents]:
+        if (candidate / "prov").is_dir():
+            return candidate
+    raise BadInputError(f"{path}: not inside an acsprov work directory (no prov/ above it)")
+
+
+def documents(root: Path) -> list[Path]:
+    """The PROV-JSON documents of a dataset, oldest run first."""
+    return sorted((root / "prov").glob("*.json"))
+
+
+@dataclass
+class Lineage:
+    """A node of a lineage tree: a file version and the activity that made it."""
+
+    entity: dict[str, Any]
+    activity: dict[str, Any] | None = None
+    activity_id: str | None = None
+    inputs: list[Lineage] = field(default_factory=list)
+
+
+def _load(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise BadInputError(f"{path}: not a readable PROV-JSON document ({err})") from err
+
+
+def _relations(doc: dict[str, Any], kind: str) -> Iterator[dict[str, Any]]:
+    yield from (doc.get(kind) or {}).values()
+
+
+def lineage(product: Path) -> Lineage:
+    """The chain of activities and files that made `product` (its current content)."""
+    root = dataset_root(product)
+    rel = Path(os.path.abspath(product)).relative_to(root).as_posix()
+    current = sha256sum(product) if product.exists() else None
+    for path in reversed(documents(root)):
+        doc = _load(path)
+        entities = doc.get("entity") or {}
+        matches = [eid for eid, e in entities.items()
+                   if e.get("acsprov:path") == rel
+                   and (current is None or e.get("acsprov:sha256") == current)]
+        if matches:
+            return _tree(doc, matches[-1], set())
+    raise ProvenanceMismatchError(f"{rel}: no provenance record of this file's current content")
+
+
+def _tree(doc: dict[str, Any], entity_id: str, seen: set[str]) -> Lineage:
+    node = Lineage(entity=doc["entity"][entity_id])
+    if entity_id in seen:
+        return node
+    seen = seen | {entity_id}
+    generation = next((g for g in _relations(doc, "wasGeneratedBy")
+                       if g.get("prov:entity") == entity_id), None)
+    if generation is None:
+        return node
+    activity_id = generation["prov:activity"]
+    node.activity_id = activity_id
+    node.activity = (doc.get("activity") or {}).get(activity_id)
+    for use in _relations(doc, "used"):
+        used = use.get("prov:entity")
+        if use.get("prov:activity") == activity_id and used in (doc.get("entity") or {}):
+            if (doc["entity"][used].get("prov:type") or {}) == _RUN_TYPE:
+                continue
+            node.inputs.append(_tree(doc, used, seen))
+    return node
+
+
+_RUN_TYPE = {"$": "acsprov:Run", "type": "prov:QUALIFIED_NAME"}
+
+
+def render_tree(node: Lineage) -> str:
+    """A terminal rendering of a lineage tree."""
+    lines: list[str] = []
+
+    def label(n: Lineage) -> str:
+        e = n.entity
+        sha = str(e.get("acsprov:sha256", ""))[:12]
+        text = f"{e.get('acsprov:path', '?')}  sha256:{sha}"
+        if n.activity is not None:
+            act = n.activity
+            kind = act.get("prov:label", "?")
+            status = act.get("acsprov:status", "?")
+            when = str(act.get("prov:endTime", ""))[:19]
+            text += f"\n    <- {kind} [{status}] {when}"
+        return text
+
+    def walk(n: Lineage, prefix: str, last: bool, top: bool) -> None:
+        branch = "" if top else ("└── " if last else "├── ")
+        first, *rest = label(n).split("\n")
+        lines.append(prefix + branch + first)
+        child_prefix = prefix + ("" if top else ("    " if last else "│   "))
+        for extra in rest:
+            lines.append(child_prefix + extra)
+        for i, child in enumerate(n.inputs):
+            walk(child, child_prefix, i == len(n.inputs) - 1, False)
+
+    walk(node, "", True, True)
+    return "\n".join(lines)
+
+
+def verify(root: Path) -> list[str]:
+    """Check a dataset's files and PROV documents; return what was checked.
+
+    Checks that each document is the one DataLad committed (its sha256 is in the run
+    record of the last commit that touched it), and that every file whose latest
+    recorded version is in a document still has that content.
+
+    Raises
+    ------
+    ProvenanceMismatchError
+        Naming the first file or document that does not match.
+    """
+    root = Path(os.path.abspath(root))
+    checked: list[str] = []
+    docs = documents(root)
+    if not docs:
+        raise BadInputError(f"{root}: no PROV documents in prov/")
+    latest: dict[str, str] = {}
+    for path in docs:
+        _check_committed_sha(root, path)
+        checked.append(path.relative_to(root).as_posix())
+        doc = _load(path)
+        entities = doc.get("entity") or {}
+        order = {a: (v.get("prov:endTime") or "") for a, v in (doc.get("activity") or {}).items()}
+        generations = sorted(_relations(doc, "wasGeneratedBy"),
+                             key=lambda g: order.get(g.get("prov:activity"), ""))
+        for gen in generations:
+            ent = entities.get(gen.get("prov:entity"), {})
+            rel = ent.get("acsprov:path")
+            if rel and not rel.startswith(("/", "jref$")):
+                latest[rel] = ent.get("acsprov:sha256", "")
+    for rel, sha in sorted(latest.items()):
+        path = root / rel
+        if not path.exists() and not path.is_symlink():
+            continue  # intermediates calacs deletes, runs started afresh
+        if sha256sum(path) != sha:
+            raise ProvenanceMismatchError(f"{rel}: content differs from its provenance record")
+        checked.append(rel)
+    return checked
+
+
+def _check_committed_sha(root: Path, document: Path) -> None:
+    """The document must hash to what the last commit's run record says it hashed to."""
+    rel = document.relative_to(root).as_posix()
+    log = subprocess.run(["git", "-C", str(root), "log", "-1", "--format=%B", "--", rel],
+                         capture_output=True, text=True, check=False)
+    if log.returncode != 0 or "=== Do not change lines below ===" not in log.stdout:
+        return  # not a DataLad dataset: only file contents can be checked
+    record = json.loads(log.stdout.split("=== Do not change lines below ===")[1]
+                        .split("^^^ Do not change lines above ^^^")[0])
+    expected = (record.get("acsprov") or {}).get("prov_sha256")
+    if expected and sha256sum(document) != expected:
+        raise ProvenanceMismatchError(f"{rel}: the PROV document was edited after it was recorded")
