@@ -30,8 +30,7 @@ def ensure_local_crds(cache: Path, *, say: Callable[[str], None] = print) -> Pat
     The cache is built in a temporary directory beside `cache` and renamed into
     place, so an interrupted build never leaves a half-made cache behind.
     """
-    from .simulate.crds_cache import build_crds_cache
-    from .simulate.reffiles import write_reference_files
+    from .simulate.crds_cache import build_simulated_cache
 
     cache = Path(cache).absolute()
     if cache_is_complete(cache):
@@ -47,10 +46,7 @@ def ensure_local_crds(cache: Path, *, say: Callable[[str], None] = print) -> Pat
     cache.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{cache.name}.", dir=cache.parent))
     try:
-        refdir = staging / "references" / "hst"
-        refdir.mkdir(parents=True)
-        files = write_reference_files(refdir)
-        build_crds_cache(staging, files)
+        build_simulated_cache(staging)
         if cache.exists():
             cache.rmdir()
         os.replace(staging, cache)

@@ -16,6 +16,7 @@ from acsprov.headers import set_header
 from acsprov.provenance import Recorder, apply_stamp, current_stamp
 from acsprov.provenance._prov import build_document, serialize
 
+
 def _git(root, *args):
     return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True,
                           check=True).stdout
@@ -152,7 +153,7 @@ def _edited_dataset(tmp_path):
 def test_prov_show_prints_the_chain_of_a_product(tmp_path, capsys):
     from acsprov.cli import main
 
-    rec, raw, flt = _edited_dataset(tmp_path)
+    _rec, _raw, flt = _edited_dataset(tmp_path)
     assert main(["prov", "show", str(flt)]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("j8is01j2q_flt.fits  sha256:")
@@ -166,7 +167,7 @@ def test_prov_show_prints_the_chain_of_a_product(tmp_path, capsys):
 def test_prov_verify_passes_then_names_a_changed_product(tmp_path, capsys):
     from acsprov.cli import main
 
-    rec, raw, flt = _edited_dataset(tmp_path)
+    rec, _raw, flt = _edited_dataset(tmp_path)
     assert main(["prov", "verify", str(rec.root)]) == 0
     # change one byte of the product's data
     target = flt.resolve()

@@ -13,6 +13,7 @@ import logging
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,8 @@ from typing import Any
 __all__ = ["clear_directory", "ensure_dataset", "is_dataset", "save_action", "unlock"]
 
 log = logging.getLogger(__name__)
+os.environ.setdefault("DATALAD_LOG_LEVEL", "WARNING")
+logging.getLogger("datalad").setLevel(logging.WARNING)
 
 GITATTRIBUTES = """\
 * annex.backend=SHA256E
@@ -30,6 +33,20 @@ GITATTRIBUTES = """\
 """
 
 
+def _ensure_git_annex() -> None:
+    """Put the git-annex installed with acsprov's Python packages on PATH."""
+    if shutil.which("git-annex"):
+        return
+    bindir = Path(sys.executable).parent
+    if (bindir / "git-annex").exists():
+        os.environ["PATH"] = f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}"
+        return
+    from ..errors import AcsprovError
+
+    raise AcsprovError("git-annex is not installed: `pip install git-annex` (it is in "
+                       "requirements.lock), or run acsprov with --no-datalad")
+
+
 def is_dataset(root: Path) -> bool:
     """True if `root` is the top of a DataLad dataset."""
     return (root / ".datalad" / "config").is_file()
@@ -37,6 +54,7 @@ def is_dataset(root: Path) -> bool:
 
 def ensure_dataset(root: Path) -> None:
     """Make `root` a DataLad dataset (annexing FITS files), if it is not one yet."""
+    _ensure_git_annex()
     import datalad.api as dl
 
     root.mkdir(parents=True, exist_ok=True)
@@ -90,16 +108,18 @@ def save_action(
     Returns the commit sha, or None if nothing changed.
     """
     from datalad.core.local.run import run_command
-    from datalad.distribution.dataset import Dataset
 
-    ds = Dataset(str(root))
     here = os.getcwd()
     os.chdir(cwd)  # the run record stores the working directory relative to the dataset
     try:
         rel = lambda p: os.path.relpath(p, cwd)  # noqa: E731
         results = list(run_command(
-            command,
-            dataset=ds,
+            # datalad formats the command with str.format ({inputs}, {outputs}...): the
+            # literal braces of JSON parameters must be doubled to survive that
+            command.replace("{", "{{").replace("}", "}}"),
+            # a path string, not a Dataset: paths and the recorded pwd are then
+            # relative to the working directory, as for `datalad run` in a shell
+            dataset=str(root),
             inputs=[rel(p) for p in inputs if _inside(p, root)],
             outputs=[rel(p) for p in outputs if _inside(p, root)],
             explicit=True,
