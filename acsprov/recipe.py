@@ -53,6 +53,11 @@ STEP_PARAMETERS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "updatewcs": (frozenset({"files"}), frozenset()),
 }
 
+#: Options a recipe's calacs step may set.
+CALACS_OPTIONS = frozenset(
+    {"engine", "single_core", "nthreads", "verbose", "quiet", "time_stamps", "temp_files"}
+)
+
 _PLAIN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 _GLOB_NAME = re.compile(r"^[A-Za-z0-9*?][A-Za-z0-9_.*?\-]*$")
 
@@ -266,6 +271,9 @@ def _parse_step(step: object, where: str) -> Step:
         options = params.get("options", {})
         if not isinstance(options, dict):
             raise RecipeError(f"{where}: calacs options must be a mapping")
+        unknown = set(options) - CALACS_OPTIONS
+        if unknown:
+            raise RecipeError(f"{where}: unknown calacs option(s) {', '.join(sorted(unknown))}")
         clean["options"] = dict(options)
     elif action == "destripe":
         clean["file"] = _names(params["file"], where)[0]

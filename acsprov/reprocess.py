@@ -118,8 +118,10 @@ def reprocess(
 
 
 def _existing(rundir: Path, step: Step) -> list[Path]:
-    """Files of the run directory a step may rewrite (unlocked before it runs)."""
-    return [p for p in rundir.iterdir() if p.is_file() or p.is_symlink()]
+    """Files a step may write in place: calacs.e rewrites association tables."""
+    if step.action != "calacs":
+        return []
+    return [rundir / name for name in step.params["input"] if name.endswith("_asn.fits")]
 
 
 def _obtain(

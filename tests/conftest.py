@@ -19,3 +19,11 @@ def _offline(monkeypatch):
     """Keep every test off the network: `auto` sources go straight to the simulator."""
     monkeypatch.setenv("ACSPROV_OFFLINE", "1")
     monkeypatch.setenv("ACSPROV_MAST_URL", "http://127.0.0.1:9")
+
+
+@pytest.fixture(scope="session")
+def crds_cache(tmp_path_factory):
+    """The local CRDS cache with all simulated reference files, built once per session."""
+    from acsprov.environment import ensure_local_crds
+
+    return ensure_local_crds(tmp_path_factory.mktemp("crds") / "crds_cache", say=lambda m: None)

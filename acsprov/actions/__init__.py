@@ -67,7 +67,7 @@ def _not_yet(issue: str) -> Action:
 
 
 def _registry() -> dict[str, Action]:
-    from . import bestrefs, files, headers
+    from . import bestrefs, calacs, files, headers
 
     return {
         "copy": files.copy,
@@ -75,7 +75,7 @@ def _registry() -> dict[str, Action]:
         "merge_asn": files.merge_asn,
         "set_header": headers.set_header,
         "bestrefs": bestrefs.bestrefs,
-        "calacs": _not_yet("the native calacs engine"),
+        "calacs": calacs.calacs,
         "destripe": _not_yet("subarray destripe with CTE correction"),
         "updatewcs": _not_yet("updatewcs with the local IDCTAB"),
     }

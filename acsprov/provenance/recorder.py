@@ -194,8 +194,10 @@ class Recorder:
                  will_write: Iterable[Path] = ()) -> Iterator[Activity]:
         """Record one action; see the module docstring.
 
-        `will_write` lists existing files the action will overwrite: annexed ones are
-        unlocked first, so the action can never write into the annex.
+        `will_write` lists existing files the action will write in place (calacs.e
+        rewrites association tables): annexed ones are unlocked first, so the action
+        can never write into the annex, and are committed with the action.  Files
+        replaced atomically (every acsprov write) need no unlocking.
         """
         previous = self.run.activities[-1].id if self.run.activities else None
         record = ActivityRecord(
@@ -206,7 +208,9 @@ class Recorder:
         self.run.activities.append(record)
         handle = Activity(self, record)
         if self.datalad:
-            _datalad.unlock(self.root, [Path(p) for p in will_write])
+            unlocked = [Path(p) for p in will_write]
+            _datalad.unlock(self.root, unlocked)
+            handle._outputs.extend(unlocked)  # committed with the action, changed or not
         history = tuple(f"{a.action} ({a.id})" for a in self.run.activities)
         stamp = Stamp(self.run.run_id, record.id, self._document_sha, history)
         try:
