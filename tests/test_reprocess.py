@@ -55,7 +55,8 @@ def test_recipe_steps_run_and_are_committed(demo):
     # bestrefs refilled the blanked BIASFILE from the local context before the edit
     assert (root / "demo" / "mybias.fits").is_file()
     subjects = _git(root, "log", "--format=%s").splitlines()
-    actions = [s.split("] ", 1)[1].split(":")[0] for s in subjects if s.startswith("[DATALAD RUNCMD]")]
+    actions = [s.split("] ", 1)[1].split(":")[0] for s in subjects
+               if s.startswith("[DATALAD RUNCMD]")]
     assert actions == ["set_header", "copy_reference", "bestrefs", "set_header", "copy", "obtain"]
     # each header edit of the raw file is in its history
     history = _git(root, "log", "--format=%s", "--", "demo/j8is01j2q_raw.fits").splitlines()
