@@ -35,6 +35,8 @@ class ReprocessResult:
     document: Path | None = None
     obtained: list[Obtained] = field(default_factory=list)
     outcomes: dict[str, list[Outcome]] = field(default_factory=dict)
+    timing: dict[str, float] = field(default_factory=dict)
+    """Seconds in actions and in recording them (see :attr:`Recorder.timing`)."""
 
 
 def step_command(step: Step, *, crds_path: Path, cwd: Path) -> str:
@@ -113,6 +115,7 @@ def reprocess(
                 ctx.act = act
                 outcomes.append(get_action(step.action)(ctx, step))
             ctx.act = None
+    result.timing = rec.timing
     say(f"recipe {recipe.name} complete: products in {root}")
     return result
 

@@ -21,6 +21,7 @@ import contextlib
 import datetime as dt
 import json
 import os
+import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -40,12 +41,15 @@ class _HashCache:
 
     def __init__(self) -> None:
         self._cache: dict[tuple[int, int, int, int], str] = {}
+        self.seconds = 0.0
 
     def __call__(self, path: Path) -> tuple[str, int]:
         st = os.stat(path)
         key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
         if key not in self._cache:
+            start = time.perf_counter()
             self._cache[key] = sha256sum(path)
+            self.seconds += time.perf_counter() - start
         return self._cache[key], st.st_size
 
 
@@ -150,6 +154,8 @@ class Recorder:
         self.document_path = self.root / "prov" / f"{self.run.run_id}.json"
         self._hash = _HashCache()
         self._document_sha = ""
+        self._overhead = 0.0  # seconds spent writing documents and committing
+        self._action = 0.0  # seconds inside activity blocks, hashing excluded
 
     # -- paths and entities -------------------------------------------------
     def relpath(self, path: Path) -> str:
@@ -213,6 +219,8 @@ class Recorder:
             handle._outputs.extend(unlocked)  # committed with the action, changed or not
         history = tuple(f"{a.action} ({a.id})" for a in self.run.activities)
         stamp = Stamp(self.run.run_id, record.id, self._document_sha, history)
+        hashed = self._hash.seconds
+        start = time.perf_counter()
         try:
             with stamping(stamp):
                 yield handle
@@ -224,9 +232,23 @@ class Recorder:
             raise
         record.status = "ok"
         record.ended = dt.datetime.now(dt.UTC)
+        self._action += time.perf_counter() - start - (self._hash.seconds - hashed)
+        start = time.perf_counter()
         self.write_document()
         if self.datalad:
             self._commit(handle)
+        self._overhead += time.perf_counter() - start
+
+    @property
+    def timing(self) -> dict[str, float]:
+        """Seconds spent in actions and in recording them (hashing, PROV, DataLad)."""
+        overhead = self._overhead + self._hash.seconds
+        return {
+            "action_seconds": self._action,
+            "hash_seconds": self._hash.seconds,
+            "record_seconds": self._overhead,
+            "overhead_ratio": overhead / self._action if self._action else float("nan"),
+        }
 
     def write_document(self) -> Path:
         """Write the run's PROV document (PROV-JSON) atomically; return its path."""

@@ -1,0 +1,1017 @@
+"""ACSCCD: the CCD steps of calacs, as pure functions of imsets.
+
+Each function takes one or more :class:`~acsprov.calib.imset.ImSet` and the
+reference data it needs (already read and cut by :mod:`acsprov.calib.reffiles`),
+and returns new imsets plus an ``info`` dict of what it did; inputs are never
+modified.  The arithmetic follows calacs: pixels are float32, and statistics of the
+post-SM4 bias corrections are computed in float64 before being stored as float32.
+
+Order in calacs (``DoCCD``): DQICORR, BIASCORR, conversion to electrons, BLEVCORR
+(bias shift, cross-talk, destriping for post-SM4 WFC; a per-line overscan fit
+otherwise), DARKTIME, full-well saturation, ERR initialisation, SINKCORR, trim.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from astropy.io import fits
+from numba import config as _numba_config
+from numba import njit
+
+from acsprov.calib.fitsio import hstio_double, hstio_float
+from acsprov.calib.imset import ImSet
+from acsprov.calib.reffiles import AMPS, CcdParams, OverscanRegion, corner
+from acsprov.errors import BadInputError
+
+__all__ = [
+    "ATODSAT",
+    "SATPIXEL",
+    "SINKPIXEL",
+    "AmpGeometry",
+    "amp_geometry",
+    "apply_crosstalk",
+    "bias_shift",
+    "darktime",
+    "destripe",
+    "flag_bad_pixels",
+    "flag_full_well",
+    "flag_sinks",
+    "init_noise",
+    "subtract_bias",
+    "subtract_overscan",
+    "to_electrons",
+    "trim_overscan",
+]
+
+
+def _kernels(use_kernel: bool | None) -> bool:
+    """Whether to run a numba kernel: as asked, else unless NUMBA_DISABLE_JIT is set.
+
+    With the JIT disabled the kernels would run as Python loops, so their numpy
+    twins (same arithmetic) are used instead.
+    """
+    return (not _numba_config.DISABLE_JIT) if use_kernel is None else use_kernel
+
+#: DQ bits used by ACSCCD.
+ATODSAT = 2048
+SATPIXEL = 256
+SINKPIXEL = 1024
+DETECTORPROB_PLACEHOLDER = 64
+SM4MJD = 54962.0
+CYCLE24 = 57662.0
+
+#: Subarray apertures whose dark time gets the CCDTAB overhead (post-Cycle 24).
+DARK_SUBARRAY_APERTURES = (
+    "WFC1A-2K", "WFC1B-2K", "WFC2C-2K", "WFC2D-2K",
+    "WFC1A-1K", "WFC1B-1K", "WFC2C-1K", "WFC2D-1K",
+    "WFC1A-512", "WFC1B-512", "WFC2C-512", "WFC2D-512",
+    "WFC1-IRAMPQ", "WFC1-MRAMPQ", "WFC2-ORAMPQ",
+    "WFC1-POL0UV", "WFC1-POL0V", "WFC1-POL60UV", "WFC1-POL60V",
+    "WFC1-POL120UV", "WFC1-POL120V", "WFC1-SMFL",
+)
+
+#: Subarray apertures supported by the bias-shift correction (need virtual overscan).
+BIAS_SHIFT_APERTURES = (
+    "WFC1A-2K", "WFC1B-2K", "WFC2C-2K", "WFC2D-2K",
+    "WFC1-IRAMPQ", "WFC1-MRAMPQ", "WFC2-MRAMPQ", "WFC2-ORAMPQ",
+    "WFC1-POL0UV", "WFC1-POL0V", "WFC2-POL0UV", "WFC2-POL0V",
+    "WFC1-POL60UV", "WFC1-POL60V", "WFC2-POL60UV", "WFC2-POL60V",
+    "WFC1-POL120UV", "WFC1-POL120V", "WFC2-POL120UV", "WFC2-POL120V",
+)
+
+
+_f32 = hstio_float  # float keywords are stored as HSTIO writes them
+
+
+# --------------------------------------------------------------------------- DQICORR
+def flag_bad_pixels(
+    imset: ImSet, bpix_rows: np.ndarray | None, *, atodsat: int, saturation: bool = True
+) -> tuple[ImSet, dict]:
+    """DQICORR: flag A-to-D saturation and OR the BPIXTAB flags into DQ.
+
+    Parameters
+    ----------
+    imset : ImSet
+        Raw imset (SCI in DN, untrimmed, LTV1/LTV2 give the overscan offset).
+    bpix_rows : numpy.ndarray or None
+        Rows from :func:`~acsprov.calib.reffiles.read_bpixtab` (0-based PIX1, PIX2,
+        LENGTH, AXIS, VALUE in trimmed coordinates), or None when there is no table
+        (or it is DUMMY): then only saturation is flagged.
+    atodsat : int
+        ATODSAT of the CCDTAB row: SCI >= ATODSAT gets DQ 2048.
+    saturation : bool
+        False for the MAMA (no A-to-D check).
+
+    Returns
+    -------
+    (ImSet, dict)
+        New imset; info has ``n_atodsat`` and ``n_rows`` (rows applied).
+
+    Examples
+    --------
+    >>> raw = ImSet(np.array([[10., 70000.]], np.float32), np.zeros((1, 2), np.float32),
+    ...             np.zeros((1, 2), np.uint16))
+    >>> out, info = flag_bad_pixels(raw, None, atodsat=65535)
+    >>> out.dq.tolist(), info["n_atodsat"]
+    ([[0, 2048]], 1)
+    """
+    dq = imset.dq.astype(np.uint16, copy=True)
+    n_sat = 0
+    if saturation:
+        sat = imset.sci >= np.float32(atodsat)
+        n_sat = int(np.count_nonzero(sat))
+        dq[sat] |= ATODSAT
+    n_rows = 0
+    if bpix_rows is not None:
+        ltv1 = float(imset.hdr.get("LTV1", 0.0)) + float(imset.hdr.get("LTM1_1", 1.0)) - 1.0
+        ltv2 = float(imset.hdr.get("LTV2", 0.0)) + float(imset.hdr.get("LTM2_2", 1.0)) - 1.0
+        ny, nx = dq.shape
+        for pix1, pix2, length, axis, value in np.asarray(bpix_rows, dtype=np.int64):
+            xstart = int(pix1 + ltv1)
+            ystart = int(pix2 + ltv2)
+            n_rows += 1
+            if axis == 1:
+                lo, hi = xstart, xstart + length - 1
+                if hi < 0 or lo >= nx or ystart < 0 or ystart >= ny:
+                    continue
+                dq[ystart, max(lo, 0) : min(hi, nx - 1) + 1] |= np.uint16(value)
+            else:
+                lo, hi = ystart, ystart + length - 1
+                if xstart < 0 or xstart >= nx or hi < 0 or lo >= ny:
+                    continue
+                dq[max(lo, 0) : min(hi, ny - 1) + 1, xstart] |= np.uint16(value)
+        if n_rows == 0:
+            # calacs marks one pixel so that later steps see a non-empty DQ.
+            xpos = int(float(imset.hdr.get("LTM1_1", 1.0)))
+            ypos = int(float(imset.hdr.get("LTM2_2", 1.0)))
+            dq[ypos, xpos] |= DETECTORPROB_PLACEHOLDER
+    return imset.evolve(dq=dq), {"n_atodsat": n_sat, "n_rows": n_rows}
+
+
+# --------------------------------------------------------------------------- BIASCORR
+def subtract_bias(imset: ImSet, bias: ImSet) -> tuple[ImSet, dict]:
+    """BIASCORR: subtract the BIASFILE imset (already cut to the science array).
+
+    SCI is subtracted, ERR added in quadrature, DQ ORed, all as calacs does in
+    float32.
+
+    Raises
+    ------
+    BadInputError
+        If the shapes differ.
+    """
+    if bias.shape != imset.shape:
+        raise BadInputError(f"BIASFILE cut has shape {bias.shape}, science has {imset.shape}")
+    sci = imset.sci - bias.sci
+    if imset.err.any() or bias.err.any():
+        err = np.sqrt(imset.err * imset.err + bias.err * bias.err)
+    else:
+        err = np.zeros(imset.shape, np.float32)
+    dq = imset.dq | bias.dq
+    return imset.evolve(sci=sci, err=err, dq=dq), {}
+
+
+# --------------------------------------------------------------------------- amps
+@dataclass(frozen=True)
+class AmpGeometry:
+    """Where each amplifier's gain and read noise apply in one imset (calacs layout).
+
+    The array is split at column ``ampx`` and row ``ampy`` into four slots:
+    rows below ``ampy`` use slots C (left) and D (right), rows from ``ampy`` up
+    use A (left) and B (right).  ``gain`` and ``readnoise`` are indexed A, B, C, D
+    by *slot*; a single amplifier ends up in slot B (or D) whatever its name.
+    """
+
+    ampx: int
+    ampy: int
+    gain: tuple[float, float, float, float]
+    readnoise: tuple[float, float, float, float]
+
+    def slots(self, shape: tuple[int, int]) -> list[tuple[int, tuple[slice, slice]]]:
+        """``(slot index, (rows, cols))`` of the non-empty regions."""
+        ny, nx = shape
+        out = []
+        if self.ampy > 0:
+            out.append((2, (slice(0, self.ampy), slice(0, self.ampx))))
+            out.append((3, (slice(0, self.ampy), slice(self.ampx, nx))))
+        if self.ampy < ny:
+            out.append((0, (slice(self.ampy, ny), slice(0, self.ampx))))
+            out.append((1, (slice(self.ampy, ny), slice(self.ampx, nx))))
+        return out
+
+    def check(self, shape: tuple[int, int], values: tuple[float, ...], what: str) -> None:
+        """Raise BadInputError where calacs finds no valid gain/read noise."""
+        ny, _ = shape
+        low = (self.ampx > 0 and values[2] == 0.0) or (self.ampx == 0 and values[3] == 0.0)
+        high = (self.ampx > 0 and values[0] == 0.0) or (self.ampx == 0 and values[1] == 0.0)
+        if (self.ampy > 0 and low) or (self.ampy < ny and high):
+            raise BadInputError(f"CCDTAB gives no valid {what} for this CCDAMP")
+
+
+def amp_geometry(
+    detector: str, chip: int, ccd: CcdParams, hdr: fits.Header, shape: tuple[int, int]
+) -> AmpGeometry:
+    """Amplifier layout of one imset from its CCDTAB row and LTV offsets.
+
+    Parameters
+    ----------
+    detector : str
+        ``"WFC"``, ``"HRC"`` or ``"SBC"``.
+    chip : int
+        CCDCHIP of the imset.
+    ccd : CcdParams
+        CCDTAB row (AMPX already clipped to the array width).
+    hdr : astropy.io.fits.Header
+        SCI header (LTV1, LTV2).
+    shape : tuple of int
+        ``(ny, nx)``.
+    """
+    ny, nx = shape
+    ltv1 = float(hdr.get("LTV1", 0.0))
+    ltv2 = float(hdr.get("LTV2", 0.0))
+    offx = int(ltv1) if ltv1 > 0 else 0
+    offy = int(ltv2) if ltv2 > 0 else 0
+    ampx = 0 if ccd.ampx == 0 else ccd.ampx + offx
+    ampy = 0 if ccd.ampy == 0 else ccd.ampy + offy
+    if ampx >= nx - ltv1 or ampx > nx:
+        ampx = nx
+    if ampy >= ny - ltv2 or ampy > ny:
+        ampy = ny
+    hg, hn = ccd.atodgain, ccd.readnoise
+    gain = [1.0, 1.0, 1.0, 1.0]
+    rn = [0.0, 0.0, 0.0, 0.0]
+    if detector == "SBC":
+        pass
+    elif detector == "WFC" and chip == 2:
+        gain = [hg[2], hg[3], hg[2], hg[3]]
+        rn = [hn[2], hn[3], hn[2], hn[3]]
+    elif detector == "WFC" and chip == 1:
+        gain = [hg[0], hg[1], hg[0], hg[1]]
+        rn = [hn[0], hn[1], hn[0], hn[1]]
+    elif ccd.ampx == 0 and ccd.ampy == 0:
+        for j in range(4):
+            if hg[j] > 0.0:
+                gain[1] = hg[j]
+                rn[1] = hn[j]
+                break
+    elif hg[0] == 0.0 and hg[3] == 0.0:  # BC
+        gain = [hg[2], hg[1], hg[2], hg[1]]
+        rn = [hn[2], hn[1], hn[2], hn[1]]
+    elif hg[1] == 0.0 and hg[2] == 0.0:  # AD
+        gain = [hg[0], hg[3], hg[0], hg[3]]
+        rn = [hn[0], hn[3], hn[0], hn[3]]
+    else:
+        gain = list(hg)
+        rn = list(hn)
+    return AmpGeometry(ampx, ampy, tuple(gain), tuple(rn))  # type: ignore[arg-type]
+
+
+def to_electrons(imset: ImSet, geometry: AmpGeometry) -> tuple[ImSet, dict]:
+    """Multiply SCI and ERR by the gain of each amplifier region; BUNIT = ELECTRONS.
+
+    Raises
+    ------
+    BadInputError
+        If a region that is used has no gain (calacs "No valid GAIN value").
+    """
+    geometry.check(imset.shape, geometry.gain, "GAIN")
+    sci = imset.sci.copy()
+    err = imset.err.copy()
+    for slot, region in geometry.slots(imset.shape):
+        g = np.float32(geometry.gain[slot])
+        sci[region] *= g
+        err[region] *= g
+    out = imset.evolve(sci=sci, err=err)
+    out.hdr["BUNIT"] = "ELECTRONS"
+    out.err_hdr["BUNIT"] = "ELECTRONS"
+    return out, {"gain": geometry.gain}
+
+
+def init_noise(
+    imset: ImSet, geometry: AmpGeometry, *, bias_exposure: bool = False, mama: bool = False
+) -> tuple[ImSet, dict]:
+    """Initialise ERR (electrons): ``sqrt(max(SCI, 0) + rn**2 + ERR**2)`` per region.
+
+    For a BIAS exposure (TARGNAME starting with BIAS) ERR is just the read noise.
+    For the MAMA (`mama`), ERR is ``max(sqrt(|SCI|), 1)``.
+
+    Raises
+    ------
+    BadInputError
+        If a region that is used has no read noise.
+    """
+    if mama:
+        val = np.where(imset.sci < 0, np.abs(np.trunc(imset.sci)), imset.sci)
+        err = np.maximum(np.sqrt(val.astype(np.float32)), np.float32(1.0))
+        return imset.evolve(err=err.astype(np.float32)), {"readnoise": (0.0,) * 4}
+    geometry.check(imset.shape, geometry.readnoise, "READNOISE")
+    if bias_exposure:
+        err = np.empty(imset.shape, np.float32)
+    else:
+        err = np.maximum(imset.sci, np.float32(0.0))
+        sq = np.square(imset.err)
+    for slot, region in geometry.slots(imset.shape):
+        rn = np.float32(geometry.readnoise[slot])
+        if bias_exposure:
+            err[region] = rn
+        else:
+            err[region] += rn * rn
+    if not bias_exposure:
+        err += sq
+        np.sqrt(err, out=err)
+    return imset.evolve(err=err), {"readnoise": geometry.readnoise}
+
+
+# --------------------------------------------------------------------------- BLEVCORR
+def _amp_view(sci: np.ndarray, amp: str, arr_cols: int) -> np.ndarray:
+    """Array of one amp's pixels with the amplifier at the lower left (a view)."""
+    if amp == "A":
+        return sci[::-1, :arr_cols]
+    if amp == "B":
+        return sci[::-1, ::-1][:, :arr_cols]
+    if amp == "C":
+        return sci[:, :arr_cols]
+    if amp == "D":
+        return sci[:, ::-1][:, :arr_cols]
+    raise BadInputError(f"amp {amp!r} is not one of A, B, C, D")
+
+
+@njit(cache=True)
+def _dsi_kernel(amp, ngap, magic, factor, dc_ratio, dsi_sens):  # pragma: no cover - jitted
+    rows, cols = amp.shape
+    out = np.empty((rows, cols), np.float64)
+    prev = magic * dc_ratio
+    k2 = 10.0 / 22.0
+    for i in range(rows):
+        for k in range(cols + ngap):
+            v = amp[i, k] if k < cols else magic
+            cur = v * factor * dc_ratio + (1.0 - factor) * prev
+            if k < cols:
+                out[i, k] = (v - dsi_sens * cur) - k2 * (cur - prev)
+            prev = cur
+    return out
+
+
+def _dsi_numpy(amp: np.ndarray, ngap: int, magic: float, factor: float, dc_ratio: float,
+               dsi_sens: float) -> np.ndarray:
+    """Numpy/scipy twin of :func:`_dsi_kernel` (same recursion, for tests)."""
+    from scipy.signal import lfilter
+
+    rows, cols = amp.shape
+    stream = np.concatenate([amp, np.full((rows, ngap), magic)], axis=1).ravel()
+    # dc[j] = stream[j-1]*factor*dc_ratio + (1-factor)*dc[j-1], dc[0] = magic*dc_ratio
+    x = np.concatenate([[0.0], stream * factor * dc_ratio])
+    dc, _ = lfilter([1.0], [1.0, -(1.0 - factor)], x[1:], zi=[(1.0 - factor) * magic * dc_ratio])
+    dc = np.concatenate([[magic * dc_ratio], dc])
+    corr = (stream - dsi_sens * dc[1:]) - (10.0 / 22.0) * (dc[1:] - dc[:-1])
+    return corr.reshape(rows, cols + ngap)[:, :cols]
+
+
+_SERIAL_FREQ = 1000.0 / 22.0
+_PARALLEL_SHIFT = 3.212
+_TIME_CONST = {"A": 37.290251, "B": 36.180001, "C": 37.867770, "D": 42.461249}
+_DC_RATIO = {"A": 0.3, "B": 0.3, "C": 0.3, "D": 0.3}
+_DSI_SENS = {"A": 2.9188919e-3, "B": 10.805754e-3, "C": 12.432145e-3, "D": 3.8596253e-3}
+
+
+def _magic_square_mean(amp: np.ndarray) -> float:
+    total = 0.0
+    for v in amp[2057:2067, 13:23].ravel():
+        total += float(v)
+    return total / 100.0
+
+
+def bias_shift(
+    imsets: Sequence[ImSet], *, subarray_amp: str | None = None, use_kernel: bool | None = None
+) -> tuple[tuple[ImSet, ...], dict]:
+    """Post-SM4 WFC bias-shift correction (ISR ACS 2012-02) and magic-square level.
+
+    Parameters
+    ----------
+    imsets : sequence of ImSet
+        Full frame: ``(chip2, chip1)`` in file order (amps C, D then A, B), raw
+        geometry, electrons.  Subarray: the single imset.
+    subarray_amp : str or None
+        The amp of a supported subarray (CCDAMP); None for a full frame.
+    use_kernel : bool
+        Use the numba kernel (False: the numpy/scipy twin).
+
+    Returns
+    -------
+    (tuple of ImSet, dict)
+        Corrected imsets; info has ``before``/``after`` (magic-square means by amp)
+        and ``blev`` (level subtracted by amp, electrons).  For a subarray the SCI
+        header gets MEANBLEV.
+    """
+    ngap = int(_SERIAL_FREQ * _PARALLEL_SHIFT + 0.5)
+    if subarray_amp is None:
+        if len(imsets) != 2:
+            raise BadInputError("full-frame bias shift needs two imsets (chip 2, chip 1)")
+        arr_cols = imsets[0].shape[1] // 2
+        plan = [("A", 1), ("B", 1), ("C", 0), ("D", 0)]
+    else:
+        arr_cols = imsets[0].shape[1]
+        plan = [(subarray_amp, 0)]
+    scis = [im.sci.copy() for im in imsets]
+    before, after, blev = {}, {}, {}
+    filt = _dsi_kernel if _kernels(use_kernel) else _dsi_numpy
+    for amp, idx in plan:
+        view = _amp_view(scis[idx], amp, arr_cols)
+        data = np.asarray(view, dtype=np.float64)
+        if data.shape[0] < 2067 or data.shape[1] < 23:
+            raise BadInputError(
+                f"bias shift needs at least 2067 x 23 pixels per amp, got {data.shape}"
+            )
+        magic = _magic_square_mean(data)
+        before[amp] = magic
+        factor = 1.0 - math.exp(-1.0 / (_TIME_CONST[amp] * _SERIAL_FREQ))
+        corrected = filt(np.ascontiguousarray(data), ngap, magic, factor, _DC_RATIO[amp],
+                         _DSI_SENS[amp])
+        magic_after = _magic_square_mean(corrected)
+        after[amp] = magic_after
+        blev[amp] = magic_after
+        corrected -= magic_after
+        view[...] = corrected.astype(np.float32)
+    out = tuple(im.evolve(sci=s) for im, s in zip(imsets, scis, strict=True))
+    if subarray_amp is not None:
+        out[0].hdr["MEANBLEV"] = (_f32(after[subarray_amp]),
+                                  "mean of bias levels subtracted in electrons")
+    return out, {"before": before, "after": after, "blev": blev}
+
+
+def apply_crosstalk(imset: ImSet, *, scale: float = 9.1e-5) -> tuple[ImSet, dict]:
+    """Post-SM4 WFC amplifier cross-talk correction of one chip.
+
+    Each pixel gets ``scale`` times its mirror pixel in the row added.  As in
+    calacs the row is updated left to right in place, so the right half sees the
+    already-corrected left half.
+    """
+    sci = imset.sci.copy()
+    nx = sci.shape[1]
+    h = nx // 2
+    right = sci[:, nx - h :]
+    sci[:, :h] += (right[:, ::-1].astype(np.float64) * scale).astype(np.float32)
+    if nx % 2:
+        sci[:, h] += (sci[:, h].astype(np.float64) * scale).astype(np.float32)
+    left = sci[:, :h]
+    sci[:, nx - h :] += (left[:, ::-1].astype(np.float64) * scale).astype(np.float32)
+    return imset.evolve(sci=sci), {"scale": scale}
+
+
+_NBIAS = 24
+_NOSCN = 20
+
+
+def _seqsum(values: np.ndarray, axis: int | None = None) -> np.ndarray | float:
+    """Sum added strictly left to right, as a C loop does (numpy's sum is pairwise).
+
+    The post-SM4 bias statistics are sums of thousands of values of a few thousand
+    electrons; the order of the additions shows in the last bits of the bias level,
+    and those bits in the float32 pixels, so calacs's order is kept.
+    """
+    if axis is None:
+        flat = np.ravel(values)
+        return float(np.cumsum(flat)[-1]) if flat.size else 0.0
+    if values.shape[axis] == 0:
+        return np.zeros(np.delete(values.shape, axis))
+    return np.take(np.cumsum(values, axis=axis), -1, axis=axis)
+
+
+def _clipped_mean_std(values: np.ndarray, sig: float, iterations: int = 4) -> tuple[float, float]:
+    """calacs ``calc_mean_std``: mean and std with `iterations` passes of sigma clipping.
+
+    Each pass keeps values within ``sig * std`` of the current mean and computes the
+    new std about the *previous* mean, as calacs does.
+    """
+    n = len(values)
+    mean = _seqsum(values) / n
+    std = math.sqrt(_seqsum((values - mean) * (values - mean)) / (n - 1))
+    for _ in range(iterations):
+        keep = np.abs(values - mean) <= sig * std
+        used = values[keep]
+        nused = len(used)
+        new_mean = _seqsum(used) / nused if nused else math.nan
+        dev = used - mean
+        std = math.sqrt(_seqsum(dev * dev) / (nused - 1)) if nused > 1 else math.nan
+        mean = new_mean
+    return float(mean), float(std)
+
+
+def _bias_column_means(bias: np.ndarray, near: np.ndarray) -> np.ndarray:
+    """Clipped mean of each prescan column after removing each row's mean of columns 13-24.
+
+    Rows where any of the first six science columns (`near`) reaches 50000 are skipped.
+    """
+    row_mean = _seqsum(bias[:, 12:_NBIAS], axis=1) / 12.0
+    minus = bias - row_mean[:, None]
+    use = (near < 50000).all(axis=1)
+    sel = minus[use]
+    return np.array([_clipped_mean_std(sel[:, j], 5.0)[0] for j in range(_NBIAS)])
+
+
+def _abs_int(x: np.ndarray | float) -> np.ndarray:
+    """C ``abs`` applied to a double: the value is truncated to int first."""
+    return np.abs(np.trunc(x))
+
+
+_BLOCK = 256
+
+
+def _good_rows(view: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """Rows usable for the bias level: not the first, no bright source, no big offset."""
+    rows, cols = view.shape
+    top = rows - _NOSCN
+    bias_mean = bias[:top].sum() / (top * _NBIAS)
+    row_ref = np.empty(rows)
+    row_ref[0] = bias[0].sum() / _NBIAS
+    row_ref[1:] = (bias[1:] + bias[:-1]).sum(axis=1) / (2 * _NBIAS)
+    total = 0.0
+    row_means = np.empty(rows)
+    for r0 in range(0, rows, _BLOCK):
+        block = view[r0 : r0 + _BLOCK, _NBIAS:].astype(np.float64)
+        r1 = r0 + block.shape[0]
+        if r0 < top:
+            total += (block[: max(0, min(top, r1) - r0)] - bias_mean).sum()
+        row_means[r0:r1] = (block - row_ref[r0:r1, None]).sum(axis=1) / (cols - _NBIAS)
+    amp_mean = total / ((cols - _NBIAS) * top)
+    good = ~(_abs_int(row_means - amp_mean) > 100)
+    good &= ~(view[:, 24:30] > 70000).any(axis=1)
+    good[0] = False
+    return good
+
+
+def _bias_level(bias: np.ndarray, good_rows: np.ndarray) -> float:
+    """Clipped mean of the good prescan pixels (absolute-deviation clipping at 6).
+
+    Sums run column by column (calacs order), between 6 and 11 passes.
+    """
+    cm = np.ascontiguousarray(bias.T)  # column-major order of the pixels
+    good = np.repeat(good_rows[None, :], _NBIAS, axis=0)
+    ntot1 = int(good.sum())
+    nits = 0
+    while True:
+        ntot2 = ntot1
+        nits += 1
+        vals = cm[good]
+        n = len(vals)
+        mean = _seqsum(vals) / n if n else 0.0
+        absdev = _seqsum(np.abs(vals - mean)) / n if n else 0.0
+        good &= ~(np.abs(cm - mean) > 6.0 * absdev)
+        ntot1 = int(good.sum())
+        if not (nits <= 5 or (nits <= 10 and ntot1 < ntot2)):
+            break
+    return float(_seqsum(cm[good]) / ntot1) if ntot1 else 0.0
+
+
+def _stripe_means(
+    bias: dict[str, np.ndarray], good: dict[str, np.ndarray]
+) -> tuple[np.ndarray, int]:
+    means = np.stack([_seqsum(bias[a], axis=1) / _NBIAS for a in AMPS])
+    devs = [bias[a] - means[k][:, None] for k, a in enumerate(AMPS)]
+    stds = np.sqrt(np.stack([_seqsum(d * d, axis=1) for d in devs]) / (_NBIAS - 1))
+    usable = np.stack([good[a] for a in AMPS]) & ~(stds >= 15)
+    count = usable.sum(axis=0)
+    total = np.where(usable, means, 0.0).sum(axis=0)
+    rowmeans = np.where(count >= 2, total / np.maximum(count, 1), 0.0)
+    return rowmeans, int((count >= 2).sum())
+
+
+def destripe(chip2: ImSet, chip1: ImSet) -> tuple[tuple[ImSet, ImSet], dict]:
+    """Post-SM4 WFC full-frame bias level subtraction and destriping (prescan based).
+
+    Per amp: subtract the clipped mean of each of the 24 prescan columns from that
+    column, subtract the clipped mean of the good prescan pixels from the whole amp
+    (the bias level), then subtract from all four amps the row-wise stripe pattern
+    (mean over amps of the prescan row means), interpolated along the readout.
+    Computed in float64 and stored as float32, row block by row block.
+
+    Returns
+    -------
+    ((ImSet, ImSet), dict)
+        ``(chip2, chip1)`` with MEANBLEV in their SCI headers; info has ``blev``
+        (by amp), ``rows_fixed`` and ``rows_skipped``.
+    """
+    arr_rows, arr_cols = chip2.shape[0], chip2.shape[1] // 2
+    s2, s1 = chip2.sci.copy(), chip1.sci.copy()
+    src = {"A": s1, "B": s1, "C": s2, "D": s2}
+    views = {a: _amp_view(src[a], a, arr_cols) for a in AMPS}
+    bias, colmeans, good, blev = {}, {}, {}, {}
+    for a in AMPS:
+        b = views[a][:, :_NBIAS].astype(np.float64)
+        colmeans[a] = _bias_column_means(b, views[a][:, 24:30])
+        b -= colmeans[a]
+        bias[a] = b
+    for a in AMPS:
+        good[a] = _good_rows(views[a], bias[a])
+    for a in AMPS:
+        blev[a] = _bias_level(bias[a], good[a])
+        bias[a] -= blev[a]
+    rowmeans, rows_fixed = _stripe_means(bias, good)
+    j = np.arange(arr_cols, dtype=np.float64)[None, :]
+    frac = (j - 11.5) / float(arr_cols + 146)
+    for r0 in range(0, arr_rows, _BLOCK):
+        r1 = min(r0 + _BLOCK, arr_rows)
+        pt = np.arange(r0, r1, dtype=np.float64)[:, None] + frac
+        lower = np.clip(np.floor(pt).astype(np.int64), 0, arr_rows - 2)
+        dist = pt - lower
+        low = rowmeans[lower]
+        interp = low + dist * (rowmeans[lower + 1] - low)
+        for a in AMPS:
+            x = views[a][r0:r1].astype(np.float64)
+            x[:, :_NBIAS] -= colmeans[a]
+            x -= blev[a]
+            x -= interp
+            views[a][r0:r1] = x.astype(np.float32)
+    out2 = chip2.evolve(sci=s2)
+    out1 = chip1.evolve(sci=s1)
+    out1.hdr["MEANBLEV"] = (_f32((blev["A"] + blev["B"]) / 2.0),
+                            "mean of bias levels subtracted in electrons")
+    out2.hdr["MEANBLEV"] = (_f32((blev["C"] + blev["D"]) / 2.0),
+                            "mean of bias levels subtracted in electrons")
+    return (out2, out1), {
+        "blev": blev, "rows_fixed": rows_fixed, "rows_skipped": arr_rows - rows_fixed,
+    }
+
+
+def _median(values: np.ndarray) -> float:
+    n = len(values)
+    if n == 1:
+        return float(values[0])
+    if n == 2:
+        return float((values[0] + values[1]) / 2.0)
+    return float(np.median(values))
+
+
+def _clean_bias_fit(vals: np.ndarray, mask: np.ndarray, rn: float) -> tuple[np.ndarray, int]:
+    mask = mask.copy()
+    nsum = int(mask.sum())
+    if nsum == 0:
+        return mask, 0
+    sel = vals[mask]
+    bmean = _seqsum(sel) / nsum
+    dev = sel - bmean
+    sdev = math.sqrt(_seqsum(dev * dev) / (nsum - 1)) if nsum > 1 else math.nan
+    if bmean >= 0 and sdev > math.sqrt(bmean):
+        sdev = math.sqrt(bmean)
+    nrej = 0
+    with np.errstate(invalid="ignore"):
+        rej = vals > _abs_int(3.0 * sdev + bmean)
+    nrej += int(rej.sum())
+    mask &= ~rej
+    nsum = int(mask.sum())
+    bmean = _seqsum(vals[mask]) / nsum if nsum else math.nan
+    limit = float(np.float32(3.0) * np.float32(rn)) + bmean
+    with np.errstate(invalid="ignore"):
+        rej = vals > _abs_int(limit)
+    nrej += int(rej.sum())
+    mask &= ~rej
+    return mask, nrej
+
+
+def _line_fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float] | None:
+    s0 = float(len(x))
+    if s0 < 1.0:
+        return None
+    s1 = s2 = s3 = s4 = 0.0
+    for xj, yj in zip(x.tolist(), y.tolist(), strict=True):
+        s1 += xj
+        s2 += yj
+        s3 += xj * yj
+        s4 += xj * xj
+    d = s4 - s1 * s1 / s0
+    if abs(d) < np.finfo(np.float32).tiny:
+        return None
+    xmean, ymean = s1 / s0, s2 / s0
+    slope = (s3 - xmean * ymean * s0) / d
+    return slope, ymean - slope * xmean
+
+
+def _drift_slope(sci: np.ndarray, good: np.ndarray, vx: tuple[int, int],
+                 vy: tuple[int, int]) -> float | None:
+    if vx[1] <= vx[0] or vy[1] <= vy[0]:
+        return None
+    midcol = (vx[0] + vx[1]) // 2
+    xs, ys = [], []
+    for i in range(vx[0], vx[1] + 1):
+        col = sci[vy[0] : vy[1] + 1, i].astype(np.float64)
+        ok = good[vy[0] : vy[1] + 1, i]
+        if not ok.any():
+            continue
+        xs.append(float(i - midcol))
+        ys.append(_median(col[ok]))
+    s0 = float(len(xs))
+    if s0 < 1.0:
+        return None
+    s1 = s2 = s3 = s4 = 0.0
+    for xj, yj in zip(xs, ys, strict=True):
+        s1 += xj
+        s2 += yj
+        s3 += xj * yj
+        s4 += xj * xj
+    d = s4 - s1 * s1 / s0
+    if d == 0.0:
+        return None
+    xmean, ymean = s1 / s0, s2 / s0
+    return (s3 - xmean * ymean * s0) / d
+
+
+def subtract_overscan(
+    imset: ImSet,
+    overscan: OverscanRegion | None,
+    ccd: CcdParams,
+    *,
+    detector: str,
+    ccdamp: str,
+    sdqflags: int,
+) -> tuple[ImSet, dict]:
+    """BLEVCORR by per-line overscan fit (HRC, pre-SM4 WFC, unsupported subarrays).
+
+    For each amp of the chip, the bias of each line is the median of its overscan
+    section(s) (DQ-good pixels), outliers are rejected, a straight line is fitted
+    against line number and subtracted; if a virtual overscan is defined, a drift
+    slope fitted to its column medians is subtracted as ``slope * (column - middle of
+    the bias section)``.  Without an OSCNTAB row the CCDTAB bias (electrons) is
+    subtracted from every pixel.
+
+    Returns
+    -------
+    (ImSet, dict)
+        info: ``overscan`` (bias from overscan), ``driftcorr``, ``blev`` (by amp),
+        ``meanblev``.  MEANBLEV goes into the SCI header when fitted.
+    """
+    chip = imset.chip
+    first = ccdamp[0] if ccdamp else "A"
+    biasnum = AMPS.index(first) if first in AMPS else 0
+    if len(ccdamp) > 1 and detector == "WFC" and chip == 2:
+        biasnum += 2
+    ccdbias = float(np.float32(ccd.ccdbias[biasnum]) * np.float32(ccd.atodgain[biasnum]))
+    sci = imset.sci.copy()
+    if overscan is None:
+        sci -= np.float32(ccdbias)
+        return imset.evolve(sci=sci), {
+            "overscan": False, "driftcorr": False, "blev": {AMPS[biasnum]: ccdbias},
+            "meanblev": None,
+        }
+    ny, nx = sci.shape
+    trimx1, trimx2 = overscan.trimx
+    trimy1, trimy2 = overscan.trimy
+    if detector == "WFC":
+        chip_amps = "".join(a for a in ("CD" if chip == 2 else "AB") if a in ccdamp)
+    else:
+        chip_amps = ccdamp
+    numamps = len(chip_amps)
+    dodrift = not (overscan.vy[0] <= 0 and overscan.vy[1] <= 0)
+    good = (imset.dq.astype(np.int64) & (sdqflags & 0xFFFF)) == 0
+    bsa, bsb = overscan.biassecta, overscan.biassectb
+    blev: dict[str, float] = {}
+    sumblev = 0.0
+    driftcorr = False
+    nrej_total = 0
+    # As in calacs, each amp's region is corrected in place before the next amp's
+    # overscan and virtual overscan are measured (they may overlap that region).
+    for amp in chip_amps:
+        bias_loc = ord(amp) - ord(chip_amps[0])
+        amp_indx = AMPS.index(amp)
+        bias_ampx = (0, 1, 0, 1)[bias_loc]
+        bias_ampy = (0, 0, 1, 1)[bias_loc]
+        if bsa[1] > 0 and bsb[1] > 0:
+            sect = list(bsa if bias_ampx == 0 else bsb)
+            if numamps == 1:
+                sect += list(bsb if bias_ampx == 0 else bsa)
+            else:
+                sect += [0, 0]
+        else:
+            sect = [*(bsb if bsa[1] == 0 else bsa), 0, 0]
+        sect[0] = max(sect[0], 0)
+        sect[2] = max(sect[2], 0)
+        sect[1] = min(sect[1], nx - 1)
+        sect[3] = min(sect[3], nx - 1)
+        begx = trimx1 + ccd.ampx * bias_ampx
+        endx = ccd.ampx + trimx1 if (bias_ampx == 0 and ccd.ampx != 0) else nx - trimx2
+        begy = trimy1 + ccd.ampy * bias_ampy
+        endy = ccd.ampy + trimy1 if (bias_ampy == 0 and ccd.ampy != 0) else ny - trimy2
+        endx, endy = min(endx, nx), min(endy, ny)
+        sizex, sizey = endx - begx, endy - begy
+        slope = 0.0
+        zero_column = (sect[0] + sect[1]) / 2.0
+        if dodrift:
+            fitted = _drift_slope(sci, good, overscan.vx, overscan.vy)
+            driftcorr = fitted is not None
+            slope = fitted if fitted is not None else 0.0
+            averagedrift = (sizex / 2.0 - zero_column) * slope
+        else:
+            averagedrift = 0.0
+        # per-line bias level
+        cols = []
+        if sect[1] != 0:
+            cols.append(np.arange(sect[0], sect[1] + 1))
+        if sect[2] != 0:
+            cols.append(np.arange(sect[2], sect[3] + 1))
+        cols_arr = np.concatenate(cols) if cols else np.zeros(0, np.int64)
+        vals = np.zeros(max(sizey, 0))
+        mask = np.zeros(max(sizey, 0), bool)
+        for j in range(max(sizey, 0)):
+            line = j + trimy1
+            if cols_arr.size == 0:
+                continue
+            ok = good[line, cols_arr]
+            if ok.any():
+                vals[j] = _median(sci[line, cols_arr[ok]].astype(np.float64))
+                mask[j] = True
+        rn = float(np.float32(ccd.readnoise[amp_indx]))
+        mask, nrej = _clean_bias_fit(vals, mask, rn)
+        nrej_total += nrej
+        middle = sizey // 2
+        xs = (np.nonzero(mask)[0] - middle).astype(np.float64)
+        fit = _line_fit(xs, vals[mask])
+        bslope, intercept = fit if fit is not None else (0.0, ccdbias)
+        lines = np.arange(begy, endy, dtype=np.float64)
+        biaslevel = (lines - middle) * bslope + intercept
+        sumbias = _seqsum(biaslevel + averagedrift)
+        columns = np.arange(begx, endx, dtype=np.float64)
+        deval = (columns - zero_column) * slope if dodrift else np.zeros(sizex)
+        region = sci[begy:endy, begx:endx]
+        region[...] = ((region.astype(np.float64) - biaslevel[:, None]) - deval[None, :]).astype(
+            np.float32
+        )
+        blev[amp] = sumbias / sizey
+        sumblev += sumbias / sizey
+    meanblev = _f32(sumblev / numamps) if numamps else 0.0
+    out = imset.evolve(sci=sci)
+    out.hdr["MEANBLEV"] = (meanblev, "mean of bias levels subtracted in electrons")
+    return out, {"overscan": True, "driftcorr": driftcorr, "blev": blev, "meanblev": meanblev,
+                 "n_rejected": nrej_total}
+
+
+# --------------------------------------------------------------------------- DARKTIME
+def darktime(
+    header_darktime: float, ccd: CcdParams, *, expstart: float, subarray: bool, aperture: str,
+    flashdur: float, flashsta: str,
+) -> tuple[float, float]:
+    """DARKTIME calacs writes back: header value plus the CCDTAB overhead when due.
+
+    Full frames after SM4 and supported subarrays after Cycle 24 get OVRHUFLS
+    (OVRHFLS when post-flashed: FLASHDUR > 0 and FLASHSTA = SUCCESSFUL).
+
+    Returns
+    -------
+    (float, float)
+        Final dark time and the offset that applied (float32 values).
+    """
+    base = np.float32(header_darktime)
+    offset = np.float32(ccd.ovrhufls)
+    if flashdur > 0.0 and flashsta.upper() == "SUCCESSFUL":
+        offset = np.float32(ccd.ovrhfls)
+    final = base
+    if not subarray:
+        if expstart >= SM4MJD:
+            final = np.float32(base + offset)
+    elif expstart >= CYCLE24 and aperture.upper() in DARK_SUBARRAY_APERTURES:
+        final = np.float32(base + offset)
+    return float(final), float(offset)
+
+
+# --------------------------------------------------------------------------- saturation
+def flag_full_well(
+    imset: ImSet, satmap: np.ndarray, overscan: OverscanRegion | None, *, offset: tuple[int, int],
+    full_frame: bool,
+) -> tuple[ImSet, dict]:
+    """Flag DQ 256 where SCI (electrons) exceeds the full-well saturation image.
+
+    Parameters
+    ----------
+    imset : ImSet
+        Untrimmed imset after BIASCORR/BLEVCORR, in electrons.
+    satmap : numpy.ndarray
+        SATUFILE SCI array of the chip (raw geometry, full frame).
+    overscan : OverscanRegion or None
+        Trim widths (the comparison covers a trimmed-size area).
+    offset : tuple of int
+        ``(x0, y0)`` of the science array in the SATUFILE (subarrays).
+    full_frame : bool
+        True when the SATUFILE matches the science array (same corner and width);
+        then the trimmed science area is compared pixel for pixel.  Otherwise calacs
+        compares the first ``trimmed`` rows/columns of the *untrimmed* array with the
+        SATUFILE from `offset`, and so do we.
+    """
+    ny, nx = imset.shape
+    tx = sum(overscan.trimx) if overscan else 0
+    ty = sum(overscan.trimy) if overscan else 0
+    xdim, ydim = nx - tx, ny - ty
+    dq = imset.dq.copy()
+    if full_frame:
+        cx, cy = corner(imset.hdr)
+        xbeg, ybeg = abs(cx), abs(cy)
+        sl = (slice(ybeg, ybeg + ydim), slice(xbeg, xbeg + xdim))
+        hit = imset.sci[sl] > satmap[sl]
+        dq[sl][hit] |= SATPIXEL
+    else:
+        x0, y0 = offset
+        sat = satmap[y0 : y0 + ydim, x0 : x0 + xdim]
+        hit = imset.sci[:ydim, :xdim] > sat
+        dq[:ydim, :xdim][hit] |= SATPIXEL
+    return imset.evolve(dq=dq), {"n_saturated": int(np.count_nonzero(hit))}
+
+
+# --------------------------------------------------------------------------- SINKCORR
+@njit(cache=True)
+def _sink_kernel(sci, dq, sink, bottom_up):  # pragma: no cover - jitted
+    ny, nx = sci.shape
+    keep = np.zeros(nx, np.bool_)
+    cur = np.zeros(nx, np.float32)
+    n = 0
+    for step in range(ny):
+        j = step if bottom_up else ny - 1 - step
+        for i in range(nx):
+            s = sink[j, i]
+            if s < 0:
+                keep[i] = True
+                if s < -1:
+                    cur[i] = sci[j, i]
+                dq[j, i] |= 1024
+                n += 1
+            elif s > 0:
+                if keep[i]:
+                    if s > cur[i]:
+                        dq[j, i] |= 1024
+                        n += 1
+                    else:
+                        keep[i] = False
+            elif keep[i]:
+                keep[i] = False
+    return n
+
+
+def _sink_numpy(sci: np.ndarray, dq: np.ndarray, sink: np.ndarray, bottom_up: bool) -> int:
+    """Numpy twin of :func:`_sink_kernel` (row loop, vectorised across columns)."""
+    ny, nx = sci.shape
+    keep = np.zeros(nx, bool)
+    cur = np.zeros(nx, np.float32)
+    n = 0
+    for step in range(ny):
+        j = step if bottom_up else ny - 1 - step
+        s = sink[j]
+        neg = s < 0
+        keep |= neg
+        deep = s < -1
+        cur[deep] = sci[j, deep]
+        pos = s > 0
+        up = pos & keep & (s > cur)
+        stop = (pos & keep & ~(s > cur)) | ((s == 0) & keep)
+        flag = neg | up
+        dq[j, flag] |= SINKPIXEL
+        n += int(flag.sum())
+        keep &= ~stop
+    return n
+
+
+def flag_sinks(imset: ImSet, sinkmap: np.ndarray, *, bottom_up: bool,
+               use_kernel: bool | None = None) -> tuple[ImSet, dict]:
+    """SINKCORR: flag sink pixels and their trails with DQ 1024.
+
+    Walking each column from the amplifier side (`bottom_up` for the first SNKCFILE
+    extension, top-down for the second): a SNKCFILE value < -1 marks a sink (its
+    SCI value is remembered), -1 the pixel just downstream; values > 0 upstream are
+    flagged while they exceed the remembered SCI value.
+
+    Parameters
+    ----------
+    sinkmap : numpy.ndarray
+        SNKCFILE SCI cut to the (untrimmed) science array.
+    """
+    dq = imset.dq.copy()
+    sci = np.ascontiguousarray(imset.sci, dtype=np.float32)
+    sink = np.ascontiguousarray(sinkmap, dtype=np.float32)
+    if _kernels(use_kernel):
+        n = int(_sink_kernel(sci, dq, sink, bottom_up))
+    else:
+        n = _sink_numpy(sci, dq, sink, bottom_up)
+    return imset.evolve(dq=dq), {"n_flagged": n}
+
+
+# --------------------------------------------------------------------------- trim
+def _shift_wcs(hdr, xbeg: int, ybeg: int) -> None:
+    for axis, beg in ((1, xbeg), (2, ybeg)):
+        if f"LTV{axis}" in hdr:
+            hdr[f"LTV{axis}"] = hstio_float(np.float32(hdr[f"LTV{axis}"]) - np.float32(beg))
+        if f"CRPIX{axis}" in hdr:
+            hdr[f"CRPIX{axis}"] = hstio_double(float(hdr[f"CRPIX{axis}"]) - float(beg))
+
+
+def trim_overscan(imset: ImSet, overscan: OverscanRegion) -> tuple[ImSet, dict]:
+    """Cut the overscan off (calacs ``putSingleGroupSect``): arrays, LTV, CRPIX, SIZAXIS."""
+    ny, nx = imset.shape
+    x0, x1 = overscan.trimx
+    y0, y1 = overscan.trimy
+    sl = (slice(y0, ny - y1), slice(x0, nx - x1))
+    out = imset.evolve(sci=imset.sci[sl], err=imset.err[sl], dq=imset.dq[sl])
+    for hdr in (out.hdr, out.err_hdr, out.dq_hdr):
+        _shift_wcs(hdr, x0, y0)
+    sy, sx = out.shape
+    out.hdr["SIZAXIS1"] = sx
+    out.hdr["SIZAXIS2"] = sy
+    return out, {"trim": (overscan.trimx, overscan.trimy)}

@@ -1,0 +1,374 @@
+"""Reading calacs inputs and writing its products (the only FITS I/O of the engine).
+
+Inputs are opened memory-mapped; extensions that hold a single value
+(``NPIX1``/``NPIX2``/``PIXVALUE``, no data, as HSTIO writes them) are expanded to
+arrays on read and written back in that form when every pixel of an ERR or DQ
+array is the same, which is what HSTIO does.  Products are written to a temporary
+file beside the target and moved into place with :func:`os.replace`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from astropy.io import fits
+
+from acsprov.calib.imset import ImSet
+from acsprov.errors import BadInputError
+
+__all__ = [
+    "Exposure",
+    "atomic_path",
+    "constant_value",
+    "count_imsets",
+    "hstio_double",
+    "hstio_float",
+    "read_exposure",
+    "read_imset",
+    "write_exposure",
+    "write_text",
+]
+
+#: Keywords describing the on-disk layout, never copied into a product header.
+_LAYOUT_KEYWORDS = (
+    "SIMPLE", "XTENSION", "BITPIX", "NAXIS", "NAXIS1", "NAXIS2", "EXTEND", "PCOUNT",
+    "GCOUNT", "BZERO", "BSCALE", "NPIX1", "NPIX2", "PIXVALUE", "CHECKSUM", "DATASUM",
+)
+
+
+@dataclass(frozen=True)
+class Exposure:
+    """A primary header and its imsets: a raw file, a ``_blv_tmp`` or a ``_flt``.
+
+    Parameters
+    ----------
+    phdr : astropy.io.fits.Header
+        Primary header.
+    imsets : tuple of ImSet
+        The imsets in EXTVER order.
+    path : pathlib.Path or None
+        File the exposure was read from, if any.
+    """
+
+    phdr: fits.Header
+    imsets: tuple[ImSet, ...]
+    path: Path | None = None
+    extra: dict = field(default_factory=dict)
+
+    def evolve(self, **changes: object) -> Exposure:
+        """Return a copy with `changes` applied; the primary header is copied."""
+        if "phdr" not in changes:
+            changes["phdr"] = self.phdr.copy()
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def rootname(self) -> str:
+        """ROOTNAME of the primary header, lower case."""
+        return str(self.phdr.get("ROOTNAME", "")).strip().lower()
+
+
+def hstio_float(value: float) -> float:
+    """A keyword value as HSTIO writes a C ``float`` (``%#14.7E``) and reads it back.
+
+    calacs passes values between its tasks through headers written this way, so
+    the engine stores its float keywords with the same 8 significant digits.
+    """
+    return float(f"{float(np.float32(value)):.7E}")
+
+
+def hstio_double(value: float) -> float:
+    """A keyword value as HSTIO writes a C ``double`` (``%#20.12E``)."""
+    return float(f"{float(value):.12E}")
+
+
+def count_imsets(phdr: fits.Header) -> int:
+    """Number of imsets as calacs counts them: ``NEXTEND // 3`` (default 3)."""
+    return int(phdr.get("NEXTEND", 3)) // 3
+
+
+def constant_value(hdr: fits.Header) -> tuple[tuple[int, int], float] | None:
+    """Shape and value of a constant-valued extension, or None if it holds data."""
+    if int(hdr.get("NAXIS", 0)) != 0 or "PIXVALUE" not in hdr:
+        return None
+    nx = int(hdr.get("NPIX1", 0))
+    ny = int(hdr.get("NPIX2", 1))
+    return (ny, nx), hdr["PIXVALUE"]
+
+
+def _clean_header(hdr: fits.Header) -> fits.Header:
+    out = hdr.copy()
+    for key in _LAYOUT_KEYWORDS:
+        out.remove(key, ignore_missing=True, remove_all=True)
+    return out
+
+
+def _extension_array(
+    hdu: fits.hdu.base.ExtensionHDU, dtype: np.dtype, path: Path, native: bool
+) -> np.ndarray:
+    const = constant_value(hdu.header)
+    if const is not None:
+        shape, value = const
+        if value == 0:
+            return np.zeros(shape, dtype=dtype)
+        return np.full(shape, value, dtype=dtype)
+    data = hdu.data  # raw values: files are opened with do_not_scale_image_data
+    if data is None:
+        raise BadInputError(
+            f"{path.name}[{hdu.name},{hdu.ver}] has no data and no PIXVALUE keyword"
+        )
+    bscale = float(hdu.header.get("BSCALE", 1.0))
+    bzero = float(hdu.header.get("BZERO", 0.0))
+    if bscale != 1.0 or bzero != 0.0:
+        if data.dtype.itemsize == 2 and data.dtype.kind == "i" and bscale == 1.0 and bzero == 32768:
+            # unsigned 16-bit stored as signed: flipping the sign bit adds 32768
+            unsigned = data.view(data.dtype.str.replace("i", "u")) ^ np.uint16(0x8000)
+            return unsigned.astype(dtype)
+        if np.dtype(dtype).kind in "iu" and bscale == 1.0 and bzero == int(bzero):
+            return (data.astype(np.int64) + int(bzero)).astype(dtype)
+        return (data.astype(np.float64) * bscale + bzero).astype(dtype)
+    if native or data.dtype.kind != np.dtype(dtype).kind:
+        return np.asarray(data, dtype=dtype)
+    return data
+
+
+def read_imset(
+    hdul: fits.HDUList, extver: int, *, path: Path, native: bool = True
+) -> ImSet:
+    """Read the SCI, ERR and DQ extensions with EXTVER `extver` of an open file.
+
+    Parameters
+    ----------
+    hdul : astropy.io.fits.HDUList
+        The open file.
+    extver : int
+        EXTVER of the imset.
+    path : pathlib.Path
+        File name, for error messages.
+    native : bool
+        If true, SCI/ERR are returned as native float32 copies (to be calibrated);
+        otherwise big-endian memory-mapped views are kept where possible (references).
+
+    Returns
+    -------
+    ImSet
+        SCI and ERR as float32, DQ as uint16.
+
+    Raises
+    ------
+    BadInputError
+        If the SCI extension is absent.
+    """
+    try:
+        sci_hdu = hdul["SCI", extver]
+    except KeyError as err:
+        raise BadInputError(f"{path.name} has no SCI extension with EXTVER={extver}") from err
+    sci = _extension_array(sci_hdu, np.dtype(np.float32), path, native)
+    ny, nx = sci.shape
+    arrays = {}
+    headers = {}
+    for name, dtype in (("ERR", np.float32), ("DQ", np.uint16)):
+        try:
+            hdu = hdul[name, extver]
+        except KeyError:
+            arrays[name] = np.zeros((ny, nx), dtype=dtype)
+            headers[name] = fits.Header([("EXTNAME", name), ("EXTVER", extver)])
+            continue
+        arr = _extension_array(hdu, np.dtype(dtype), path, native)
+        if name == "DQ" and arr.dtype != np.uint16:
+            arr = arr.astype(np.uint16) if arr.dtype.kind == "f" else arr.view(np.uint16)
+        if arr.shape != (ny, nx):
+            raise BadInputError(
+                f"{path.name}[{name},{extver}] has shape {arr.shape} but SCI has {(ny, nx)}"
+            )
+        arrays[name] = arr
+        headers[name] = _clean_header(hdu.header)
+    return ImSet(
+        sci=sci,
+        err=arrays["ERR"],
+        dq=arrays["DQ"],
+        hdr=_clean_header(sci_hdu.header),
+        extver=extver,
+        err_hdr=headers["ERR"],
+        dq_hdr=headers["DQ"],
+    )
+
+
+def read_exposure(path: str | os.PathLike[str], *, native: bool = True) -> Exposure:
+    """Read a calacs input or product (primary header and all imsets), memory-mapped.
+
+    Parameters
+    ----------
+    path : path-like
+        A ``_raw``, ``_blv_tmp`` or ``_flt`` file.
+    native : bool
+        See :func:`read_imset`.
+
+    Returns
+    -------
+    Exposure
+
+    Raises
+    ------
+    BadInputError
+        If the file cannot be opened or lacks an imset that NEXTEND promises.
+    """
+    path = Path(path)
+    try:
+        hdul = fits.open(path, memmap=True, lazy_load_hdus=True, do_not_scale_image_data=True)
+    except (OSError, ValueError) as err:
+        raise BadInputError(f"cannot open {path}: {err}") from err
+    with hdul:
+        phdr = _clean_header(hdul[0].header)
+        nimsets = count_imsets(phdr)
+        if nimsets < 1:
+            raise BadInputError(f"NEXTEND = {phdr.get('NEXTEND')} in {path.name}; must be >= 3")
+        imsets = tuple(read_imset(hdul, i, path=path, native=native) for i in range(1, nimsets + 1))
+    return Exposure(phdr=phdr, imsets=imsets, path=path)
+
+
+@contextmanager
+def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path beside `target`; move it onto `target` on success."""
+    target = Path(target)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, target)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def write_text(target: str | os.PathLike[str], text: str) -> Path:
+    """Write `text` to `target` atomically."""
+    with atomic_path(target) as tmp:
+        tmp.write_text(text)
+    return Path(target)
+
+
+def _constant_hdu(
+    name: str, hdr: fits.Header, shape: tuple[int, int], value: float
+) -> fits.ImageHDU:
+    hdu = fits.ImageHDU(header=_clean_header(hdr), name=name)
+    ny, nx = shape
+    hdu.header["NPIX1"] = (nx, "length of constant array axis 1")
+    if ny > 1:
+        hdu.header["NPIX2"] = (ny, "length of constant array axis 2")
+    hdu.header["PIXVALUE"] = (value, "values of pixels in constant array")
+    hdu.header["BITPIX"] = 16 if name == "DQ" else -32  # the type HSTIO declares
+    return hdu
+
+
+def _is_constant(arr: np.ndarray) -> bool:
+    if arr.size == 0:
+        return False
+    first = arr.flat[0]
+    return bool((arr == first).all())
+
+
+def _imset_hdus(imset: ImSet) -> list[fits.ImageHDU]:
+    sci_hdr = _clean_header(imset.hdr)
+    sci_hdr["EXTVER"] = imset.extver
+    hdus = [fits.ImageHDU(np.ascontiguousarray(imset.sci, dtype=np.float32), sci_hdr, name="SCI")]
+    hdus[0].ver = imset.extver
+    for name, arr, hdr, dtype in (
+        ("ERR", imset.err, imset.err_hdr, np.float32),
+        ("DQ", imset.dq, imset.dq_hdr, np.int16),
+    ):
+        hdr = _clean_header(hdr)
+        hdr["EXTVER"] = imset.extver
+        if _is_constant(arr):
+            value = arr.flat[0]
+            value = float(value) if name == "ERR" else int(np.asarray(value).astype(np.int16))
+            hdu = _constant_hdu(name, hdr, arr.shape, value)
+        else:
+            data = arr.astype(np.int16) if name == "DQ" else np.asarray(arr, dtype=dtype)
+            hdu = fits.ImageHDU(np.ascontiguousarray(data), hdr, name=name)
+        hdu.ver = imset.extver
+        hdus.append(hdu)
+    return hdus
+
+
+def write_exposure(
+    exposure: Exposure,
+    target: str | os.PathLike[str],
+    *,
+    before_move: Callable[[Path], None] | None = None,
+) -> Path:
+    """Write `exposure` as a multi-extension FITS file, atomically.
+
+    ERR and DQ arrays whose pixels all hold one value are written as constant
+    extensions (``NPIX1``, ``NPIX2``, ``PIXVALUE``), as HSTIO does; SCI always holds
+    data.  DQ is written as int16.
+
+    Parameters
+    ----------
+    exposure : Exposure
+        Primary header and imsets.
+    target : path-like
+        Output file; replaced if it exists.
+    before_move : callable, optional
+        Called with the temporary path once it is complete (e.g. to checksum it).
+
+    Returns
+    -------
+    pathlib.Path
+        `target`.
+    """
+    phdr = _clean_header(exposure.phdr)
+    phdr["NEXTEND"] = 3 * len(exposure.imsets)
+    primary = fits.PrimaryHDU(header=phdr)
+    hdus: list[fits.hdu.base.ExtensionHDU] = [primary]
+    for imset in exposure.imsets:
+        hdus.extend(_imset_hdus(imset))
+    _stamp(primary.header, primary=True)
+    for hdu in hdus[1:]:
+        _stamp(hdu.header)
+    primary.header["BITPIX"] = 16  # as HSTIO writes it (no data: the value is free)
+    with atomic_path(target) as tmp:
+        with open(tmp, "wb") as fh:
+            for hdu in hdus:
+                _write_hdu(fh, hdu)
+        if before_move is not None:
+            before_move(tmp)
+    return Path(target)
+
+
+def _write_hdu(fh, hdu: fits.hdu.base.ExtensionHDU) -> None:
+    """Write one HDU: its header, then its data big-endian, each padded to 2880 bytes."""
+    fh.write(hdu.header.tostring(padding=True).encode("ascii"))
+    if hdu.header.get("NAXIS", 0) == 0:
+        return
+    data = hdu.data
+    big = np.ascontiguousarray(data, dtype=data.dtype.newbyteorder(">"))
+    big.tofile(fh)
+    pad = (-big.nbytes) % 2880
+    if pad:
+        fh.write(b"\0" * pad)
+
+
+_FITS_COMMENT = (
+    "  FITS (Flexible Image Transport System) format is defined in 'Astronomy",
+    "  and Astrophysics', volume 376, page 359; bibcode: 2001A&A...376..359H",
+)
+
+
+def _stamp(hdr: fits.Header, *, primary: bool = False) -> None:
+    """ORIGIN and DATE cards (and the FITS reference comment), as HSTIO writes them."""
+    if primary and "COMMENT" not in hdr:
+        at = hdr.index("EXTEND") + 1 if "EXTEND" in hdr else len(hdr)
+        for i, text in enumerate(_FITS_COMMENT):
+            hdr.insert(at + i, ("COMMENT", text))
+    hdr["ORIGIN"] = ("acsprov", "FITS file originator")
+    hdr["DATE"] = (time.strftime("%Y-%m-%d", time.gmtime()),
+                   "date this file was written (yyyy-mm-dd)")

@@ -1,0 +1,340 @@
+"""The switch and reference-file shell around the calacs steps (no arithmetic here).
+
+calacs decides for each step, from the primary header:
+
+* the step runs only if its switch is ``PERFORM``;
+* a header ``COMPLETE`` turns it off, except for DQICORR and PHOTCORR, which may
+  run again;
+* every reference file it names must exist (an error otherwise), and a reference
+  whose PEDIGREE starts with ``DUMMY`` skips the step (switch ``SKIPPED``);
+* after the step the switch becomes ``COMPLETE`` and HISTORY records name the
+  reference files with their PEDIGREE and DESCRIP.
+
+:data:`CCD_STEPS` and :data:`TWOD_STEPS` declare the steps; :func:`plan_steps`
+applies the rules above and :func:`record_step` writes the header side.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from astropy.io import fits
+
+from acsprov.calib.reffiles import RefFile, inspect_ref
+from acsprov.errors import BadInputError, ReferenceFileError
+
+__all__ = [
+    "CCD_STEPS",
+    "TWOD_STEPS",
+    "State",
+    "Step",
+    "StepPlan",
+    "add_history",
+    "header_switch",
+    "plan_step",
+    "plan_steps",
+    "record_step",
+    "ref_history",
+    "update_switch",
+]
+
+
+class State(enum.Enum):
+    """Internal state of a step (calacs ``OMIT``, ``PERFORM``, ``DUMMY``, ``IGNORED``)."""
+
+    OMIT = "OMIT"
+    PERFORM = "PERFORM"
+    DUMMY = "DUMMY"  # a DUMMY reference: header switch becomes SKIPPED
+    IGNORED = "IGNORED"  # not done for another reason: header switch becomes SKIPPED
+
+    @property
+    def omitted(self) -> bool:
+        """True if the step was not even attempted (calacs ``OmitStep``)."""
+        return self is State.OMIT
+
+    @property
+    def shown(self) -> str:
+        """The value calacs prints for this state (``PrSwitch``)."""
+        return "SKIPPED" if self in (State.DUMMY, State.IGNORED) else self.value
+
+
+@dataclass(frozen=True)
+class Step:
+    """Declaration of one calacs switch.
+
+    Parameters
+    ----------
+    switch : str
+        Header keyword, e.g. ``"BIASCORR"``.
+    task : str
+        ``"ACSCCD"`` or ``"ACS2D"``.
+    reftypes : tuple of str
+        Reference keywords the step reads, in calacs order.
+    repeatable : bool
+        True if a header ``COMPLETE`` does not turn the step off.
+    optional : tuple of str
+        References that may be blank or ``N/A``.
+    dummy_skips : tuple of str or None
+        References whose DUMMY pedigree skips the step (default: all `reftypes`).
+    any_of : bool
+        True if the step runs when any one of its references is usable (FLATCORR).
+    """
+
+    switch: str
+    task: str
+    reftypes: tuple[str, ...] = ()
+    repeatable: bool = False
+    optional: tuple[str, ...] = ()
+    dummy_skips: tuple[str, ...] | None = None
+    any_of: bool = False
+
+    @property
+    def skipping_refs(self) -> tuple[str, ...]:
+        """References whose DUMMY pedigree skips the step."""
+        return self.reftypes if self.dummy_skips is None else self.dummy_skips
+
+
+CCD_STEPS: tuple[Step, ...] = (
+    Step("DQICORR", "ACSCCD", ("BPIXTAB",), repeatable=True, optional=("BPIXTAB",)),
+    Step("ATODCORR", "ACSCCD", ("ATODTAB",)),
+    Step("BLEVCORR", "ACSCCD", ("OSCNTAB",), optional=("OSCNTAB",), dummy_skips=()),
+    Step("BIASCORR", "ACSCCD", ("BIASFILE", "SATUFILE"), dummy_skips=("BIASFILE",)),
+    Step("SINKCORR", "ACSCCD", ("SNKCFILE",)),
+)
+
+TWOD_STEPS: tuple[Step, ...] = (
+    Step("DQICORR", "ACS2D", ("BPIXTAB",), repeatable=True, optional=("BPIXTAB",)),
+    Step("GLINCORR", "ACS2D", ("MLINTAB",)),
+    Step("LFLGCORR", "ACS2D", ("MLINTAB",)),
+    Step("DARKCORR", "ACS2D", ("DARKFILE",)),
+    Step("FLSHCORR", "ACS2D", ("FLSHFILE",)),
+    Step("FLATCORR", "ACS2D", ("PFLTFILE", "DFLTFILE", "LFLTFILE", "CFLTFILE"),
+         optional=("PFLTFILE", "DFLTFILE", "LFLTFILE", "CFLTFILE"), any_of=True),
+    Step("SHADCORR", "ACS2D", ("SHADFILE",)),
+    Step("PHOTCORR", "ACS2D", ("IMPHTTAB",), repeatable=True),
+)
+
+_VALID = ("PERFORM", "COMPLETE", "SKIPPED", "OMIT")
+
+
+def header_switch(phdr: fits.Header, keyword: str) -> str:
+    """Value of a calibration switch (upper case); ``OMIT`` if absent.
+
+    Raises
+    ------
+    BadInputError
+        If the value is not PERFORM, COMPLETE, SKIPPED or OMIT.
+    """
+    if keyword not in phdr:
+        return "OMIT"
+    value = str(phdr[keyword]).strip().upper()
+    if value not in _VALID:
+        raise BadInputError(f"keyword {keyword} = {phdr[keyword]!r} is invalid; expected one "
+                            f"of {', '.join(_VALID)}")
+    return value
+
+
+@dataclass(frozen=True)
+class StepPlan:
+    """What the shell decided for one step of one exposure."""
+
+    step: Step
+    state: State
+    refs: Mapping[str, RefFile] = field(default_factory=dict)
+    header_value: str = "OMIT"
+    missing: tuple[RefFile, ...] = ()
+    reason: str = ""
+
+    @property
+    def switch(self) -> str:
+        """The switch keyword."""
+        return self.step.switch
+
+    @property
+    def perform(self) -> bool:
+        """True if the step is to be applied."""
+        return self.state is State.PERFORM
+
+    def usable(self, keyword: str) -> RefFile | None:
+        """The reference named by `keyword` if it exists and is not DUMMY."""
+        ref = self.refs.get(keyword)
+        if ref is None or not ref.exists or ref.dummy:
+            return None
+        return ref
+
+    def with_state(self, state: State, reason: str = "") -> StepPlan:
+        """A copy with another state."""
+        return StepPlan(self.step, state, self.refs, self.header_value, self.missing,
+                        reason or self.reason)
+
+
+def plan_step(
+    step: Step,
+    phdr: fits.Header,
+    *,
+    input_dir: str | os.PathLike[str] = ".",
+    requested: str | None = None,
+    overrides: Mapping[str, str] | None = None,
+) -> StepPlan:
+    """Decide whether `step` runs, and find its reference files.
+
+    Parameters
+    ----------
+    step : Step
+        The declaration.
+    phdr : astropy.io.fits.Header
+        Primary header of the exposure.
+    input_dir : path-like
+        Directory for reference names without a path.
+    requested : str or None
+        Switch value passed down by calacs (e.g. ACS2D gets DQICORR=OMIT after
+        ACSCCD did it); default: the header value.
+    overrides : mapping, optional
+        ``{"BIASFILE": "other_bia.fits"}``: names used instead of the header's.
+
+    Returns
+    -------
+    StepPlan
+    """
+    value = header_switch(phdr, step.switch)
+    asked = (requested or value).upper()
+    if asked != "PERFORM":
+        return StepPlan(step, State.OMIT, header_value=value, reason=f"{step.switch}={asked}")
+    if value == "COMPLETE" and not step.repeatable:
+        return StepPlan(step, State.OMIT, header_value=value, reason="already COMPLETE")
+    overrides = {k.upper(): v for k, v in (overrides or {}).items()}
+    refs: dict[str, RefFile] = {}
+    missing: list[RefFile] = []
+    for key in step.reftypes:
+        name = overrides.get(key, phdr.get(key, ""))
+        ref = inspect_ref(key, str(name), input_dir=input_dir)
+        refs[key] = ref
+        if not ref.exists and (ref.given or key not in step.optional):
+            missing.append(ref)
+    state = State.PERFORM
+    if step.any_of:
+        given = [refs[k] for k in step.reftypes if refs[k].given]
+        if not given:
+            raise ReferenceFileError(
+                f"{step.switch}=PERFORM but {', '.join(step.reftypes[:3])} are all blank"
+            )
+        if all(r.dummy for r in given if r.exists) and any(r.exists for r in given):
+            state = State.DUMMY
+    elif any(refs[k].dummy for k in step.skipping_refs if k in refs):
+        state = State.DUMMY
+    return StepPlan(step, state, refs, value, tuple(missing))
+
+
+def plan_steps(
+    steps: Iterable[Step],
+    phdr: fits.Header,
+    *,
+    input_dir: str | os.PathLike[str] = ".",
+    requested: Mapping[str, str] | None = None,
+    overrides: Mapping[str, str] | None = None,
+) -> dict[str, StepPlan]:
+    """Plan several steps; raise if any reference file that is needed is missing.
+
+    Raises
+    ------
+    ReferenceFileError
+        Naming the first missing file (keyword and name), as calacs reports
+        ``CAL_FILE_MISSING`` after checking all steps.
+    """
+    requested = requested or {}
+    plans = {
+        s.switch: plan_step(s, phdr, input_dir=input_dir, requested=requested.get(s.switch),
+                            overrides=overrides)
+        for s in steps
+    }
+    for plan in plans.values():
+        if plan.missing:
+            ref = plan.missing[0]
+            where = f" ({ref.path})" if ref.path is not None else ""
+            raise ReferenceFileError(
+                f"{ref.keyword} {ref.name or 'N/A'!r} not found or can't open{where}; "
+                f"needed by {plan.switch}=PERFORM"
+            )
+    return plans
+
+
+# --------------------------------------------------------------------------- history
+def add_history(phdr: fits.Header, text: str) -> None:
+    """Append one HISTORY record."""
+    phdr.add_history(text)
+
+
+def update_switch(phdr: fits.Header, switch: str, state: State) -> bool:
+    """Set the header switch after a step (calacs ``UpdateSwitch``).
+
+    PERFORM becomes COMPLETE; DUMMY and IGNORED become SKIPPED; each adds one
+    HISTORY record.  Returns True if reference files should be logged.
+    """
+    if state is State.PERFORM:
+        phdr[switch] = "COMPLETE"
+        add_history(phdr, f"{switch} complete ...")
+        return True
+    if state is State.DUMMY:
+        phdr[switch] = "SKIPPED"
+        add_history(phdr, f"{switch} skipped due to dummy reference file ...")
+        return True
+    if state is State.IGNORED:
+        phdr[switch] = "SKIPPED"
+        add_history(phdr, f"{switch} not performed ...")
+        return True
+    return False
+
+
+def ref_history(
+    phdr: fits.Header, ref: RefFile, *, table: bool = False, descrip2: str = ""
+) -> None:
+    """HISTORY records naming a reference file, its PEDIGREE and DESCRIP."""
+    kind = "table" if table else "image"
+    add_history(phdr, f"  reference {kind} {ref.name}")
+    if ref.pedigree:
+        add_history(phdr, f"    {ref.pedigree}")
+    if ref.descrip:
+        add_history(phdr, f"    {ref.descrip}")
+    if table and descrip2:
+        add_history(phdr, f"    {descrip2}")
+
+
+def record_step(
+    phdr: fits.Header,
+    plan: StepPlan,
+    *,
+    refs: Iterable[str] | None = None,
+    table: bool = False,
+    descrip2: str = "",
+    state: State | None = None,
+) -> None:
+    """Write the switch value and HISTORY for a step that was not omitted.
+
+    Parameters
+    ----------
+    phdr : astropy.io.fits.Header
+        Primary header to update.
+    plan : StepPlan
+        The step's plan.
+    refs : iterable of str, optional
+        Reference keywords to log (default: those given in the plan).
+    table : bool
+        True if the references are tables (``reference table`` wording).
+    descrip2 : str
+        DESCRIP of the table row used, for tables.
+    state : State, optional
+        Final state if it differs from the plan (e.g. IGNORED).
+    """
+    final = state or plan.state
+    if final.omitted:
+        return
+    if not update_switch(phdr, plan.switch, final):
+        return
+    keys = list(refs) if refs is not None else [k for k, r in plan.refs.items() if r.given]
+    for key in keys:
+        ref = plan.refs.get(key)
+        if ref is not None and ref.given:
+            ref_history(phdr, ref, table=table, descrip2=descrip2)
