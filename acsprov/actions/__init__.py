@@ -67,7 +67,7 @@ def _not_yet(issue: str) -> Action:
 
 
 def _registry() -> dict[str, Action]:
-    from . import bestrefs, calacs, files, headers
+    from . import bestrefs, calacs, files, headers, updatewcs
 
     return {
         "copy": files.copy,
@@ -77,7 +77,7 @@ def _registry() -> dict[str, Action]:
         "bestrefs": bestrefs.bestrefs,
         "calacs": calacs.calacs,
         "destripe": _not_yet("subarray destripe with CTE correction"),
-        "updatewcs": _not_yet("updatewcs with the local IDCTAB"),
+        "updatewcs": updatewcs.updatewcs,
     }
 
 

@@ -1,0 +1,92 @@
+"""The updatewcs action: stwcs ``updatewcs`` with the local distortion reference files.
+
+stwcs's default (``use_db=True``) asks MAST's astrometry service for a-priori and
+a-posteriori solutions, three times with long time-outs when offline; acsprov calls
+it with ``use_db=False``, so the WCS comes from the IDCTAB, NPOLFILE and D2IMFILE of
+the pinned CRDS context only.  Each file is updated on a copy that replaces the
+original only once stwcs succeeded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+from pathlib import Path
+
+from astropy.io import fits
+
+from ..errors import BadInputError, ReferenceFileError
+from ..fitsutil import atomic_path
+from ..recipe import Step, expand
+from ..refs import resolve_jref
+from . import Context, Outcome
+
+__all__ = ["DISTORTION_KEYWORDS", "update_wcs", "updatewcs"]
+
+#: Reference files stwcs reads from the primary header.
+DISTORTION_KEYWORDS = ("IDCTAB", "NPOLFILE", "D2IMFILE")
+
+
+def distortion_references(path: Path, jref: str) -> dict[str, Path]:
+    """The distortion reference files `path`'s header names (N/A ones left out)."""
+    header = fits.getheader(path, 0)
+    found = {}
+    for keyword in DISTORTION_KEYWORDS:
+        value = str(header.get(keyword, "N/A")).strip()
+        if value.upper() in ("N/A", "", "NONE"):
+            continue
+        ref = resolve_jref(value, jref=jref, relative_to=path.parent)
+        if not ref.is_file():
+            raise ReferenceFileError(f"{path.name}: {keyword}={value} not found ({ref.name})")
+        found[keyword] = ref
+    if "IDCTAB" not in found:
+        raise ReferenceFileError(f"{path.name}: IDCTAB is N/A; updatewcs needs one")
+    return found
+
+
+def update_wcs(path: Path, *, use_db: bool = False) -> None:
+    """Run stwcs updatewcs on `path` atomically (a copy is updated, then renamed)."""
+    from stwcs import updatewcs as stwcs_updatewcs
+
+    with atomic_path(path) as tmp:
+        work = tmp.with_name(f"{tmp.name}.fits")
+        shutil.copyfile(path, work)
+        try:
+            quiet = logging.getLogger("stwcs")
+            level = quiet.level
+            quiet.setLevel(logging.WARNING)
+            try:
+                stwcs_updatewcs.updatewcs(str(work), use_db=use_db)
+            finally:
+                quiet.setLevel(level)
+            os.replace(work, tmp)
+        except (OSError, ValueError, KeyError) as err:
+            raise BadInputError(f"{path.name}: updatewcs failed ({err})") from err
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                work.unlink()
+
+
+def updatewcs(ctx: Context, step: Step) -> Outcome:
+    """Update the WCS of the step's files from the local IDCTAB/NPOLFILE/D2IMFILE."""
+    act = ctx.activity
+    paths = expand(step.params["files"], ctx.rundir)
+    jref = ctx.env.get("jref", "")
+    saved = os.environ.get("jref")
+    os.environ["jref"] = jref  # stwcs resolves jref$ names through the environment
+    try:
+        for path in paths:
+            act.used(path, role="calibrated")
+            for keyword, ref in distortion_references(path, jref).items():
+                act.used(ref, role=keyword.lower(), keyword=keyword)
+            update_wcs(path)
+            act.generated(path, role="calibrated", derived_from=[path])
+    finally:
+        if saved is None:
+            os.environ.pop("jref", None)
+        else:
+            os.environ["jref"] = saved
+    act.note(use_db="False", software="stwcs.updatewcs")
+    return Outcome("updatewcs", inputs=paths, outputs=paths)
