@@ -477,19 +477,27 @@ def _stand_in(info, rule, out: Path) -> Path:
     return out / info.filename
 
 
-def test_simulator_catalog_selects_what_the_archive_wrote(tmp_path):
+@pytest.fixture(scope="module")
+def simulated_context(tmp_path_factory):
+    """A context over header-only copies of every simulated reference file."""
+    reffiles = pytest.importorskip("acsprov.simulate.reffiles")
+    out = tmp_path_factory.mktemp("simrefs")
+    files = [_stand_in(info, ACS_REFTYPES[info.reftype], out)
+             for info in reffiles.reference_catalog()]
+    return build_crds_cache(out / "cache", files)
+
+
+def test_simulator_catalog_selects_what_the_archive_wrote(simulated_context):
     """crds, with a context built from the simulator's reference headers, picks for each
     simulated dataset the references the simulated archive wrote into its headers."""
-    reffiles = pytest.importorskip("acsprov.simulate.reffiles")
     from astropy.time import Time
     from crds.core import rmap, utils
 
+    from acsprov.simulate import reffiles
     from acsprov.simulate.datasets import DATASETS, calibration_switches
     from acsprov.simulate.geometry import raw_layout
 
-    files = [_stand_in(info, ACS_REFTYPES[info.reftype], tmp_path)
-             for info in reffiles.reference_catalog()]
-    ctx = build_crds_cache(tmp_path / "cache", files)
+    ctx = simulated_context
     pmap = rmap.load_mapping(ctx.pmap, path=str(ctx.mappings_dir))
     for name, spec in DATASETS.items():
         chip = raw_layout(spec.detector, spec.aperture, subarray=spec.subarray).chips[0]
@@ -508,11 +516,38 @@ def test_simulator_catalog_selects_what_the_archive_wrote(tmp_path):
         for keyword, archive in reffiles.references_for(spec).items():
             if keyword.lower() not in best:
                 continue  # a type our context does not know (DFLTFILE...)
-            if spec.subarray and keyword == "BIASFILE":
-                continue  # raw files hold no RAW_LTVn: crds falls back to a full-frame bias
             chosen = best[keyword.lower()]
             if chosen.upper() in ("N/A", "NOT FOUND N/A"):
                 chosen = "N/A"
             elif not chosen.upper().startswith("NOT FOUND"):
                 chosen = "jref$" + chosen
             assert chosen == archive, (name, keyword)
+        if name == "jd5702jpq":  # WFC1B-1K: raw files hold no RAW_LTVn, yet a bias is
+            # chosen: the full-frame superbias (APERTURE='ANY_FULL'), which calacs cuts
+            assert best["biasfile"] == "6641828tj_bia.fits"
+            assert reffiles.references_for(spec)["BIASFILE"] == "jref$6641828tj_bia.fits"
+
+
+def test_bestrefs_on_the_simulated_subarray_selects_a_bias(simulated_context, tmp_path):
+    """``crds bestrefs --files`` on the WFC1B-1K raw file, as Example 5 runs it after
+    PCTECORR=PERFORM: every type it covers gets a file, BIASFILE the full-frame bias
+    the archive header names, PCTETAB and DRKCFILE the CTE references."""
+    from acsprov.simulate.datasets import get_dataset
+    from acsprov.simulate.raw import simulate_exposure
+
+    ctx = simulated_context
+    spec = get_dataset("jd5702jpq")
+    raw = simulate_exposure(spec, spec.members[0], seed=7).raw_hdulist()
+    archive_bias = raw[0].header["BIASFILE"]
+    raw[0].header["PCTECORR"] = "PERFORM"
+    for key in ("BIASFILE", "PCTETAB", "DRKCFILE"):
+        raw[0].header[key] = "N/A"
+    path = tmp_path / "jd5702jpq_raw.fits"
+    raw.writeto(path)
+    result = refs.bestrefs([path], env=refs.crds_environment(ctx.cache))
+    record = result.for_file(path)
+    assert record.warnings == ()
+    assert record.selected["BIASFILE"] == archive_bias == "jref$6641828tj_bia.fits"
+    assert record.selected["PCTETAB"] == "jref$8ch1518tj_cte.fits"
+    assert record.selected["DRKCFILE"] == "jref$9362018jj_dkc.fits"
+    assert fits.getval(path, "BIASFILE") == archive_bias

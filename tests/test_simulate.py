@@ -169,10 +169,36 @@ def test_oscntab_rows_use_1_based_raw_coordinates():
     assert (row["NX"], row["NY"], row["TRIMX1"], row["TRIMX2"]) == (4144, 2068, 24, 24)
     assert (row["TRIMY1"], row["TRIMY2"], row["VY1"], row["VY2"]) == (0, 20, 2049, 2068)
     assert (row["BIASSECTA1"], row["BIASSECTA2"], row["BIASSECTB2"]) == (1, 24, 4144)
+    # calacs fits one bias drift per chip to VX/VY, across both amplifiers: WFC rows
+    # leave the virtual overscan out (TRIMY = 20 still marks it)
+    nodrift = geometry.oscntab_row(geometry.WFC_FULL.chips[0], "ABCD", drift=False)
+    assert (nodrift["VX1"], nodrift["VX2"], nodrift["VY1"], nodrift["VY2"]) == (0, 0, 0, 0)
+    assert nodrift["TRIMY2"] == 20
     sub = geometry.oscntab_row(geometry.raw_layout("WFC", "WFC1B-1K", subarray=True).chips[0],
                                "B")
     assert (sub["TRIMX1"], sub["TRIMX2"], sub["TRIMY1"], sub["TRIMY2"]) == (0, 24, 0, 0)
-    assert (sub["BIASSECTB1"], sub["BIASSECTB2"], sub["BIASSECTA2"]) == (2049, 2072, 0)
+    # a single amplifier's overscan goes in BIASSECTA, wherever it is on the line:
+    # calacs reads a one-amplifier bias level from BIASSECTA (a 0 there = no pixels)
+    assert (sub["BIASSECTA1"], sub["BIASSECTA2"], sub["BIASSECTB2"]) == (2049, 2072, 0)
+    left = geometry.oscntab_row(geometry.raw_layout("WFC", "WFC2C-1K", subarray=True).chips[0],
+                                "C")
+    assert (left["BIASSECTA1"], left["BIASSECTA2"], left["BIASSECTB2"]) == (1, 24, 0)
+
+
+def test_readout_view_puts_each_amplifier_first_pixel_at_the_origin():
+    chip2, chip1 = geometry.WFC_FULL.chips
+    for chip, corners in ((chip2, {"C": (0, 0), "D": (0, -1)}),
+                          (chip1, {"A": (-1, 0), "B": (-1, -1)})):
+        for amp, (row, col) in corners.items():
+            raw = np.zeros(chip.shape)
+            view = geometry.readout_view(raw, chip, amp)
+            assert view.shape == (2068, 2072)
+            view[0, 0] = 1.0  # the view writes through to the raw array
+            assert raw[row, col] == 1.0, (chip.ccdchip, amp)
+    (sub,) = geometry.raw_layout("WFC", "WFC1B-1K", subarray=True).chips
+    raw = np.arange(sub.ny * sub.nx, dtype=float).reshape(sub.shape)
+    assert geometry.readout_view(raw, sub, "B")[0, 0] == raw[-1, -1]
+    assert geometry.amp_on_right(sub, "B") and not geometry.amp_on_right(chip2, "C")
 
 
 def test_bad_layout_requests_raise():
@@ -203,6 +229,42 @@ def test_bias_stripes_have_the_requested_rms():
     assert abs(s.mean()) < 1e-9 and s.std() == pytest.approx(0.45)
     # 1/f: neighbouring rows are correlated, unlike white noise
     assert np.corrcoef(s[:-1], s[1:])[0, 1] > 0.3
+
+
+def test_stripes_are_common_to_all_amplifiers_and_follow_readout_time():
+    nodes = truth.bias_stripes(np.random.default_rng(5), 2068, 0.9)
+    chip2, chip1 = geometry.WFC_FULL.chips
+    views = [geometry.readout_view(truth.stripe_pattern(nodes, chip), chip, amp)
+             for chip in (chip2, chip1) for amp in chip.amps]
+    for view in views[1:]:  # the four amplifiers see the same signal at the same time
+        assert np.array_equal(view, views[0])
+    # the mean over the 24 prescan pixels of line i (what calacs's destriping measures)
+    # is the node value; inside the line it varies linearly towards line i+1
+    assert np.allclose(views[0][:, :24].mean(axis=1), nodes, atol=0.01)
+    far = views[0][100, 2071]
+    step = (2071 - 11.5) / (2072 + truth.LINE_GAP_PIXELS)
+    assert far == pytest.approx(nodes[100] + step * (nodes[101] - nodes[100]), abs=1e-5)
+
+
+@pytest.mark.parametrize("amp", ["A", "B", "C", "D"])
+def test_bias_shift_is_what_calacs_removes(amp):
+    rng = np.random.default_rng(11)
+    level = 4400.0
+    lines = level + rng.normal(0.0, 4.0, (2068, 2072))
+    lines[:2048, 24:] += rng.poisson(30.0, (2048, 2048))
+    lines[700:705, 300:305] += 60000.0  # a bright star
+    shifted = truth.add_bias_shift(lines, amp, level=level)
+    par = truth.BIAS_SHIFT[amp]
+    # the DC level of the dual-slope integrator raises the whole output
+    dc = par.dsi_sensitivity * truth.BIAS_SHIFT_DC_RATIO * level
+    assert np.median(shifted[2060:, :24] - lines[2060:, :24]) == pytest.approx(dc, rel=0.02)
+    # calacs takes the level between lines from the magic square, which sees the shift
+    square = truth.magic_square_mean(shifted)
+    assert square == pytest.approx(level + dc, abs=1.0)
+    back = truth.remove_bias_shift(shifted, amp, level=square)
+    assert np.percentile(np.abs(back - lines), 99.9) < 0.01
+    assert np.abs(back - lines).max() < 0.2  # the first line's start
+    assert truth.magic_square_mean(lines[:1024]) is None  # -1K readouts have none
 
 
 def test_hot_pixels_accumulate_with_time():
@@ -295,6 +357,10 @@ def test_references_for_every_dataset_are_catalogued():
     assert jd1["PCTETAB"] == "jref$8ch1518tj_cte.fits"
     sub = reffiles.references_for(DATASETS["jd5702jpq"])
     assert sub["PCTETAB"] == sub["DRKCFILE"] == "N/A"  # as the handbook says
+    # the subarray gets the full-frame superbias (APERTURE='ANY_FULL'), cut by calacs
+    assert sub["BIASFILE"] == "jref$6641828tj_bia.fits"
+    assert all(sub[k].startswith("jref$") for k in ("CCDTAB", "OSCNTAB", "SNKCFILE",
+                                                    "SATUFILE", "DARKFILE", "PFLTFILE"))
     assert reffiles.references_for(DATASETS["j8e654010"])["PFLTFILE"].endswith("_pfl.fits")
 
 
@@ -330,11 +396,32 @@ def test_hrc_bias_has_raw_geometry_and_dark_is_trimmed(hrc_refs):
 def test_ccdtab_and_oscntab_rows(hrc_refs):
     row = _ccdtab_row(hrc_refs / "o1q1519bj_ccd.fits", "C", 1, 2.0)
     assert row["ATODGNC"] > 2.0 and 2000 < row["CCDBIASC"] < 3000 and row["ATODSAT"] == 65535
+    assert (row["AMPX"], row["AMPY"]) == (0, 0)  # HRC: amp C alone
     wfc = _ccdtab_row(hrc_refs / "4bb1536aj_ccd.fits", "ABCD", 2, 2.0)
-    assert wfc["OVRHUFLS"] > 0 and wfc["AMPX"] == 2072
+    # AMPX is in trimmed pixels (calacs adds LTV1 = 24): the second amplifier starts at
+    # raw column 2073; one amplifier row per chip, so AMPY = 0
+    assert wfc["OVRHUFLS"] > 0 and (wfc["AMPX"], wfc["AMPY"]) == (2048, 0)
+    # a readout through B or D alone puts every column on the "second amplifier"
+    assert _ccdtab_row(hrc_refs / "4bb1536aj_ccd.fits", "B", 1, 2.0)["AMPX"] == 0
+    assert _ccdtab_row(hrc_refs / "4bb1536aj_ccd.fits", "D", 2, 2.0)["AMPX"] == 0
+    assert _ccdtab_row(hrc_refs / "4bb1536aj_ccd.fits", "A", 1, 2.0)["AMPX"] == 2048
     osc = fits.getdata(hrc_refs / "17717071j_osc.fits", 1)
     sub = osc[(np.char.strip(osc["CCDAMP"]) == "B") & (osc["NY"] == 1024)]
     assert len(sub) == 1 and (sub["NX"][0], sub["TRIMX2"][0]) == (2072, 24)
+    assert (sub["BIASSECTA1"][0], sub["BIASSECTA2"][0]) == (2049, 2072)
+    wfc_rows = osc[np.char.strip(osc["CCDAMP"]) == "ABCD"]
+    assert len(wfc_rows) == 2 and not wfc_rows["VY2"].any()
+    hrc_osc = fits.getdata(hrc_refs / "o1q1519cj_osc.fits", 1)
+    assert (hrc_osc["VY1"][0], hrc_osc["VY2"][0]) == (1025, 1044)  # HRC keeps its drift fit
+
+
+def test_crrejtab_takes_the_minimum_of_two_exposures():
+    with reffiles.build_reference("n4e1230aj_crr.fits", seed=SEED) as crr:
+        rows = crr[1].data
+        guess = dict(zip(rows["CRSPLIT"].tolist(), np.char.strip(rows["INITGUES"]).tolist(),
+                         strict=False))
+    # the median of two values is their mean, which keeps half of each cosmic ray
+    assert guess[2] == "minimum" and guess[4] == "median"
 
 
 def test_pctetab_is_generation_3():
@@ -392,6 +479,8 @@ def test_raw_file_layout_and_headers(hrc_download):
         assert (sh["CCDCHIP"], sh["LTV1"], sh["LTV2"], sh["BUNIT"]) == (1, 19.0, 0.0, "COUNTS")
         for key in ("CRPIX1", "CRVAL1", "CD1_1", "CD2_2", "ORIENTAT", "VAFACTOR", "SDQFLAGS"):
             assert key in sh
+        for name in ("ERR", "DQ"):  # every extension of the imset carries the WCS
+            assert raw[name, 1].header["CD1_1"] == sh["CD1_1"]
         assert "DATE" in ph and ph["DATE"] > ph["DATE-OBS"]
 
 
@@ -423,8 +512,13 @@ def test_flt_products_are_calibrated_and_trimmed(hrc_download):
         assert flt["SCI", 1].header["BUNIT"] == "ELECTRONS"
         ph = flt[0].header
         assert ph["CAL_VER"].startswith("4.") and ph["SIMULATE"] is True
-        assert ph["BIASCORR"] == ph["FLATCORR"] == ph["RPTCORR"] == "COMPLETE"
-        assert ph["PCTECORR"] == "OMIT" and ph["PHOTFLAM"] > 0
+        # as calacs writes an _flt: ACSCCD/ACS2D switches COMPLETE, RPTCORR (done by
+        # ACSREJ for the _crj) and DRIZCORR left as they were
+        assert ph["BIASCORR"] == ph["FLATCORR"] == ph["EXPSCORR"] == "COMPLETE"
+        assert ph["RPTCORR"] == ph["DRIZCORR"] == "PERFORM" and ph["PCTECORR"] == "OMIT"
+        sh = flt["SCI", 1].header  # calacs writes the photometry to the SCI header
+        assert sh["PHOTFLAM"] > 0 and sh["PHOTMODE"].startswith("ACS HRC MJD#")
+        assert "PHOTFLAM" not in ph and sh["PHOTZPT"] == -21.1
         # bias removed: the sky of a 1 s exposure is a few electrons at most
         assert abs(float(np.median(sci))) < 5.0
         assert np.all(err > 0)
@@ -450,6 +544,7 @@ def test_subarray_raw_matches_the_cycle24_layout(subarray_download, hrc_refs):
         assert (ph["APERTURE"], ph["CCDAMP"], ph["SUBARRAY"]) == ("WFC1B-1K", "B", True)
         assert (sh["CCDCHIP"], sh["LTV1"], sh["LTV2"]) == (1, -2048.0, -1024.0)
         assert ph["PCTECORR"] == "OMIT" and ph["PCTETAB"] == ph["DRKCFILE"] == "N/A"
+        assert ph["BIASFILE"] == "jref$6641828tj_bia.fits"
         assert ph["ASN_ID"] == "NONE" and ph["JWROTYPE"] == "DS_INT"
         row = _ccdtab_row(hrc_refs / "4bb1536aj_ccd.fits", "B", 1, 2.0)
         prescan = raw["SCI", 1].data[:, 2048:].astype(float)
@@ -503,7 +598,9 @@ def test_wfc_full_frame_cr_split(tmp_path):
     for root in ("jd1y04rlq", "jd1y04rnq"):
         with fits.open(tmp_path / f"{root}_flt.fits") as flt:
             assert flt["SCI", 1].data.shape == flt["SCI", 2].data.shape == (2048, 4096)
-            assert flt[0].header["PCTECORR"] == "COMPLETE"
+            # calacs completes PCTECORR in the _flc and CRCORR in the _crj, not here
+            assert flt[0].header["PCTECORR"] == flt[0].header["CRCORR"] == "PERFORM"
+            assert flt[0].header["BLEVCORR"] == flt[0].header["SINKCORR"] == "COMPLETE"
             crs.append((flt["DQ", 2].data & 8192) > 0)
     assert crs[0].any() and crs[1].any() and not np.array_equal(crs[0], crs[1])
 

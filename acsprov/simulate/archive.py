@@ -3,15 +3,20 @@
 MAST serves, beside the raw data, the ``_flt.fits`` files its pipeline made.  The
 simulator makes them from its truth, not by running a calibration engine, so that
 acsprov's own calibrations can be compared with an independent answer: the raw DN
-minus each amplifier's true bias level, the superbias and (post-SM4 WFC) the bias
-stripes, times the gain, trimmed to the science pixels, minus the superdark the
-archive used, divided by the pixel flat.  ERR is the Poisson and read noise of that
-signal through the flat; DQ carries the bad-pixel table, hot pixels of the superdark
-(16), sink pixels (1024, post-SM4 WFC), full-well (256) and A-to-D (2048)
-saturation and, for CR-SPLIT and repeat associations, the cosmic rays the archive's
-rejection found (8192).  Headers are the raw ones with the performed switches set to
-COMPLETE, the archival reference files, photometry keywords, a CAL_VER naming the
-pipeline of the time and ``SIMULATE = T``.
+minus the superbias, times the gain, with the post-SM4 bias shift and cross-talk
+undone (truth.remove_bias_shift, as calacs models them), minus each amplifier's true
+bias level and, for post-SM4 full frames (which calacs destripes), the true bias
+stripes, trimmed to the science pixels, minus the superdark the archive used, divided
+by the pixel flat.  Subarrays keep their stripes, as calacs leaves them (the
+handbook's Example 5 removes them with acs_destripe_plus).  ERR is the Poisson and
+read noise of that signal through the flat; DQ carries the bad-pixel table, hot
+pixels of the superdark (16), sink pixels (1024, post-SM4 WFC), full-well (256) and
+A-to-D (2048) saturation and, for CR-SPLIT and repeat associations, the cosmic rays
+the archive's rejection found (8192).  Headers are the raw ones with the switches of
+calacs's ACSCCD and ACS2D steps set to COMPLETE (:data:`FLT_SWITCHES`), the archival
+reference files, DARKTIME with the post-SM4 overhead, photometry keywords in each SCI
+header (as calacs writes them), a CAL_VER naming the pipeline of the time and
+``SIMULATE = T``.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from acsprov.simulate.geometry import (
     amp_of_columns,
     amp_readout_at_top,
     physical_slices,
+    readout_view,
     science_slices,
     window_slices,
 )
@@ -40,6 +46,8 @@ from acsprov.simulate.raw import (
 )
 from acsprov.simulate.reffiles import (
     BIAS_ERR_DN,
+    DARK_ERR,
+    FLAT_ERR,
     HOT_PIXEL_THRESHOLD,
     recipe_parameters,
     references_for,
@@ -47,7 +55,8 @@ from acsprov.simulate.reffiles import (
     write_fits_atomic,
 )
 
-__all__ = ["DQ", "archival_cal_ver", "make_flt", "photmode", "write_flt"]
+__all__ = ["DQ", "FLT_SWITCHES", "archival_cal_ver", "destriped", "make_flt", "photmode",
+           "write_flt"]
 
 #: ACS data-quality bits used by the simulated products.
 DQ = {
@@ -79,11 +88,32 @@ def archival_cal_ver(mjd: float) -> str:
     return version
 
 
-def photmode(spec: DatasetSpec) -> str:
-    """PHOTMODE keyword as calacs builds it (CLEAR filters dropped; WFC1 for WFC)."""
+def photmode(spec: DatasetSpec, expstart: float | None = None) -> str:
+    """PHOTMODE keyword as calacs builds it (CLEAR filters dropped; WFC1 for WFC).
+
+    Parameters
+    ----------
+    spec : DatasetSpec
+    expstart : float, optional
+        EXPSTART (MJD) of the exposure; default the dataset's first exposure.
+    """
     parts = ["ACS", "WFC1" if spec.detector == "WFC" else spec.detector]
     parts += [f for f in (spec.filter1, spec.filter2) if not f.startswith("CLEAR")]
-    return " ".join(parts) + f" MJD#{spec.expstart:.4f}"
+    mjd = spec.expstart if expstart is None else expstart
+    return " ".join(parts) + f" MJD#{mjd:.4f}"
+
+
+#: Switches calacs sets to COMPLETE in an ``_flt`` (ACSCCD and ACS2D steps); CRCORR,
+#: RPTCORR (ACSREJ, whose product is the ``_crj``), PCTECORR (ACSCTE, the ``_flc``)
+#: and DRIZCORR (AstroDrizzle) keep their raw values.
+FLT_SWITCHES = ("DQICORR", "ATODCORR", "BLEVCORR", "BIASCORR", "FLSHCORR", "EXPSCORR",
+                "SHADCORR", "DARKCORR", "FLATCORR", "PHOTCORR", "SINKCORR", "GLINCORR",
+                "LFLGCORR")
+
+
+def destriped(spec: DatasetSpec) -> bool:
+    """True if calacs removes the bias stripes of `spec` (post-SM4 WFC full frames)."""
+    return spec.detector == "WFC" and spec.post_sm4 and not spec.subarray
 
 
 def _reffile(refs: dict[str, str], keyword: str) -> str | None:
@@ -121,12 +151,23 @@ def _chip_products(exposure: SimulatedExposure, ct: ChipTruth, refs: dict[str, s
     switches = calibration_switches(spec)
     amps = amp_of_columns(chip)
     gain = np.array([truth.readout_gain(det, a, spec.ccdgain) for a in amps])
-    bias = np.array([ct.bias_dn[a] for a in amps])
     superbias = truth.superbias(det, chip.ccdchip, seed=seed)[window_slices(chip)]
-    e_raw = ct.raw.astype(np.float32)
-    e_raw -= (bias[None, :] + ct.stripes[:, None]).astype(np.float32)
+    e_raw = ct.raw.astype(np.float64)
     e_raw -= superbias
-    e_raw *= gain[None, :].astype(np.float32)
+    e_raw *= gain[None, :]
+    if ct.bias_shift:  # as calacs undoes it, from the amplifier's magic square
+        for amp in chip.amps:
+            view = readout_view(e_raw, chip, amp)
+            square = truth.magic_square_mean(view)
+            level = square if square is not None else (
+                ct.bias_dn[amp] * truth.readout_gain(det, amp, spec.ccdgain))
+            view[:] = truth.remove_bias_shift(view, amp, level=level)
+    e_raw -= (np.array([ct.bias_dn[a] for a in amps]) * gain)[None, :]
+    if ct.crosstalk:
+        e_raw += truth.CROSSTALK * e_raw[:, ::-1]
+    if destriped(spec):
+        e_raw -= ct.stripes
+    e_raw = e_raw.astype(np.float32)
     rows, cols = science_slices(chip)
     prow, pcol = physical_slices(chip)
     e = e_raw[rows, cols]
@@ -138,8 +179,11 @@ def _chip_products(exposure: SimulatedExposure, ct: ChipTruth, refs: dict[str, s
     sci = (e - dark * np.float32(darktime)) / flat
     rn = np.array([truth.read_noise(det, a) for a in amps])[cols]
     var0 = (rn**2 + (gain[cols] * BIAS_ERR_DN) ** 2).astype(np.float32)
-    err = np.sqrt(np.clip(e, 0.0, None) + var0[None, :])
-    err /= flat
+    # as calacs propagates it: read noise, superbias and Poisson noise, plus the
+    # superdark's ERR, then through the flat with the flat's own ERR
+    var = np.clip(e, 0.0, None) + var0[None, :] + np.float32((DARK_ERR * darktime) ** 2)
+    var += np.square((e - dark * np.float32(darktime)) * np.float32(FLAT_ERR) / flat)
+    err = np.sqrt(var) / flat
 
     dq = np.zeros(e.shape, np.int16)
     for bp in truth.bad_pixels(det, chip.ccdchip, seed=seed):
@@ -162,9 +206,12 @@ def _chip_products(exposure: SimulatedExposure, ct: ChipTruth, refs: dict[str, s
         noise = np.sqrt(np.clip(e - ct.cosmic_rays, 0.0, None) + rn[None, :] ** 2)
         dq[ct.cosmic_rays > CR_FLAG_SIGMA * noise] |= DQ["cosmic_ray"]
 
+    cold = dark <= HOT_PIXEL_THRESHOLD  # calacs averages the dark over unflagged pixels
     stats = {
-        "MEANBLEV": float(np.mean(bias * gain)),  # calacs reports it in electrons
-        "MEANDARK": float(np.mean(dark, dtype=np.float64) * darktime),
+        # mean bias level subtracted, electrons
+        "MEANBLEV": float(np.mean([ct.bias_dn[a] * truth.readout_gain(det, a, spec.ccdgain)
+                                   for a in chip.amps])),
+        "MEANDARK": float(np.mean(dark[cold], dtype=np.float64) * darktime),
     }
     return sci.astype(np.float32), err.astype(np.float32), dq, stats
 
@@ -203,7 +250,7 @@ def make_flt(exposure: SimulatedExposure) -> fits.HDUList:
     ph = exposure.primary.copy()
     ph["FILENAME"] = f"{exposure.rootname}_flt.fits"
     for key, value in calibration_switches(spec).items():
-        if value == "PERFORM":
+        if value == "PERFORM" and key in FLT_SWITCHES:
             ph[key] = "COMPLETE"
     ph["DARKTIME"] = (exposure_darktime(spec), "dark current exposure time (seconds)")
     amps_read = spec.ccdamp
@@ -214,12 +261,14 @@ def make_flt(exposure: SimulatedExposure) -> fits.HDUList:
         ph[f"READNSE{amp}"] = (truth.read_noise(spec.detector, amp) if on else 0.0,
                                f"calibrated read noise for amplifier {amp}")
     filt = filter_key(spec)
-    photflam, photplam, photbw = truth.photometry(spec.detector, filt, spec.expstart)
-    ph["PHOTMODE"] = (photmode(spec), "observation configuration")
-    ph["PHOTFLAM"] = (photflam, "inverse sensitivity, ergs/cm2/Ang/electron")
-    ph["PHOTZPT"] = (-21.1, "ST magnitude zero point")
-    ph["PHOTPLAM"] = (photplam, "Pivot wavelength (Angstroms)")
-    ph["PHOTBW"] = (photbw, "RMS bandwidth of filter plus detector")
+    photflam, photplam, photbw = truth.photometry(spec.detector, filt, exposure.member.expstart)
+    phot = {
+        "PHOTMODE": (photmode(spec, exposure.member.expstart), "observation configuration"),
+        "PHOTFLAM": (photflam, "inverse sensitivity, ergs/cm2/Ang/electron"),
+        "PHOTZPT": (-21.1, "ST magnitude zero point"),
+        "PHOTPLAM": (photplam, "Pivot wavelength (Angstroms)"),
+        "PHOTBW": (photbw, "RMS bandwidth of filter plus detector"),
+    }
     ph["CAL_VER"] = (archival_cal_ver(spec.expstart), "CALACS code version")
     ph["HISTORY"] = ("Archive product simulated from the truth of the acsprov simulator, "
                      "not made by running calacs.")
@@ -237,8 +286,8 @@ def make_flt(exposure: SimulatedExposure) -> fits.HDUList:
         h["SIZAXIS2"] = sci.shape[0]
         h["MEANDARK"] = (stats["MEANDARK"], "average of the dark values subtracted")
         h["MEANBLEV"] = (stats["MEANBLEV"], "average of all bias levels subtracted (e-)")
-        h["PHOTMODE"] = ph["PHOTMODE"]
-        h["PHOTFLAM"] = photflam
+        for key, card in phot.items():  # calacs writes them to each SCI header
+            h[key] = card
         _stat_keywords(h, sci, err, dq)
         aux = {k: h[k] for k in ("ROOTNAME", "CCDCHIP", "LTV1", "LTV2", "LTM1_1", "LTM2_2",
                                  "WCSAXES", "CRPIX1", "CRPIX2", "CRVAL1", "CRVAL2", "CTYPE1",

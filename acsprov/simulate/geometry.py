@@ -50,6 +50,7 @@ __all__ = [
     "RawLayout",
     "amp_columns",
     "amp_of_columns",
+    "amp_on_right",
     "amp_readout_at_top",
     "embed",
     "full_chip",
@@ -57,6 +58,7 @@ __all__ = [
     "overscan_slices",
     "physical_slices",
     "raw_layout",
+    "readout_view",
     "science_slices",
     "trim",
     "window_slices",
@@ -380,6 +382,45 @@ def amp_readout_at_top(chip: ChipLayout) -> bool:
     return chip.detector == "WFC" and chip.ccdchip == 1
 
 
+def amp_on_right(chip: ChipLayout, amp: str) -> bool:
+    """True if `amp` reads `chip`'s raw lines from their right-hand end.
+
+    Of a two-amplifier chip the second amplifier (B on WFC1, D on WFC2) reads the
+    right half; a single-amplifier WFC readout through B or D sits at the right-hand
+    end of its chip (its prescan follows the science columns); HRC's C is on the left.
+    """
+    if len(chip.amps) == 2:
+        return chip.amps.index(amp) == 1
+    return chip.detector == "WFC" and amp in "BD"
+
+
+def readout_view(raw: np.ndarray, chip: ChipLayout, amp: str) -> np.ndarray:
+    """View of the columns `amp` reads, in the order it reads them.
+
+    Element ``[i, k]`` is the ``k``-th pixel of the ``i``-th line the amplifier
+    shifted out: the view is flipped vertically for amplifiers at the top of the raw
+    array and horizontally for amplifiers at the right-hand end, so that
+    ``view.ravel()`` is the time sequence of the amplifier's output (without the
+    pause between lines).  Writing into the view writes into `raw`.
+
+    Examples
+    --------
+    >>> chip = WFC_FULL.chips[1]  # WFC1, amplifiers A and B at the top
+    >>> raw = np.zeros(chip.shape)
+    >>> readout_view(raw, chip, "B")[0, 0] = 1.0
+    >>> bool(raw[-1, -1])
+    True
+    """
+    if raw.shape != chip.shape:
+        raise BadInputError(f"array of shape {raw.shape} is not a raw {chip.shape} imset")
+    view = raw[:, amp_columns(chip)[amp]]
+    if amp_readout_at_top(chip):
+        view = view[::-1]
+    if amp_on_right(chip, amp):
+        view = view[:, ::-1]
+    return view
+
+
 def trim(raw: np.ndarray, chip: ChipLayout) -> np.ndarray:
     """Science region of a raw array (a view).
 
@@ -406,7 +447,7 @@ def embed(sci: np.ndarray, chip: ChipLayout, fill: float = 0.0) -> np.ndarray:
     return out
 
 
-def oscntab_row(chip: ChipLayout, ccdamp: str) -> dict[str, int | str]:
+def oscntab_row(chip: ChipLayout, ccdamp: str, *, drift: bool = True) -> dict[str, int | str]:
     """OSCNTAB values (1-based raw coordinates) describing `chip`'s overscan.
 
     Parameters
@@ -414,6 +455,12 @@ def oscntab_row(chip: ChipLayout, ccdamp: str) -> dict[str, int | str]:
     chip : ChipLayout
     ccdamp : str
         The CCDAMP the row should match (``ABCD`` for full frames).
+    drift : bool
+        Declare the virtual overscan (VX1-VY2) so that calacs fits a bias drift along
+        the lines to it.  calacs fits one drift line per row of the table and applies
+        it to every amplifier of the chip, so a WFC row, whose two amplifiers have
+        different bias levels, must leave it out (all four 0); the virtual overscan
+        is still recognised from TRIMY1/TRIMY2 = 20.
 
     Returns
     -------
@@ -421,6 +468,16 @@ def oscntab_row(chip: ChipLayout, ccdamp: str) -> dict[str, int | str]:
         CCDAMP, CCDCHIP, BINX, BINY, NX, NY, TRIMX1, TRIMX2, TRIMY1, TRIMY2, VX1, VX2,
         VY1, VY2, BIASSECTA1, BIASSECTA2, BIASSECTB1, BIASSECTB2.  Missing regions
         are 0.
+
+    Notes
+    -----
+    With two amplifiers on a line, BIASSECTA is the overscan at the start of the raw
+    line (left amplifier) and BIASSECTB the one at its end.  A single-amplifier
+    readout has one physical overscan, that of its own amplifier, and calacs reads a
+    single amplifier's bias level from BIASSECTA unless BIASSECTA2 is exactly 1 (with
+    BIASSECTA2 = 0 it would read no pixel at all and fall back on the CCDTAB level):
+    such a row lists its overscan in BIASSECTA whichever end of the line it is on,
+    e.g. columns 2049-2072 for WFC1B-1K.
     """
     rows, cols = science_slices(chip)
     ovs = overscan_slices(chip)
@@ -444,12 +501,15 @@ def oscntab_row(chip: ChipLayout, ccdamp: str) -> dict[str, int | str]:
         "BIASSECTB1": 0,
         "BIASSECTB2": 0,
     }
-    if "virtual" in ovs:
+    if drift and "virtual" in ovs:
         vr, vc = ovs["virtual"]
         row.update(VX1=vc.start + 1, VX2=vc.stop, VY1=vr.start + 1, VY2=vr.stop)
+    sections = []
     if "leading" in ovs:
-        row.update(BIASSECTA1=1, BIASSECTA2=ovs["leading"][1].stop)
+        sections.append((1, ovs["leading"][1].stop))
     if "trailing" in ovs:
         tc = ovs["trailing"][1]
-        row.update(BIASSECTB1=tc.start + 1, BIASSECTB2=tc.stop)
+        sections.append((tc.start + 1, tc.stop))
+    for name, (first, last) in zip("AB", sections, strict=False):
+        row.update({f"BIASSECT{name}1": first, f"BIASSECT{name}2": last})
     return row

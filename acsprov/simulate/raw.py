@@ -17,9 +17,14 @@ How a raw image is made, per chip (all electrons until the last step):
    bleeding along columns at the true full well;
 4. sink pixels (post-SM4 WFC) and parallel CTE trails away from the amplifier,
    growing with time since installation (WFC);
-5. read-out: divided by each amplifier's gain, plus its bias level (with a small
-   per-exposure offset), the superbias structure, row-correlated bias stripes
-   (post-SM4 WFC) and read noise, rounded and clipped to 16 bits.
+5. read-out, in electrons: after SM4 at gain 2, amplifier cross-talk (a full-frame
+   pixel lowers the mirror pixel the chip's other amplifier reads at the same time);
+   each amplifier's bias level (with a small per-exposure offset), bias stripes
+   (post-SM4 WFC: "1/f" noise common to every amplifier, varying with readout time),
+   read noise and, after SM4 at gain 2, the signal-dependent bias shift of the
+   dual-slope integrator (ACS ISR 2012-02); then divided by each amplifier's gain,
+   plus the superbias structure, rounded and clipped to 16 bits.  These are the
+   effects calacs's BLEVCORR removes, in the model it removes them with.
 
 Files are deterministic: no time stamps, every random number drawn from a stream
 keyed by the seed, the rootname, the chip and the purpose.
@@ -54,6 +59,7 @@ from acsprov.simulate.geometry import (
     amp_readout_at_top,
     physical_slices,
     raw_layout,
+    readout_view,
     science_slices,
     window_slices,
 )
@@ -71,6 +77,7 @@ __all__ = [
     "asn_table",
     "bleed",
     "chip_wcs",
+    "ds_int_electronics",
     "exposure_darktime",
     "filter_key",
     "scene_rate",
@@ -383,9 +390,14 @@ class ChipTruth:
     bias_dn : dict
         True bias level (DN) of each amplifier in this readout.
     stripes : numpy.ndarray
-        Bias stripes (DN) of each raw row (zeros when there are none).
+        Bias stripes (electrons, raw geometry, float32; zeros when there are none).
     cosmic_rays : numpy.ndarray
         Cosmic-ray charge (electrons) over the science region.
+    bias_shift : bool
+        Whether the signal-dependent bias shift of the post-SM4 electronics is in
+        the raw data (:func:`acsprov.simulate.truth.add_bias_shift`).
+    crosstalk : bool
+        Whether amplifier cross-talk is in the raw data.
     """
 
     chip: ChipLayout
@@ -393,6 +405,8 @@ class ChipTruth:
     bias_dn: Mapping[str, float]
     stripes: np.ndarray
     cosmic_rays: np.ndarray
+    bias_shift: bool = False
+    crosstalk: bool = False
 
 
 @dataclass(frozen=True)
@@ -440,39 +454,68 @@ class SimulatedExposure:
                 h.header["NPIX2"] = (ct.chip.ny, "length of constant array axis 2")
                 h.header["PIXVALUE"] = (0.0 if name == "ERR" else 0, "values of pixels")
                 h.header["BUNIT"] = bunit
-                for key in ("CCDCHIP", "LTV1", "LTV2", "LTM1_1", "LTM2_2"):
-                    h.header[key] = sci_hdr[key]
+                for key in ("CCDCHIP", "LTV1", "LTV2", "LTM1_1", "LTM2_2", *_WCS_KEYS):
+                    h.header[key] = (sci_hdr[key], sci_hdr.comments[key])
                 hdus.append(h)
         return fits.HDUList([fits.PrimaryHDU(header=self.primary.copy()), *hdus])
 
 
+#: The WCS keywords every extension of a raw imset carries.
+_WCS_KEYS = ("WCSAXES", "CRPIX1", "CRPIX2", "CRVAL1", "CRVAL2", "CTYPE1", "CTYPE2", "CD1_1",
+             "CD1_2", "CD2_1", "CD2_2", "ORIENTAT")
+
+
+def ds_int_electronics(spec: DatasetSpec) -> bool:
+    """True for readouts with the post-SM4 WFC electronics effects calacs models.
+
+    After SM4 the WFC is read through the dual-slope integrator (JWROTYPE=DS_INT),
+    whose signal-dependent bias shift and amplifier cross-talk calacs removes at the
+    nominal gain 2 (ACS ISR 2012-02); the simulator puts them in those readouts.
+    """
+    return spec.detector == "WFC" and spec.post_sm4 and spec.ccdgain == 2.0
+
+
 def _readout(e_raw: np.ndarray, chip: ChipLayout, spec: DatasetSpec, *, rng: np.random.Generator,
-             seed: int) -> tuple[np.ndarray, dict[str, float], np.ndarray]:
+             seed: int, stripe_nodes: np.ndarray | None
+             ) -> tuple[np.ndarray, dict[str, float], np.ndarray, bool, bool]:
+    """Electrons on the chip -> raw DN: cross-talk, bias level, stripes, read noise,
+    bias shift, gain, superbias, 16-bit digitisation."""
     amps = amp_of_columns(chip)
     gain = np.array([truth.readout_gain(spec.detector, a, spec.ccdgain) for a in amps])
-    noise = np.array([truth.read_noise(spec.detector, a) for a in amps]) / gain
+    noise = np.array([truth.read_noise(spec.detector, a) for a in amps])
     levels = {a: truth.bias_level(spec.detector, a, spec.ccdgain) + float(rng.normal(0.0, 1.5))
               for a in sorted(set(amps))}
-    bias = np.array([levels[a] for a in amps])
-    stripes = np.zeros(chip.ny)
-    if spec.detector == "WFC" and spec.post_sm4:
-        rms = STRIPE_RMS_E / truth.readout_gain(spec.detector, chip.amps[0], spec.ccdgain)
-        stripes = truth.bias_stripes(rng, chip.ny, rms)
-    superbias = truth.superbias(spec.detector, chip.ccdchip, seed=seed)[window_slices(chip)]
-    dn = (e_raw / gain[None, :]).astype(np.float32)
-    dn += (bias[None, :] + stripes[:, None]).astype(np.float32)
-    dn += superbias
-    noise_dn = rng.standard_normal(chip.shape, dtype=np.float32)
-    noise_dn *= noise[None, :].astype(np.float32)
-    dn += noise_dn
-    del noise_dn
+    bias_e = np.array([levels[a] for a in amps]) * gain
+    shift = ds_int_electronics(spec)
+    crosstalk = shift and len(chip.amps) == 2
+    e = e_raw.astype(np.float64)
+    if crosstalk:  # the mirror pixel, read at the same time by the chip's other amplifier
+        e -= truth.CROSSTALK * e_raw[:, ::-1]
+    e += bias_e[None, :]
+    if stripe_nodes is not None:
+        stripes = truth.stripe_pattern(stripe_nodes, chip)
+        e += stripes
+    else:
+        stripes = np.zeros(chip.shape, np.float32)
+    read = rng.standard_normal(chip.shape, dtype=np.float32)
+    read *= noise[None, :].astype(np.float32)
+    e += read
+    del read
+    if shift:
+        for amp in chip.amps:
+            view = readout_view(e, chip, amp)
+            level = levels[amp] * truth.readout_gain(spec.detector, amp, spec.ccdgain)
+            view[:] = truth.add_bias_shift(view, amp, level=level)
+    dn = (e / gain[None, :]).astype(np.float32)
+    del e
+    dn += truth.superbias(spec.detector, chip.ccdchip, seed=seed)[window_slices(chip)]
     np.rint(dn, out=dn)
     np.clip(dn, 0.0, 65535.0, out=dn)
-    return dn.astype(np.uint16), levels, stripes
+    return dn.astype(np.uint16), levels, stripes, shift, crosstalk
 
 
-def _simulate_chip(spec: DatasetSpec, member: MemberSpec, chip: ChipLayout, seed: int
-                   ) -> ChipTruth:
+def _simulate_chip(spec: DatasetSpec, member: MemberSpec, chip: ChipLayout, seed: int,
+                   stripe_nodes: np.ndarray | None = None) -> ChipTruth:
     rng = truth.rng_for(seed, "exposure", member.root, chip.ccdchip)
     det, mjd = spec.detector, member.expstart
     rows, cols = physical_slices(chip)
@@ -496,8 +539,23 @@ def _simulate_chip(spec: DatasetSpec, member: MemberSpec, chip: ChipLayout, seed
                          amp_at_top=amp_readout_at_top(chip), background=sky * spec.exptime)
     e_raw = np.zeros(chip.shape, np.float32)
     e_raw[science_slices(chip)] = e
-    raw, levels, stripes = _readout(e_raw, chip, spec, rng=rng, seed=seed)
-    return ChipTruth(chip, raw, levels, stripes, cr)
+    del e
+    raw, levels, stripes, shift, xtalk = _readout(e_raw, chip, spec, rng=rng, seed=seed,
+                                                  stripe_nodes=stripe_nodes)
+    return ChipTruth(chip, raw, levels, stripes, cr, shift, xtalk)
+
+
+def _stripe_nodes(spec: DatasetSpec, member: MemberSpec, layout: RawLayout, seed: int
+                  ) -> np.ndarray | None:
+    """Bias stripes of one readout, one value per line read: post-SM4 WFC only.
+
+    All amplifiers of a readout share them (the two chips are read at the same time,
+    line by line from their amplifiers), which is what calacs's destriping assumes.
+    """
+    if not (spec.detector == "WFC" and spec.post_sm4):
+        return None
+    rng = truth.rng_for(seed, "stripes", member.root)
+    return truth.bias_stripes(rng, max(c.ny for c in layout.chips), STRIPE_RMS_E)
 
 
 # ------------------------------------------------------------------------------------
@@ -701,7 +759,8 @@ def simulate_exposure(spec: DatasetSpec, member: MemberSpec, *, seed: int = DEFA
     SimulatedExposure
     """
     layout = raw_layout(spec.detector, spec.aperture, subarray=spec.subarray)
-    chips = tuple(_simulate_chip(spec, member, chip, seed) for chip in layout.chips)
+    nodes = _stripe_nodes(spec, member, layout, seed)
+    chips = tuple(_simulate_chip(spec, member, chip, seed, nodes) for chip in layout.chips)
     primary = _primary_header(spec, member, layout, seed)
     sci = tuple(_finish_sci_header(_sci_header(spec, member, ct.chip), ct.raw) for ct in chips)
     return SimulatedExposure(spec, member, layout, chips, primary, sci, seed)

@@ -18,8 +18,21 @@ Format facts the files follow (learned from calacs's reference-file readers):
   arrays without structure are written as constant extensions (no data, NPIX1,
   NPIX2, PIXVALUE), which calacs expands.  BIASFILE, SATUFILE and SNKCFILE have raw
   geometry (LTV1=24); DARKFILE, DRKCFILE, PFLTFILE, FLSHFILE and SHADFILE are trimmed.
-* CCDTAB rows match CCDAMP exactly, CCDCHIP, CCDGAIN, BINAXIS1/2 and CCDOFSTA-D;
-  OSCNTAB rows match CCDAMP, CCDCHIP, BINX/BINY and the raw NX/NY, coordinates 1-based.
+* CCDTAB rows match CCDAMP exactly, CCDCHIP, CCDGAIN, BINAXIS1/2 and CCDOFSTA-D.
+  AMPX (first column of a line's second amplifier) is in trimmed pixels, calacs adding
+  a positive LTV1: 2048 for WFC rows, 0 for rows of a readout through B or D alone
+  (all its columns are then the "second" amplifier's) and for HRC; AMPY is 0.
+* OSCNTAB rows match CCDAMP, CCDCHIP, BINX/BINY and the raw NX/NY, coordinates
+  1-based.  A one-amplifier readout lists its overscan in BIASSECTA even when it is
+  at the end of the line (WFC1B-1K: 2049-2072), and WFC rows declare no virtual
+  overscan for a bias-drift fit (VX/VY = 0), which calacs would fit across both
+  amplifiers of a chip (see :func:`acsprov.simulate.geometry.oscntab_row`).
+* BIASFILE selection: the post-SM4 WFC superbias says CCDAMP='ANY' and
+  APERTURE='ANY_FULL', which CRDS expands to every amplifier setting and aperture
+  with wildcard NAXISn/RAW_LTVn, so ``crds bestrefs --files`` gives subarrays (whose
+  raw files hold no RAW_LTVn) the full-frame bias, which calacs cuts by LTV1/LTV2.
+* CRREJTAB: INITGUES is 'minimum' for CRSPLIT=2 (the median of two exposures is their
+  mean, which keeps half of every cosmic ray) and 'median' above.
 * The PCTETAB is a generation-3 table (CTE_NAME ``Par/Serial PixelCTE 2023``): one
   parallel then four serial (amps A, B, C, D) sets of QPROF, SCLBYCOL, RPROF, CPROF.
 * IDCTAB, NPOLFILE and D2IMFILE carry what stwcs.updatewcs reads (NORDER, rows by
@@ -59,6 +72,10 @@ from acsprov.simulate.geometry import (
 )
 
 __all__ = [
+    "BIAS_ERR_DN",
+    "DARK_ERR",
+    "FLAT_ERR",
+    "HOT_PIXEL_THRESHOLD",
     "REFERENCE_KEYWORDS",
     "RefFileInfo",
     "build_reference",
@@ -103,7 +120,14 @@ _FILETYPE = {
 }
 
 _WFC_AMPS_ANY = "A|ABCD|AD|B|BC|C|D"
-_WFC_FULL_APERTURES = "WFC|WFC-FIX|WFC1|WFC1-CTE|WFC1-FIX|WFC2|WFC2-FIX|WFCENTER"
+#: What crds's substitution rules make of a WFC bias with APERTURE='ANY_FULL' and a
+#: USEAFTER before 2016-09-25: every full-frame and subarray aperture (its NAXISn and
+#: RAW_LTVn become wildcards), so that calacs cuts the full-frame bias to the readout.
+_WFC_ANY_FULL = (
+    "NONE|WFC|WFC-FIX|WFC1|WFC1-CTE|WFC1-FIX|WFC1-IRAMP|WFC1-MRAMP|WFC2|WFC2-FIX|"
+    "WFC2-MRAMP|WFC2-ORAMP|WFCENTER|WFC1A-512|WFC1B-512|WFC2C-512|WFC2D-512|WFC1A-1K|"
+    "WFC1B-1K|WFC2C-1K|WFC2D-1K|WFC1A-2K|WFC1B-2K|WFC2C-2K|WFC2D-2K"
+)
 _SYNTHETIC = "Synthetic file from the acsprov ACS simulator; not real ACS data."
 
 
@@ -317,6 +341,10 @@ def _build_satu(info: RefFileInfo, seed: int, *, layout: RawLayout) -> fits.HDUL
     )
 
 
+#: Constant ERR of the simulated superdarks (e-/s) and pixel flats.
+DARK_ERR = 2.0e-4
+FLAT_ERR = 0.002
+
 #: Dark rates above this (e-/s) are flagged hot (DQ 16) in superdarks.
 HOT_PIXEL_THRESHOLD = 0.08
 
@@ -338,12 +366,12 @@ def _build_dark(info: RefFileInfo, seed: int, *, layout: RawLayout, epoch: float
         return np.where(rate(c) > HOT_PIXEL_THRESHOLD, 16, 0).astype(np.int16)
 
     return _imset_file(info, seed, layout, raw_geometry=False, bunit="ELECTRONS/S",
-                       sci=rate, err=2.0e-4, dq=dq)
+                       sci=rate, err=DARK_ERR, dq=dq)
 
 
 def _build_pflt(info: RefFileInfo, seed: int, *, layout: RawLayout, filt: str) -> fits.HDUList:
     return _imset_file(
-        info, seed, layout, raw_geometry=False, bunit="UNITLESS", err=0.002,
+        info, seed, layout, raw_geometry=False, bunit="UNITLESS", err=FLAT_ERR,
         sci=lambda c: _trim_cut(truth.pixel_flat(c.detector, c.ccdchip, filt, seed=seed), c),
     )
 
@@ -408,15 +436,17 @@ CCD_OFFSET = 3
 def _build_ccdtab(info: RefFileInfo, seed: int, *, detector: str) -> fits.HDUList:
     rows = []
     amps = "ABCD"
+    # AMPX/AMPY are in trimmed (science-pixel) coordinates: calacs adds a positive
+    # LTV1/LTV2 to find the first raw column/line of the second amplifier.  A WFC
+    # line has two amplifiers and a WFC chip one amplifier row, so AMPY is 0; HRC's
+    # single amplifier C gets AMPX = AMPY = 0.
     full = WFC_FULL.chips[0] if detector == "WFC" else HRC_FULL.chips[0]
-    ampx = full.nx // 2 if detector == "WFC" else 0
-    ampy = full.ny if detector == "WFC" else 0
+    ampx = full.nx_sci // 2 if detector == "WFC" else 0
+    ampy = 0
     ovrh = truth.ccd_overheads(detector)
     for ccdamp, chips in _CCD_AMPS[detector]:
-        # calacs gives the columns left of AMPX (shifted by a positive LTV1) to the
-        # left-hand amplifier; a subarray read through the right-hand amplifier of
-        # its chip (B or D) has LTV1 < 0, so its row must start the right-hand
-        # amplifier at column 0.
+        # the columns left of AMPX belong to the chip's left-hand amplifier (A or C);
+        # a readout through the right-hand one alone (B or D) starts it at column 0.
         row_ampx = 0 if ccdamp in ("B", "D") else ampx
         for chip in chips:
             for gain in _CCD_GAINS[detector]:
@@ -452,7 +482,10 @@ def _oscn_layouts(detector: str) -> list[tuple[RawLayout, ChipLayout]]:
 
 
 def _build_oscntab(info: RefFileInfo, seed: int, *, detector: str) -> fits.HDUList:
-    rows = [oscntab_row(chip, lay.ccdamp) for lay, chip in _oscn_layouts(detector)]
+    # WFC rows declare no virtual overscan: calacs would fit one bias drift across
+    # both amplifiers of a chip, whose bias levels differ (see oscntab_row)
+    rows = [oscntab_row(chip, lay.ccdamp, drift=detector == "HRC")
+            for lay, chip in _oscn_layouts(detector)]
     names = list(rows[0])
     cols = [_col(n, "4A" if n == "CCDAMP" else "J", (r[n] for r in rows)) for n in names]
     cols += [_col("DESCRIP", "67A", (f"{detector} {r['NX']}x{r['NY']} amp {r['CCDAMP']}"
@@ -497,11 +530,15 @@ def _build_atodtab(info: RefFileInfo, seed: int, *, detector: str) -> fits.HDULi
 
 def _build_crrejtab(info: RefFileInfo, seed: int, *, detector: str) -> fits.HDUList:
     scalense = 30.0 if detector == "WFC" else 0.0
-    rows = [(n, meanexp, "6,5,4", "mode", 2.1, 0.5555, "med", scalense, 39, True)
+    # The initial guess of two exposures must be their minimum: their "median" is
+    # their mean, which keeps half of every cosmic ray, and with SCALENSE noise on
+    # top of it acsrej then finds almost none of a CR-SPLIT=2 pair.
+    rows = [(n, meanexp, "6,5,4", "mode", 2.1, 0.5555, "minimum" if n <= 2 else "median",
+             scalense, 39, True)
             for n in (1, 2, 3, 4, 5, 6) for meanexp in (100.0, 100000.0)]
     names = ["CRSPLIT", "MEANEXP", "CRSIGMAS", "SKYSUB", "CRRADIUS", "CRTHRESH", "INITGUES",
              "SCALENSE", "BADINPDQ", "CRMASK"]
-    fmts = ["J", "E", "20A", "4A", "E", "E", "3A", "E", "I", "L"]
+    fmts = ["J", "E", "20A", "4A", "E", "E", "8A", "E", "I", "L"]
     cols = [_col(n, f, (r[i] for r in rows)) for i, (n, f) in enumerate(zip(names, fmts,
                                                                               strict=True))]
     return fits.HDUList([_primary(info, 1, seed=None), _table(cols)])
@@ -777,6 +814,16 @@ def _bias_selection(layout: RawLayout, gain: str, aperture: str) -> dict[str, st
             "XCORNER": "N/A", "YCORNER": "N/A", "CCDCHIP": "N/A"}
 
 
+def _any_full_bias(gain: float) -> tuple[dict[str, object], dict[str, str]]:
+    """Header and selection of a full-frame WFC bias that serves every readout."""
+    header = {**_bias_header(WFC_FULL, gain, "ANY_FULL"), "CCDAMP": "ANY"}
+    selection = {**_bias_selection(WFC_FULL, str(gain), _WFC_ANY_FULL),
+                 "CCDAMP": _WFC_AMPS_ANY}
+    for key in ("NAXIS1", "NAXIS2", "NUMCOLS", "NUMROWS", "LTV1", "LTV2"):
+        selection[key] = "N/A"
+    return header, selection
+
+
 def _bias_header(layout: RawLayout, gain: float, aperture: str) -> dict[str, object]:
     chip = layout.chips[0]
     return {"CCDAMP": layout.ccdamp, "CCDGAIN": gain, "BINAXIS1": 1, "BINAXIS2": 1,
@@ -790,7 +837,6 @@ def _det(detector: str) -> dict[str, str]:
 
 
 def _recipes() -> tuple[_Recipe, ...]:
-    wfc_1k = raw_layout("WFC", "WFC1B-1K", subarray=True)
     launch = "2002-03-01 00:00:00"
     r: list[_Recipe] = []
 
@@ -817,14 +863,14 @@ def _recipes() -> tuple[_Recipe, ...]:
         "WFC full-frame gain 1 superbias, pre-SM4", _ped("01/10/2002", "31/10/2002"),
         _build_bias, header=_bias_header(WFC_FULL, 1.0, "N/A"),
         selection=_bias_selection(WFC_FULL, "1.0", "N/A"), layout=WFC_FULL)
+    # A post-SM4 superbias is delivered with CCDAMP='ANY', APERTURE='ANY_FULL': CRDS
+    # selects it for full frames and subarrays alike (crds bestrefs --files cannot
+    # select a subarray-specific bias: raw headers carry no RAW_LTVn), and calacs
+    # cuts it to the subarray by LTV1/LTV2 ("Ratio of (1,1) with offset").
+    bias2_header, bias2_selection = _any_full_bias(2.0)
     add("6641828tj_bia.fits", "biasfile", "WFC", "2016-07-15 00:00:00",
-        "WFC full-frame gain 2 superbias", _ped("15/07/2016", "29/07/2016"),
-        _build_bias, header=_bias_header(WFC_FULL, 2.0, "WFC"),
-        selection=_bias_selection(WFC_FULL, "2.0", _WFC_FULL_APERTURES), layout=WFC_FULL)
-    add("1ag2019jj_bia.fits", "biasfile", "WFC", "2016-10-01 00:00:00",
-        "WFC1B-1K subarray gain 2 superbias", _ped("01/10/2016", "31/01/2017"),
-        _build_bias, header=_bias_header(wfc_1k, 2.0, "WFC1B-1K"),
-        selection=_bias_selection(wfc_1k, "2.0", "WFC1B-1K"), layout=wfc_1k)
+        "WFC full-frame gain 2 superbias, all apertures", _ped("15/07/2016", "29/07/2016"),
+        _build_bias, header=bias2_header, selection=bias2_selection, layout=WFC_FULL)
     add("1ce1655lj_sat.fits", "satufile", "WFC", launch, "WFC full-well saturation map",
         _ped("01/03/2002", "31/12/2017"), _build_satu,
         header={"CCDAMP": "ANY"}, selection={"DETECTOR": "WFC", "CCDAMP": _WFC_AMPS_ANY},

@@ -27,14 +27,25 @@ from scipy import signal
 
 from acsprov.errors import BadInputError
 from acsprov.simulate.datasets import SM4_MJD
-from acsprov.simulate.geometry import ChipLayout, amp_readout_at_top, full_chip
+from acsprov.simulate.geometry import (
+    ChipLayout,
+    amp_columns,
+    amp_readout_at_top,
+    full_chip,
+    readout_view,
+)
 
 __all__ = [
     "AMP_PARAMS",
+    "BIAS_SHIFT",
+    "CROSSTALK",
     "HST_ACS_LAUNCH_MJD",
+    "LINE_GAP_PIXELS",
     "AmpParams",
     "BadPixel",
+    "BiasShiftParams",
     "SinkPixels",
+    "add_bias_shift",
     "bad_pixels",
     "bias_level",
     "bias_stripes",
@@ -44,15 +55,18 @@ __all__ = [
     "dark_rate",
     "flash_rate",
     "full_well",
+    "magic_square_mean",
     "parallel_transfers",
     "photometry",
     "pixel_flat",
     "read_noise",
     "readout_gain",
+    "remove_bias_shift",
     "rng_for",
     "saturation_level",
     "shading",
     "sink_pixels",
+    "stripe_pattern",
     "superbias",
     "trimmed_shape",
 ]
@@ -196,17 +210,18 @@ def superbias(detector: str, ccdchip: int, *, seed: int) -> np.ndarray:
     return _readonly(b.astype(np.float32))
 
 
-def bias_stripes(rng: np.random.Generator, nrows: int, rms_dn: float) -> np.ndarray:
-    """Row-correlated ("1/f") bias striping of post-SM4 WFC readouts, DN per row.
+def bias_stripes(rng: np.random.Generator, nrows: int, rms: float) -> np.ndarray:
+    """Row-correlated ("1/f") bias striping of post-SM4 WFC readouts, one value per line.
 
     Parameters
     ----------
     rng : numpy.random.Generator
         Generator of this readout.
     nrows : int
-        Number of raw rows.
-    rms_dn : float
-        Root-mean-square amplitude (DN) of the stripes.
+        Number of lines read out.
+    rms : float
+        Root-mean-square amplitude of the stripes (in the unit wanted, electrons for
+        :func:`stripe_pattern`).
 
     Returns
     -------
@@ -221,7 +236,163 @@ def bias_stripes(rng: np.random.Generator, nrows: int, rms_dn: float) -> np.ndar
     s = np.fft.irfft(spec, n=nrows)
     s -= s.mean()
     std = s.std()
-    return s * (rms_dn / std) if std > 0 else s
+    return s * (rms / std) if std > 0 else s
+
+
+# -- post-SM4 WFC readout electronics ------------------------------------------------
+#: Serial pixel rate of the post-SM4 WFC readout (pixels per millisecond: 22 us each).
+SERIAL_PIXELS_PER_MS = 1000.0 / 22.0
+#: Pixels' worth of time the output shows the bias level between two lines (the
+#: 3.212 ms parallel shift).
+LINE_GAP_PIXELS = int(SERIAL_PIXELS_PER_MS * 3.212 + 0.5)
+#: Fraction of a pixel's signal in the DC offset seen by the dual-slope integrator.
+BIAS_SHIFT_DC_RATIO = 0.3
+#: Amplifier cross-talk: a pixel read by one amplifier of a chip lowers the pixel
+#: read at the same time by the other amplifier (mirror column) by this fraction of
+#: its signal.
+CROSSTALK = 9.1e-5
+
+
+@dataclass(frozen=True)
+class BiasShiftParams:
+    """The signal-dependent bias shift of one post-SM4 WFC amplifier (ACS ISR 2012-02).
+
+    Parameters
+    ----------
+    time_constant_ms : float
+        Time constant of the AC-coupled (high-pass) external pre-amplifier.
+    dsi_sensitivity : float
+        Sensitivity of the dual-slope integrator output to the DC offset.
+    """
+
+    time_constant_ms: float
+    dsi_sensitivity: float
+
+    @property
+    def decay(self) -> float:
+        """Fraction of the DC offset that relaxes during one serial pixel."""
+        return float(1.0 - np.exp(-1.0 / (self.time_constant_ms * SERIAL_PIXELS_PER_MS)))
+
+
+BIAS_SHIFT: dict[str, BiasShiftParams] = {
+    "A": BiasShiftParams(37.290251, 2.9188919e-3),
+    "B": BiasShiftParams(36.180001, 10.805754e-3),
+    "C": BiasShiftParams(37.867770, 12.432145e-3),
+    "D": BiasShiftParams(42.461249, 3.8596253e-3),
+}
+
+# the bias shift model: with f = decay and r = BIAS_SHIFT_DC_RATIO, the DC offset
+# after the n-th sample g[n] of the output is dc[n+1] = (1 - f) dc[n] + f r g[n], and
+# the amplifier outputs g[n] = t[n] + s dc[n+1] + (10/22) (dc[n+1] - dc[n]) for a true
+# level t[n] (s = DSI sensitivity; 10 of the 22 us of a pixel integrate the signal).
+_SIGNAL_FRACTION = 10.0 / 22.0
+
+
+def _with_line_gaps(lines: np.ndarray, gap_value: float) -> np.ndarray:
+    ny, nx = lines.shape
+    out = np.full((ny, nx + LINE_GAP_PIXELS), gap_value, dtype=np.float64)
+    out[:, :nx] = lines
+    return out.ravel()
+
+
+def add_bias_shift(lines: np.ndarray, amp: str, *, level: float) -> np.ndarray:
+    """What an amplifier outputs for true values `lines`: the bias shift added.
+
+    Parameters
+    ----------
+    lines : numpy.ndarray
+        ``(nlines, npix)`` true values (electrons, bias level included) in readout
+        order (:func:`acsprov.simulate.geometry.readout_view`).
+    amp : str
+        Amplifier (A-D).
+    level : float
+        Bias level (electrons) the output shows between lines, and the DC offset's
+        starting point (``level * BIAS_SHIFT_DC_RATIO``).
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 array of `lines`' shape.
+    """
+    par = BIAS_SHIFT[amp]
+    f, r, s, h = par.decay, BIAS_SHIFT_DC_RATIO, par.dsi_sensitivity, _SIGNAL_FRACTION
+    x = _with_line_gaps(np.asarray(lines, dtype=np.float64), level)
+    # solve the output equation for g[n] given dc[n]: g = (t + c dc) / d
+    d = 1.0 - f * r * (s + h)
+    c = s * (1.0 - f) - h * f
+    a = (1.0 - f) + f * r * c / d
+    dc0 = level * r
+    after = signal.lfilter([f * r / d], [1.0, -a], x, zi=[a * dc0])[0]  # dc[n+1]
+    before = np.concatenate(([dc0], after[:-1]))
+    g = (x + c * before) / d
+    return g.reshape(lines.shape[0], -1)[:, : lines.shape[1]]
+
+
+def remove_bias_shift(lines: np.ndarray, amp: str, *, level: float) -> np.ndarray:
+    """Undo :func:`add_bias_shift` as calacs's BLEVCORR does for post-SM4 WFC data.
+
+    Parameters
+    ----------
+    lines : numpy.ndarray
+        ``(nlines, npix)`` amplifier output (electrons) in readout order.
+    amp : str
+        Amplifier (A-D).
+    level : float
+        Bias level assumed between lines and for the starting DC offset; calacs
+        takes the mean of the "magic square" (:func:`magic_square_mean`).
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 array of `lines`' shape.
+    """
+    par = BIAS_SHIFT[amp]
+    f, r, s, h = par.decay, BIAS_SHIFT_DC_RATIO, par.dsi_sensitivity, _SIGNAL_FRACTION
+    g = _with_line_gaps(np.asarray(lines, dtype=np.float64), level)
+    dc0 = level * r
+    after = signal.lfilter([f * r], [1.0, -(1.0 - f)], g, zi=[(1.0 - f) * dc0])[0]
+    before = np.concatenate(([dc0], after[:-1]))
+    t = g - s * after - h * (after - before)
+    return t.reshape(lines.shape[0], -1)[:, : lines.shape[1]]
+
+
+def magic_square_mean(lines: np.ndarray) -> float | None:
+    """Mean of the 10 x 10 "magic square" of an amplifier's readout, if it has one.
+
+    The square is read lines 2058-2067, pixels 14-23 (1-based, readout order): the
+    corner of prescan and virtual overscan, which only sees the bias level.  Readouts
+    of fewer lines (-1K and -512 subarrays) have none.
+    """
+    if lines.shape[0] < 2067 or lines.shape[1] < 23:
+        return None
+    return float(np.mean(lines[2057:2067, 13:23], dtype=np.float64))
+
+
+def stripe_pattern(nodes: np.ndarray, chip: ChipLayout) -> np.ndarray:
+    """Raw-geometry image (float32) of bias stripes that vary with readout time.
+
+    Every amplifier of the readout sees the same stripe signal at the same time:
+    ``nodes[i]`` is its value when the middle of the 24 prescan pixels of line ``i``
+    is read, and it varies linearly in between (the model calacs's destriping
+    assumes, with each line lasting its pixels plus :data:`LINE_GAP_PIXELS`).
+
+    Parameters
+    ----------
+    nodes : numpy.ndarray
+        Stripe value at each line (at least ``chip.ny`` values).
+    chip : ChipLayout
+    """
+    out = np.zeros(chip.shape, np.float32)
+    nodes = np.asarray(nodes, dtype=np.float64)[: chip.ny]
+    for amp, cols in amp_columns(chip).items():
+        npix = cols.stop - cols.start
+        t = np.arange(chip.ny)[:, None] + (np.arange(npix)[None, :] - 11.5) / (
+            npix + LINE_GAP_PIXELS)
+        lo = np.clip(np.floor(t).astype(np.int64), 0, chip.ny - 2)
+        frac = t - lo
+        view = readout_view(out, chip, amp)
+        view[:] = nodes[lo] + frac * (nodes[lo + 1] - nodes[lo])
+    return out
 
 
 # -- dark ---------------------------------------------------------------------------
