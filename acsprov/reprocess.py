@@ -8,6 +8,7 @@ whose run record re-executes it (``acsprov step ...``) under ``datalad rerun``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
@@ -93,6 +94,22 @@ def reprocess(
         result.obtained.append(
             _obtain(rec, dataset, cal_fits, source or recipe.source, mast_url, say)
         )
+    try:
+        _runs(recipe, rec, root, cache, env, cal_fits, result, say, datalad=datalad)
+    except BaseException:
+        with contextlib.suppress(Exception):  # the failure itself is what to report
+            rec.export()
+        raise
+    rec.export()
+    result.timing = rec.timing
+    say(f"recipe {recipe.name} complete: products in {root}")
+    return result
+
+
+def _runs(recipe: Recipe, rec: Recorder, root: Path, cache: Path, env: dict[str, str],
+          cal_fits: Path, result: ReprocessResult, say: Callable[[str], None], *,
+          datalad: bool) -> None:
+    """Do each run of the recipe, one recorded activity per step."""
     for run in recipe.runs:
         rundir = root / run.name
         if datalad:
@@ -115,9 +132,6 @@ def reprocess(
                 ctx.act = act
                 outcomes.append(get_action(step.action)(ctx, step))
             ctx.act = None
-    result.timing = rec.timing
-    say(f"recipe {recipe.name} complete: products in {root}")
-    return result
 
 
 def _existing(rundir: Path, step: Step) -> list[Path]:

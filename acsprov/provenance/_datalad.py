@@ -18,7 +18,14 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["clear_directory", "ensure_dataset", "is_dataset", "save_action", "unlock"]
+__all__ = [
+    "clear_directory",
+    "ensure_dataset",
+    "is_dataset",
+    "save_action",
+    "save_paths",
+    "unlock",
+]
 
 log = logging.getLogger(__name__)
 os.environ.setdefault("DATALAD_LOG_LEVEL", "WARNING")
@@ -145,6 +152,14 @@ def _inside(path: Path, root: Path) -> bool:
     except ValueError:
         return False
     return True
+
+
+def save_paths(root: Path, paths: Iterable[Path], *, message: str) -> None:
+    """Commit `paths` (plain save, no run record: derived files, not actions)."""
+    import datalad.api as dl
+
+    dl.save(dataset=str(root), path=[str(p) for p in paths], message=message,
+            result_renderer="disabled")
 
 
 def clear_directory(root: Path, path: Path, *, message: str) -> None:

@@ -239,6 +239,30 @@ class Recorder:
             self._commit(handle)
         self._overhead += time.perf_counter() - start
 
+    def export(self, formats: tuple[str, ...] = ("provn", "turtle"), *,
+               graph: bool = True) -> list[Path]:
+        """Write the run's document in other formats (and its graph) beside it.
+
+        In a DataLad dataset the exports are committed in one final commit.
+        """
+        from ._prov import EXPORT_FORMATS, build_document, serialize
+
+        doc = build_document(self.run)
+        written = []
+        for fmt in formats:
+            target = self.document_path.with_suffix(EXPORT_FORMATS[fmt][2])
+            with atomic_path(target) as tmp:
+                tmp.write_text(serialize(doc, fmt))
+            written.append(target)
+        if graph:
+            from .graph import draw_graph
+
+            written += draw_graph(self.document_path, self.document_path.with_suffix(""))
+        if self.datalad:
+            _datalad.save_paths(self.root, written,
+                                message=f"acsprov: PROV exports of run {self.run.run_id}")
+        return written
+
     @property
     def timing(self) -> dict[str, float]:
         """Seconds spent in actions and in recording them (hashing, PROV, DataLad)."""
