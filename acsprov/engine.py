@@ -16,6 +16,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from astropy.io import fits
 
@@ -42,6 +43,13 @@ class CalacsResult:
     """Switch values of the input headers before calibration."""
     seconds: float = 0.0
     command: list[str] = field(default_factory=list)
+    intermediates: list[Any] = field(default_factory=list)
+    """Temporary files (``_blv_tmp``, ``_blc_tmp``, ``_crj_tmp``...) with their sha256,
+    recorded even though calacs deletes them (native engine only)."""
+    derivations: list[tuple[Path, tuple[Path, ...]]] = field(default_factory=list)
+    """Product -> the files it was made from (native engine only)."""
+    members: list[Path] = field(default_factory=list)
+    """The raw files calibrated (an association's members, or the raw inputs)."""
 
 
 class CalacsError(AcsprovError, RuntimeError):
@@ -103,23 +111,29 @@ def _snapshot(directories: set[Path]) -> dict[Path, int]:
     return state
 
 
-def _references(paths: Sequence[Path]) -> tuple[dict[str, str], dict[str, Path]]:
-    """Switches of the inputs' raw headers, and the reference files they make calacs read."""
+def _raw_files(paths: Sequence[Path]) -> list[Path]:
+    """The raw files behind calacs inputs (association members present on disk)."""
     from .asn import read_asn
-    from .refs import resolve_jref
 
     raws: list[Path] = []
     for path in paths:
         if path.name.endswith("_asn.fits"):
-            raws += [path.parent / f"{m.name}_raw.fits" for m in read_asn(path).exposures]
+            raws += [path.parent / f"{m.name}_raw.fits" for m in read_asn(path).exposures
+                     if m.present]
         else:
             raws.append(path)
+    return [r for r in raws if r.is_file()]
+
+
+def _references(paths: Sequence[Path]) -> tuple[dict[str, str], dict[str, Path]]:
+    """Switches of the inputs' raw headers, and the reference files they make calacs read."""
+    from .refs import resolve_jref
+
+    raws = _raw_files(paths)
     switches: dict[str, str] = {}
     refs: dict[str, Path] = {}
     jref = os.environ.get("jref", "")
     for raw in raws:
-        if not raw.is_file():
-            continue
         hdr = fits.getheader(raw, 0)
         for switch in SWITCHES:
             value = str(hdr.get(switch, "OMIT")).strip().upper()
@@ -154,7 +168,7 @@ def run_calacs(
     chosen = resolve_engine(engine, exec_path)
     paths = _inputs(input_file)
     switches, refs = _references(paths)
-    before = _snapshot({p.parent for p in paths})
+    before = _snapshot({p.parent for p in paths}) if chosen == "hstcal" else {}
     start = time.perf_counter()
     if chosen == "hstcal":
         executable = exec_path or shutil.which("calacs.e") or "calacs.e"
@@ -171,17 +185,30 @@ def run_calacs(
             raise CalacsError(f"calacs.e exited with status {proc.returncode} on "
                               f"{', '.join(p.name for p in paths)}")
         version = _hstcal_version(executable)
+        intermediates: list[Any] = []
+        derivations: list[tuple[Path, tuple[Path, ...]]] = []
     else:
-        from .calib.calacs import ENGINE, run_native
+        from .calib.pipeline import ENGINE_NAME, ENGINE_VERSION, run_native
 
-        command = ["acsprov-native-calacs", *(str(p) for p in paths)]
+        command = ["acsprov.calib.pipeline.run_native", *(str(p) for p in paths)]
+        intermediates, derivations, written = [], [], []
         for path in paths:
-            run_native(path, verbose=verbose, quiet=quiet, temp_files=temp_files)
-        version = ENGINE
+            native = run_native(path, temp_files=temp_files, verbose=verbose, quiet=quiet,
+                                time_stamps=time_stamps, nthreads=nthreads,
+                                single_core=single_core)
+            refs.update(native.references)  # exactly what the engine read
+            intermediates += native.intermediates
+            derivations += native.derivations
+            written += native.products
+        version = f"{ENGINE_NAME} {ENGINE_VERSION}"
     seconds = time.perf_counter() - start
-    after = _snapshot({p.parent for p in paths})
-    products = sorted(p for p, mtime in after.items() if before.get(p) != mtime)
-    return CalacsResult(chosen, version, paths, products, refs, switches, seconds, command)
+    if chosen == "native":
+        products = sorted(set(written))  # exactly what the engine wrote
+    else:
+        after = _snapshot({p.parent for p in paths})
+        products = sorted(p for p, mtime in after.items() if before.get(p) != mtime)
+    return CalacsResult(chosen, version, paths, products, refs, switches, seconds, command,
+                        intermediates, derivations, _raw_files(paths))
 
 
 def calacs(
@@ -229,12 +256,25 @@ def calacs(
 
 
 def record_calacs(act, result: CalacsResult) -> None:
-    """Declare a calacs run's references, products and facts on a recorder activity."""
+    """Declare a calacs run's references, products and facts on a recorder activity.
+
+    With the native engine the lineage is exact: each temporary file (even deleted
+    ones) is an entity derived from what it was made from, and each product derives
+    from the files the engine says it was made from.
+    """
     for keyword, path in sorted(result.references.items()):
         act.used(path, role=keyword.lower(), keyword=keyword)
+    for raw in result.members:
+        if raw not in result.inputs:
+            act.used(raw, role="raw")
+    for item in result.intermediates:
+        act.generated(item.path, role=item.role, sha256=item.sha256,
+                      derived_from=item.derived_from, deleted=str(item.deleted))
+    sources = dict(result.derivations)
     for product in result.products:
         if product.exists():
-            act.generated(product, role=_role(product), derived_from=result.inputs)
+            act.generated(product, role=_role(product),
+                          derived_from=sources.get(product, tuple(result.inputs)))
     act.engine(name=f"calacs ({result.engine})", version=result.engine_version)
     act.note(switches=result.switches, wall_seconds=f"{result.seconds:.3f}",
              engine=result.engine, engine_command=" ".join(result.command))

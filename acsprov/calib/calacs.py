@@ -62,6 +62,7 @@ __all__ = [
     "SingleResult",
     "run_acs2d",
     "run_acsccd",
+    "run_native",
     "run_single",
 ]
 
@@ -1135,3 +1136,14 @@ def run_single(
     for ref in references:
         seen.setdefault(ref.keyword, ref)
     return SingleResult(flt=flt_path, trailer=tra, product=flt, references=tuple(seen.values()))
+
+
+def run_native(input_path: str | os.PathLike[str], **options: object) -> object:
+    """Calibrate a raw file or an association: see :func:`acsprov.calib.pipeline.run_native`.
+
+    Kept here for callers that import it from this module; the association logic
+    (ACSCTE, ACSREJ, trailers, table rewrite) lives in :mod:`acsprov.calib.pipeline`.
+    """
+    from acsprov.calib.pipeline import run_native as _run_native
+
+    return _run_native(input_path, **options)  # type: ignore[arg-type]

@@ -23,6 +23,7 @@ from astropy.io import fits
 
 from acsprov.calib.imset import ImSet
 from acsprov.errors import BadInputError
+from acsprov.provenance.stamp import apply_stamp
 
 __all__ = [
     "Exposure",
@@ -304,6 +305,7 @@ def write_exposure(
     target: str | os.PathLike[str],
     *,
     before_move: Callable[[Path], None] | None = None,
+    stamp: bool = False,
 ) -> Path:
     """Write `exposure` as a multi-extension FITS file, atomically.
 
@@ -319,6 +321,11 @@ def write_exposure(
         Output file; replaced if it exists.
     before_move : callable, optional
         Called with the temporary path once it is complete (e.g. to checksum it).
+    stamp : bool
+        A final product: add acsprov's provenance keywords to the primary header
+        (:func:`acsprov.provenance.stamp.apply_stamp`; nothing outside a recorded
+        activity).  Intermediate files are not stamped, so that a stamp is never
+        carried from a temporary file into the product made from it.
 
     Returns
     -------
@@ -327,6 +334,8 @@ def write_exposure(
     """
     phdr = _clean_header(exposure.phdr)
     phdr["NEXTEND"] = 3 * len(exposure.imsets)
+    if stamp:
+        apply_stamp(phdr)
     primary = fits.PrimaryHDU(header=phdr)
     hdus: list[fits.hdu.base.ExtensionHDU] = [primary]
     for imset in exposure.imsets:

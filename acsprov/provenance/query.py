@@ -82,12 +82,24 @@ def lineage(product: Path) -> Lineage:
                    if e.get("acsprov:path") == rel
                    and (current is None or e.get("acsprov:sha256") == current)]
         if matches:
-            return _tree(doc, matches[-1], set())
+            return _tree(doc, matches[-1], frozenset())
     raise ProvenanceMismatchError(f"{rel}: no provenance record of this file's current content")
 
 
-def _tree(doc: dict[str, Any], entity_id: str, seen: set[str]) -> Lineage:
-    node = Lineage(entity=doc["entity"][entity_id])
+def _kind(entity: dict[str, Any]) -> str:
+    value = entity.get("prov:type") or {}
+    return str(value.get("$", "") if isinstance(value, dict) else value)
+
+
+def _tree(doc: dict[str, Any], entity_id: str, seen: frozenset[str]) -> Lineage:
+    """The lineage of one entity: what it was derived from, and the reference files used.
+
+    Derivations (``wasDerivedFrom``) give the exact chain of a file (a raw file
+    through its header edits, a product through calacs's temporaries); reference
+    files the generating activity used are shown as leaves.
+    """
+    entities = doc.get("entity") or {}
+    node = Lineage(entity=entities[entity_id])
     if entity_id in seen:
         return node
     seen = seen | {entity_id}
@@ -98,16 +110,19 @@ def _tree(doc: dict[str, Any], entity_id: str, seen: set[str]) -> Lineage:
     activity_id = generation["prov:activity"]
     node.activity_id = activity_id
     node.activity = (doc.get("activity") or {}).get(activity_id)
-    for use in _relations(doc, "used"):
-        used = use.get("prov:entity")
-        if use.get("prov:activity") == activity_id and used in (doc.get("entity") or {}):
-            if (doc["entity"][used].get("prov:type") or {}) == _RUN_TYPE:
-                continue
-            node.inputs.append(_tree(doc, used, seen))
+    sources = [d["prov:usedEntity"] for d in _relations(doc, "wasDerivedFrom")
+               if d.get("prov:generatedEntity") == entity_id]
+    used = [u.get("prov:entity") for u in _relations(doc, "used")
+            if u.get("prov:activity") == activity_id]
+    used = [u for u in used if u in entities and _kind(entities[u]) != "acsprov:Run"]
+    if not sources:
+        sources = [u for u in used if _kind(entities[u]) != "acsprov:ReferenceFile"]
+    for source in dict.fromkeys(sources):
+        if source in entities:
+            node.inputs.append(_tree(doc, source, seen))
+    for ref in dict.fromkeys(u for u in used if _kind(entities[u]) == "acsprov:ReferenceFile"):
+        node.inputs.append(Lineage(entity=entities[ref]))
     return node
-
-
-_RUN_TYPE = {"$": "acsprov:Run", "type": "prov:QUALIFIED_NAME"}
 
 
 def render_tree(node: Lineage) -> str:
@@ -118,6 +133,10 @@ def render_tree(node: Lineage) -> str:
         e = n.entity
         sha = str(e.get("acsprov:sha256", ""))[:12]
         text = f"{e.get('acsprov:path', '?')}  sha256:{sha}"
+        if _kind(e) == "acsprov:ReferenceFile":
+            text += f"  ({e.get('acsprov:keyword', 'reference')})"
+        elif e.get("acsprov:deleted") == "True":
+            text += "  (temporary, deleted)"
         if n.activity is not None:
             act = n.activity
             kind = act.get("prov:label", "?")
