@@ -101,36 +101,89 @@ def env(workdir: Path) -> None:
     click.echo(export_lines(crds_environment(cache.absolute())))
 
 
+def _tool_env(workdir: Path) -> dict[str, str]:
+    """jref/CRDS variables: the user's own if jref is set, else the local cache's."""
+    import os
+
+    if os.environ.get("jref"):
+        keys = ("jref", "CRDS_PATH", "CRDS_MODE", "CRDS_OBSERVATORY", "CRDS_SERVER_URL",
+                "CRDS_CONTEXT", "CRDS_READONLY_CACHE")
+        return {k: os.environ[k] for k in keys if k in os.environ}
+    from .environment import default_crds_path, ensure_local_crds, tool_environment
+
+    cache = ensure_local_crds(default_crds_path(workdir), say=lambda m: click.echo(m, err=True))
+    return tool_environment(cache)
+
+
+def _standalone(action: str, params: dict, files: tuple[Path, ...], workdir: Path,
+                *, needs_env: bool = True) -> None:
+    """Run one action on files of one directory, recorded (see actions.run_standalone)."""
+    import shlex
+    import sys
+
+    from .actions import run_standalone
+    from .errors import BadInputError
+    from .recipe import parse_step
+
+    directories = {f.absolute().parent for f in files}
+    if len(directories) != 1:
+        raise BadInputError("give files of one directory at a time")
+    (directory,) = directories
+    step = parse_step({action: params}, action)
+    env = _tool_env(workdir) if needs_env else {}
+    command = shlex.join(["acsprov", *sys.argv[1:]]) if sys.argv[1:] else None
+    run_standalone(step, directory, env, say=click.echo, command=command)
+
+
+_WORKDIR = click.option("--workdir", type=click.Path(path_type=Path), default=Path("work"),
+                        show_default=True,
+                        help="Where the local CRDS cache is (WORKDIR/crds_cache) if jref is unset.")
+
+
 @cli.command("set-header")
 @click.argument("file", type=click.Path(path_type=Path))
 @click.argument("assignments", nargs=-1, required=True)
 def set_header(file: Path, assignments: tuple[str, ...]) -> None:
-    """Set switches or reference keywords in FILE's primary header: KEY=VALUE ..."""
+    """Set switches or reference keywords in FILE's primary header: KEY=VALUE ...
+
+    The edit is recorded (before/after values, sha256 before/after) in the PROV
+    document of FILE's work directory.
+    """
     from .headers import parse_assignment
-    from .headers import set_header as edit
 
     edits = dict(parse_assignment(a) for a in assignments)
-    result = edit(file, edits)
-    for change in result.changes:
-        click.echo(f"{file.name}: {change.keyword} {change.before!r} -> {change.after!r}")
-    if not result.changes:
-        click.echo(f"{file.name}: nothing to change")
+    if not file.exists():
+        from .errors import BadInputError
+
+        raise BadInputError(f"{file}: no such raw file")
+    _standalone("set_header", {"files": [file.name], "set": edits}, (file,), Path("work"),
+                needs_env=False)
 
 
 @cli.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--workdir", type=click.Path(path_type=Path), default=Path("work"),
-              show_default=True, help="Top working directory (cache in WORKDIR/crds_cache).")
+@_WORKDIR
 def bestrefs(files: tuple[Path, ...], workdir: Path) -> None:
-    """Fill FILES' reference keywords from the local CRDS context (crds bestrefs)."""
-    from .environment import default_crds_path, ensure_local_crds, tool_environment
-    from .refs import bestrefs as run_bestrefs
+    """Fill FILES' reference keywords from the pinned CRDS context (crds bestrefs), recorded."""
+    _standalone("bestrefs", {"files": [f.name for f in files]}, files, workdir)
 
-    cache = ensure_local_crds(default_crds_path(workdir), say=lambda m: click.echo(m, err=True))
-    result = run_bestrefs(list(files), env=tool_environment(cache), update=True)
-    for path, changes in result.changes.items():
-        for keyword, (old, new) in sorted(changes.items()):
-            click.echo(f"{Path(path).name}: {keyword} {old} -> {new}")
+
+@cli.command()
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--cte/--no-cte", default=False, show_default=True,
+              help="Also CTE-correct (acs_destripe_plus cte_correct=True): _flc as well.")
+@_WORKDIR
+def destripe(file: Path, cte: bool, workdir: Path) -> None:
+    """Destripe a post-SM4 WFC raw FILE and calibrate it (Handbook Example 5), recorded."""
+    _standalone("destripe", {"file": file.name, "cte": cte}, (file,), workdir)
+
+
+@cli.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@_WORKDIR
+def updatewcs(files: tuple[Path, ...], workdir: Path) -> None:
+    """stwcs updatewcs (use_db=False) on calibrated FILES with the local IDCTAB, recorded."""
+    _standalone("updatewcs", {"files": [f.name for f in files]}, files, workdir)
 
 
 @cli.command("calacs")

@@ -256,28 +256,38 @@ def calacs(
 
 
 def record_calacs(act, result: CalacsResult) -> None:
-    """Declare a calacs run's references, products and facts on a recorder activity.
+    """Declare a calacs run's references, products and facts on a recorder activity."""
+    record_products(act, references=result.references, members=result.members,
+                    inputs=result.inputs, intermediates=result.intermediates,
+                    derivations=result.derivations, products=result.products)
+    act.engine(name=f"calacs ({result.engine})", version=result.engine_version)
+    act.note(switches=result.switches, wall_seconds=f"{result.seconds:.3f}",
+             engine=result.engine, engine_command=" ".join(result.command))
+
+
+def record_products(act, *, references: dict[str, Path], members: Sequence[Path],
+                    inputs: Sequence[Path], intermediates: Sequence[Any],
+                    derivations: Sequence[tuple[Path, tuple[Path, ...]]],
+                    products: Sequence[Path]) -> None:
+    """Declare what a calibration read and wrote on a recorder activity.
 
     With the native engine the lineage is exact: each temporary file (even deleted
     ones) is an entity derived from what it was made from, and each product derives
     from the files the engine says it was made from.
     """
-    for keyword, path in sorted(result.references.items()):
+    for keyword, path in sorted(references.items()):
         act.used(path, role=keyword.lower(), keyword=keyword)
-    for raw in result.members:
-        if raw not in result.inputs:
+    for raw in members:
+        if raw not in inputs:
             act.used(raw, role="raw")
-    for item in result.intermediates:
+    for item in intermediates:
         act.generated(item.path, role=item.role, sha256=item.sha256,
                       derived_from=item.derived_from, deleted=str(item.deleted))
-    sources = dict(result.derivations)
-    for product in result.products:
+    sources = dict(derivations)
+    for product in products:
         if product.exists():
             act.generated(product, role=_role(product),
-                          derived_from=sources.get(product, tuple(result.inputs)))
-    act.engine(name=f"calacs ({result.engine})", version=result.engine_version)
-    act.note(switches=result.switches, wall_seconds=f"{result.seconds:.3f}",
-             engine=result.engine, engine_command=" ".join(result.command))
+                          derived_from=sources.get(product, tuple(inputs)))
 
 
 def _role(path: Path) -> str:

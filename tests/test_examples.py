@@ -116,3 +116,58 @@ def test_example4_dither_with_my_dark(tmp_path, crds_cache, native):
         assert not (fits.getdata(run / name, "DQ") & 8192).any()
     assert fits.getheader(run / "j8e654010_asn.fits")["ASN_PROD"] is True
     assert "ACSDTH" in (run / "j8e654010.tra").read_text()
+
+
+def test_example3_lineage_runs_through_deleted_temporaries(native, tmp_path, crds_cache):
+    """Issue: the lineage of an association product shows each member's _blv_tmp and
+    the _crj_tmp although calacs deleted them, and every header edit before it."""
+    from acsprov.provenance.query import lineage
+
+    result = reprocess("j8is01merged", workdir=tmp_path / "work", crds_path=crds_cache,
+                       source="simulate", say=lambda message: None)
+    crj = result.root / "example3" / "j8is01xx1_crj.fits"
+    assert not list(crj.parent.glob("*_tmp.fits"))
+
+    def walk(node, depth=0):
+        yield node, depth
+        for child in node.inputs:
+            yield from walk(child, depth + 1)
+
+    nodes = list(walk(lineage(crj)))
+    paths = [n.entity.get("acsprov:path") for n, _ in nodes]
+    assert paths[1] == "example3/j8is01xx1_crj_tmp.fits"
+    for member in ("j8is01j2q", "j8is01j3q", "j8is01j8q", "j8is01j9q"):
+        assert f"example3/{member}_blv_tmp.fits" in paths
+        assert f"cal_fits/{member}_raw.fits" in paths  # back to what the archive served
+    deleted = [n for n, _ in nodes if n.entity.get("acsprov:deleted") == "True"]
+    assert len({n.entity["acsprov:path"] for n in deleted}) == 5
+    kinds = {n.activity.get("prov:type", {}).get("$") for n, _ in nodes if n.activity}
+    assert {"acsprov:obtain", "acsprov:copy", "acsprov:bestrefs", "acsprov:calacs"} <= kinds
+    references = {n.entity["acsprov:keyword"] for n, _ in nodes
+                  if n.entity.get("prov:type", {}).get("$") == "acsprov:ReferenceFile"}
+    assert {"BIASFILE", "DARKFILE", "PFLTFILE", "CRREJTAB", "CCDTAB", "BPIXTAB"} <= references
+
+
+def test_example5_destripe_with_cte_and_updatewcs(native, tmp_path, crds_cache):
+    """Example 5: destriped _flt and _flc of the WFC1B-1K subarray, WCS updated, and the
+    PCTECORR change acs_destripe_plus makes silently is recorded."""
+    import json
+
+    result = reprocess("jd5702jpq", workdir=tmp_path / "work", crds_path=crds_cache,
+                       source="simulate", say=lambda message: None)
+    run = result.root / "example5"
+    assert _names(run, "_fl?.fits") == ["jd5702jpq_flc.fits", "jd5702jpq_flt.fits"]
+    flc = fits.getheader(run / "jd5702jpq_flc.fits")
+    assert flc["PCTECORR"] == "COMPLETE" and flc["CTE_NAME"] == "Par/Serial PixelCTE 2023"
+    assert fits.getheader(run / "jd5702jpq_flt.fits")["PCTECORR"] == "PERFORM"
+    sci = fits.getheader(run / "jd5702jpq_flc.fits", ("SCI", 1))
+    assert sci["WCSNAME"].startswith("IDC_") and "A_ORDER" in sci
+    assert fits.getdata(run / "jd5702jpq_flc.fits", ("SCI", 1)).shape == (1024, 2048)
+    doc = json.loads(result.document.read_text())
+    destripe = next(a for a in doc["activity"].values()
+                    if a["prov:type"]["$"] == "acsprov:destripe")
+    params = json.loads(destripe["acsprov:parameters"])
+    assert params["cte_correct"] is True and params["stat"] == "pmode1"
+    # the raw file already says PERFORM (the recipe set it), so nothing was changed
+    # silently here; a raw with PCTECORR=OMIT is the case that records a change
+    assert json.loads(destripe["acsprov:header_changes"]) == []

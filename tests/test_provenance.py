@@ -206,3 +206,20 @@ def test_prov_export_and_graph(tmp_path, capsys):
     assert svg.startswith("<?xml") and "set_header" in svg
     png = rec.document_path.with_suffix(".png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_lineage_links_runs_of_one_work_directory(tmp_path):
+    from acsprov.provenance.query import lineage
+
+    first = Recorder(tmp_path / "ds", name="one", datalad=False)
+    raw = _add_raw(first)
+    second = Recorder(tmp_path / "ds", name="two", datalad=False)
+    with second.activity("calacs", cwd=second.root) as act:
+        act.used(raw, role="raw")
+        flt = make_raw(second.root / "j8is01j2q_flt.fits")
+        act.generated(flt, role="flt", derived_from=[raw])
+    node = lineage(flt)
+    assert node.activity["prov:type"]["$"] == "acsprov:calacs"
+    (parent,) = node.inputs
+    assert parent.entity["acsprov:path"] == "j8is01j2q_raw.fits"
+    assert parent.activity["prov:type"]["$"] == "acsprov:copy"  # from the first run

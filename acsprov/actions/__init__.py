@@ -14,11 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import NotImplementedYetError
 from ..provenance.recorder import Activity
 from ..recipe import Step
 
-__all__ = ["ACTIONS", "Context", "Outcome", "get_action"]
+__all__ = ["ACTIONS", "Context", "Outcome", "get_action", "run_standalone"]
 
 
 @dataclass
@@ -56,18 +55,8 @@ class Outcome:
 Action = Callable[[Context, Step], Outcome]
 
 
-def _not_yet(issue: str) -> Action:
-    def action(ctx: Context, step: Step) -> Outcome:
-        raise NotImplementedYetError(
-            f"step '{step.action}' is not implemented yet (planned: {issue}); "
-            "the steps before it completed"
-        )
-
-    return action
-
-
 def _registry() -> dict[str, Action]:
-    from . import bestrefs, calacs, files, headers, updatewcs
+    from . import bestrefs, calacs, destripe, files, headers, updatewcs
 
     return {
         "copy": files.copy,
@@ -76,7 +65,7 @@ def _registry() -> dict[str, Action]:
         "set_header": headers.set_header,
         "bestrefs": bestrefs.bestrefs,
         "calacs": calacs.calacs,
-        "destripe": _not_yet("subarray destripe with CTE correction"),
+        "destripe": destripe.destripe,
         "updatewcs": updatewcs.updatewcs,
     }
 
@@ -89,3 +78,29 @@ def get_action(name: str) -> Action:
     if not ACTIONS:
         ACTIONS.update(_registry())
     return ACTIONS[name]
+
+
+def run_standalone(step: Step, directory: Path, env: dict[str, str], *,
+                   say: Callable[[str], None] = print, command: str | None = None) -> Outcome:
+    """Perform one step outside a recipe, recorded like any other action.
+
+    The PROV document goes to the work directory `directory` belongs to (the nearest
+    one with a ``prov/`` directory), else to ``directory/prov/``; inside a DataLad
+    dataset the action is also committed.
+    """
+    from ..errors import BadInputError
+    from ..provenance import Recorder
+    from ..provenance._datalad import is_dataset
+    from ..provenance.query import dataset_root
+
+    try:
+        root = dataset_root(directory)
+    except BadInputError:
+        root = directory
+    aliases = {env["jref"]: "jref$"} if env.get("jref") else {}
+    rec = Recorder(root, name=step.action, datalad=is_dataset(root), aliases=aliases)
+    ctx = Context(rundir=directory, cal_fits=directory / "cal_fits", env=env, say=say)
+    with rec.activity(step.action, params=dict(step.params), command=command,
+                      cwd=directory, label=step.describe()) as act:
+        ctx.act = act
+        return get_action(step.action)(ctx, step)

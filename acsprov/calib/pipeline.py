@@ -201,6 +201,7 @@ class _Plan:
     dth_row: int | None = None
     rows: tuple[Member, ...] = ()
     warnings: list[str] = field(default_factory=list)
+    switch_overrides: dict[str, str] = field(default_factory=dict)
 
     @property
     def exposures(self) -> list[_Exposure]:
@@ -335,6 +336,7 @@ def _decide(plan: _Plan) -> None:
         first = pos.first
         name = first.raw.name
         sw = {k: _switch(first.phdr, k, name) for k in _SWITCHES}
+        sw.update(plan.switch_overrides)
         pos.switches = sw
         if sw["CRCORR"] == "PERFORM" and sw["RPTCORR"] == "PERFORM":
             raise BadInputError(f"{name}: RPTCORR and CRCORR are both PERFORM; set one to OMIT")
@@ -472,7 +474,7 @@ def _outputs(plan: _Plan) -> list[Path]:
     return out
 
 
-def _make_plan(path: Path) -> _Plan:
+def _make_plan(path: Path, switch_overrides: Mapping[str, str] | None = None) -> _Plan:
     name = path.name.lower()
     if name.endswith("_asn.fits"):
         plan = _plan_asn(path)
@@ -480,6 +482,7 @@ def _make_plan(path: Path) -> _Plan:
         plan = _plan_single(path)
     else:
         raise BadInputError(f"{path.name}: calacs takes a _raw.fits or _asn.fits file")
+    plan.switch_overrides = dict(switch_overrides or {})
     _decide(plan)
     _check_references(plan)
     existing = [p.name for p in _outputs(plan) if p.exists()]
@@ -502,6 +505,7 @@ class _Run:
     echo: bool
     nthreads: int | None
     cte: CteFunction | None
+    after_ccd: Callable[[Path], None] | None = None
     result: NativeResult = field(default_factory=NativeResult)
     written: list[Path] = field(default_factory=list)
     temporaries: dict[Path, tuple[str, tuple[Path, ...]]] = field(default_factory=dict)
@@ -620,6 +624,8 @@ def _ccd_stage(run: _Run, pos: _Position, exp: _Exposure) -> None:
     else:
         run.temporary(blv, "blv_tmp", (exp.raw,))
         _copy_fits(exp.raw, blv, stamp=False)
+    if run.after_ccd is not None:
+        run.after_ccd(blv)
     if pos.basic_cte:
         blc = exp.file("_blc_tmp.fits")
         cte = run.cte or _default_cte()
@@ -969,6 +975,8 @@ def run_native(
     nthreads: int | None = None,
     single_core: bool = False,
     cte: CteFunction | None = None,
+    switches: Mapping[str, str] | None = None,
+    after_ccd: Callable[[Path], None] | None = None,
 ) -> NativeResult:
     """Calibrate a ``_raw.fits`` or ``_asn.fits`` file as ``calacs.e`` does.
 
@@ -1001,6 +1009,12 @@ def run_native(
         ACSCTE to use (default :func:`acsprov.calib.cte.run_acscte`); called as
         ``cte(blv_tmp, blc_tmp, nthreads=..., progress=False)``, see
         :data:`CteFunction`.
+    switches : mapping, optional
+        Switch values used instead of the raw headers' (``{"PCTECORR": "PERFORM"}``
+        is what ``acs_destripe_plus`` does for subarrays).
+    after_ccd : callable, optional
+        Called with each ``_blv_tmp`` path once ACSCCD wrote it, before ACSCTE and
+        ACS2D read it (``acs_destripe_plus`` destripes it there).
 
     Returns
     -------
@@ -1037,11 +1051,12 @@ def run_native(
     path = Path(input_path)
     if not path.is_file():
         raise BadInputError(f"Input file not found: {path}")
-    plan = _make_plan(path)
+    plan = _make_plan(path, switches)
     if any(p.basic_cte for p in plan.positions) and cte is None:
         cte = _default_cte()
     run = _Run(plan, temp_files, verbose, echo=verbose and not quiet,
                nthreads=1 if single_core else nthreads, cte=cte)
+    run.after_ccd = after_ccd
     run.result.inputs = [plan.input] + ([] if plan.single else [e.raw for e in plan.exposures])
     try:
         run.preface = _preface(run)

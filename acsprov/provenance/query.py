@@ -71,19 +71,35 @@ def _relations(doc: dict[str, Any], kind: str) -> Iterator[dict[str, Any]]:
 
 
 def lineage(product: Path) -> Lineage:
-    """The chain of activities and files that made `product` (its current content)."""
+    """The chain of activities and files that made `product` (its current content).
+
+    All PROV documents of the work directory are read together: identifiers name
+    file versions by content and path, so a file made in one run and used in a later
+    one (a standalone ``acsprov updatewcs`` after a recipe, say) links up.
+    """
     root = dataset_root(product)
     rel = Path(os.path.abspath(product)).relative_to(root).as_posix()
     current = sha256sum(product) if product.exists() else None
-    for path in reversed(documents(root)):
-        doc = _load(path)
-        entities = doc.get("entity") or {}
-        matches = [eid for eid, e in entities.items()
-                   if e.get("acsprov:path") == rel
-                   and (current is None or e.get("acsprov:sha256") == current)]
-        if matches:
-            return _tree(doc, matches[-1], frozenset())
-    raise ProvenanceMismatchError(f"{rel}: no provenance record of this file's current content")
+    merged: dict[str, Any] = {}
+    for number, path in enumerate(documents(root)):
+        for kind, records in _load(path).items():
+            if not isinstance(records, dict):
+                continue
+            if kind in ("entity", "activity", "agent", "prefix"):
+                merged.setdefault(kind, {}).update(records)  # global identifiers
+            else:  # relations have per-document blank-node ids: keep them apart
+                merged.setdefault(kind, {}).update(
+                    {f"{number}/{key}": value for key, value in records.items()})
+    entities = merged.get("entity") or {}
+    generated = {g.get("prov:entity") for g in _relations(merged, "wasGeneratedBy")}
+    matches = [eid for eid, e in entities.items()
+               if e.get("acsprov:path") == rel
+               and (current is None or e.get("acsprov:sha256") == current)]
+    if not matches:
+        raise ProvenanceMismatchError(
+            f"{rel}: no provenance record of this file's current content")
+    best = next((m for m in matches if m in generated), matches[-1])
+    return _tree(merged, best, frozenset())
 
 
 def _kind(entity: dict[str, Any]) -> str:

@@ -1,0 +1,44 @@
+"""The destripe action: Example 5's acs_destripe_plus with the native engine."""
+
+from __future__ import annotations
+
+import os
+
+from ..destripe import destripe_plus
+from ..engine import record_products
+from ..recipe import Step
+from . import Context, Outcome
+
+__all__ = ["destripe"]
+
+
+def destripe(ctx: Context, step: Step) -> Outcome:
+    """Destripe the step's raw subarray and calibrate it (with CTE if asked)."""
+    act = ctx.activity
+    raw = act.used(ctx.rundir / step.params["file"], role="raw")
+    saved = {k: os.environ.get(k) for k in ctx.env}
+    os.environ.update(ctx.env)
+    try:
+        result = destripe_plus(raw, cte_correct=step.params.get("cte", False))
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    record_products(act, references=result.references, members=[raw], inputs=[raw],
+                    intermediates=result.intermediates, derivations=result.derivations,
+                    products=result.products)
+    from .. import __version__
+    from ..calib.pipeline import ENGINE_NAME, ENGINE_VERSION
+
+    act.engine(name=f"acs_destripe_plus (acstools clean + {ENGINE_NAME})",
+               version=f"{ENGINE_VERSION}; acsprov {__version__}")
+    act.note(parameters=result.parameters, header_changes=result.header_changes,
+             warnings=result.warnings, cte_corrected=str(result.cte_corrected))
+    for change in result.header_changes:
+        ctx.say(f"  {change['file']}: {change['keyword']} {change['before']!r} -> "
+                f"{change['after']!r} (as acs_destripe_plus does)")
+    for product in result.products:
+        ctx.say(f"  {product.name}")
+    return Outcome("destripe", inputs=[raw], outputs=result.products)
