@@ -305,8 +305,15 @@ def step(action: str, params: str, crds_path: Path) -> None:
     parsed = parse_step({action: raw}, "step")
     rundir = Path.cwd()
     rec = Recorder(rundir.parent, name="step", datalad=False, persist=False)
+    if (rundir.parent / "prov").is_dir():
+        import shlex
+
+        from .provenance.query import history_before
+
+        command = shlex.join(["acsprov", "step", action, params, "--crds-path", str(crds_path)])
+        rec.prior_history = history_before(rundir.parent, command)
     ctx = Context(rundir=rundir, cal_fits=rundir.parent / "cal_fits",
-                  env=tool_environment(crds_path), say=click.echo)
+                  env=tool_environment(crds_path), say=click.echo, rerun=True)
     with rec.activity(parsed.action, params=dict(parsed.params), cwd=rundir) as act:
         ctx.act = act
         get_action(parsed.action)(ctx, parsed)

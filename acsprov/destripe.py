@@ -98,11 +98,12 @@ def destripe_plus(
     atol: float = 0.01,
     keep_intermediate_files: bool = False,
     nthreads: int | None = None,
+    overwrite: bool = False,
 ) -> DestripeResult:
     """Destripe a raw WFC exposure and calibrate it into ``_flt`` (and ``_flc``).
 
-    Same parameters as ``acstools.acs_destripe_plus.destripe_plus`` (without masks);
-    the calacs steps run in acsprov's native engine.
+    Same parameters as ``acstools.acs_destripe_plus.destripe_plus`` (without masks;
+    `overwrite` plays its `clobber`); the calacs steps run in acsprov's native engine.
 
     Raises
     ------
@@ -158,7 +159,7 @@ def destripe_plus(
                                                   "after": value})
 
     native = run_native(raw, temp_files=keep_intermediate_files, nthreads=nthreads,
-                        switches=switches, after_ccd=clean)
+                        switches=switches, after_ccd=clean, overwrite=overwrite)
     result.products = list(native.products)
     result.intermediates = list(native.intermediates)
     result.derivations = list(native.derivations)

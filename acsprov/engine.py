@@ -163,14 +163,25 @@ def run_calacs(
     nthreads: int | None = None,
     exe_args: Sequence[str] | None = None,
     engine: str = "auto",
+    overwrite: bool = False,
 ) -> CalacsResult:
-    """Run calacs with the chosen engine (unrecorded); see :func:`calacs`."""
+    """Run calacs with the chosen engine (unrecorded); see :func:`calacs`.
+
+    `overwrite` replaces existing products (a re-run of a recorded action); calacs
+    itself refuses them, and so does this function by default.
+    """
     chosen = resolve_engine(engine, exec_path)
     paths = _inputs(input_file)
     switches, refs = _references(paths)
     before = _snapshot({p.parent for p in paths}) if chosen == "hstcal" else {}
     start = time.perf_counter()
     if chosen == "hstcal":
+        if overwrite:
+            from .calib.pipeline import planned_outputs
+
+            for path in paths:
+                for old in planned_outputs(path):
+                    old.unlink(missing_ok=True)
         executable = exec_path or shutil.which("calacs.e") or "calacs.e"
         if exec_path and not Path(exec_path).exists():
             raise BadInputError(f"Executable not found: {exec_path}")
@@ -195,7 +206,7 @@ def run_calacs(
         for path in paths:
             native = run_native(path, temp_files=temp_files, verbose=verbose, quiet=quiet,
                                 time_stamps=time_stamps, nthreads=nthreads,
-                                single_core=single_core)
+                                single_core=single_core, overwrite=overwrite)
             refs.update(native.references)  # exactly what the engine read
             intermediates += native.intermediates
             derivations += native.derivations

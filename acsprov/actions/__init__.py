@@ -33,6 +33,8 @@ class Context:
     say: Callable[[str], None] = print
     act: Activity | None = None
     """The recorded activity the action runs in."""
+    rerun: bool = False
+    """True when re-executing a recorded action: products it made may be replaced."""
 
     @property
     def activity(self) -> Activity:

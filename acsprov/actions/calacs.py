@@ -21,7 +21,7 @@ def calacs(ctx: Context, step: Step) -> Outcome:
     saved = {k: os.environ.get(k) for k in ctx.env}
     os.environ.update(ctx.env)  # jref and CRDS_* for calacs.e and the native engine alike
     try:
-        result = run_calacs(paths, **options)
+        result = run_calacs(paths, overwrite=ctx.rerun, **options)
     finally:
         for key, value in saved.items():
             if value is None:

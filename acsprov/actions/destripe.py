@@ -19,7 +19,8 @@ def destripe(ctx: Context, step: Step) -> Outcome:
     saved = {k: os.environ.get(k) for k in ctx.env}
     os.environ.update(ctx.env)
     try:
-        result = destripe_plus(raw, cte_correct=step.params.get("cte", False))
+        result = destripe_plus(raw, cte_correct=step.params.get("cte", False),
+                               overwrite=ctx.rerun)
     finally:
         for key, value in saved.items():
             if value is None:

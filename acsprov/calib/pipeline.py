@@ -66,6 +66,7 @@ __all__ = [
     "CteFunction",
     "Intermediate",
     "NativeResult",
+    "planned_outputs",
     "run_native",
 ]
 
@@ -474,7 +475,13 @@ def _outputs(plan: _Plan) -> list[Path]:
     return out
 
 
-def _make_plan(path: Path, switch_overrides: Mapping[str, str] | None = None) -> _Plan:
+def planned_outputs(input_path: str | os.PathLike[str]) -> list[Path]:
+    """The FITS files :func:`run_native` would write for `input_path` (existing or not)."""
+    return _outputs(_make_plan(Path(input_path), check_existing=False))
+
+
+def _make_plan(path: Path, switch_overrides: Mapping[str, str] | None = None, *,
+               check_existing: bool = True, overwrite: bool = False) -> _Plan:
     name = path.name.lower()
     if name.endswith("_asn.fits"):
         plan = _plan_asn(path)
@@ -484,11 +491,18 @@ def _make_plan(path: Path, switch_overrides: Mapping[str, str] | None = None) ->
         raise BadInputError(f"{path.name}: calacs takes a _raw.fits or _asn.fits file")
     plan.switch_overrides = dict(switch_overrides or {})
     _decide(plan)
+    if not check_existing:
+        return plan
     _check_references(plan)
-    existing = [p.name for p in _outputs(plan) if p.exists()]
+    existing = [p for p in _outputs(plan) if p.exists()]
+    if existing and overwrite:
+        for old in existing:
+            old.unlink()
+        existing = []
     if existing:
         raise BadInputError(
-            f"output file(s) {', '.join(existing)} already exist in {plan.directory}; "
+            f"output file(s) {', '.join(p.name for p in existing)} already exist in "
+            f"{plan.directory}; "
             "remove them first (calacs does not overwrite)"
         )
     return plan
@@ -977,6 +991,7 @@ def run_native(
     cte: CteFunction | None = None,
     switches: Mapping[str, str] | None = None,
     after_ccd: Callable[[Path], None] | None = None,
+    overwrite: bool = False,
 ) -> NativeResult:
     """Calibrate a ``_raw.fits`` or ``_asn.fits`` file as ``calacs.e`` does.
 
@@ -1015,6 +1030,9 @@ def run_native(
     after_ccd : callable, optional
         Called with each ``_blv_tmp`` path once ACSCCD wrote it, before ACSCTE and
         ACS2D read it (``acs_destripe_plus`` destripes it there).
+    overwrite : bool
+        Replace existing products instead of refusing (what a re-run of a recorded
+        action needs; calacs itself refuses).
 
     Returns
     -------
@@ -1051,7 +1069,7 @@ def run_native(
     path = Path(input_path)
     if not path.is_file():
         raise BadInputError(f"Input file not found: {path}")
-    plan = _make_plan(path, switches)
+    plan = _make_plan(path, switches, overwrite=overwrite)
     if any(p.basic_cte for p in plan.positions) and cte is None:
         cte = _default_cte()
     run = _Run(plan, temp_files, verbose, echo=verbose and not quiet,

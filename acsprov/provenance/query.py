@@ -23,6 +23,7 @@ __all__ = [
     "ProvenanceMismatchError",
     "dataset_root",
     "documents",
+    "history_before",
     "lineage",
     "render_tree",
     "verify",
@@ -228,3 +229,21 @@ def _check_committed_sha(root: Path, document: Path) -> None:
     expected = (record.get("acsprov") or {}).get("prov_sha256")
     if expected and sha256sum(document) != expected:
         raise ProvenanceMismatchError(f"{rel}: the PROV document was edited after it was recorded")
+
+
+def history_before(root: Path, command: str) -> tuple[str, ...]:
+    """Stamp history of the recorded activity that ran `command` (the latest such).
+
+    ``acsprov step`` (what ``datalad rerun`` executes) uses it so that a re-made
+    product's header names the same actions as the original's.
+    """
+    for path in reversed(documents(root)):
+        activities = sorted((_load(path).get("activity") or {}).items(),
+                            key=lambda item: str(item[1].get("prov:startTime", "")))
+        names = []
+        for key, activity in activities:
+            kind = str((activity.get("prov:type") or {}).get("$", "")).split(":")[-1]
+            if activity.get("acsprov:command") == command:
+                return tuple(names)
+            names.append(f"{kind} ({key.split(':', 1)[-1]})")
+    return ()

@@ -154,6 +154,8 @@ class Recorder:
         self.document_path = self.root / "prov" / f"{self.run.run_id}.json"
         self._hash = _HashCache()
         self._document_sha = ""
+        self.prior_history: tuple[str, ...] = ()
+        """Actions before this recorder's own (a re-run continues a recorded run)."""
         self._overhead = 0.0  # seconds spent writing documents and committing
         self._action = 0.0  # seconds inside activity blocks, hashing excluded
 
@@ -217,7 +219,8 @@ class Recorder:
             unlocked = [Path(p) for p in will_write]
             _datalad.unlock(self.root, unlocked)
             handle._outputs.extend(unlocked)  # committed with the action, changed or not
-        history = tuple(f"{a.action} ({a.id})" for a in self.run.activities)
+        history = self.prior_history + tuple(
+            f"{a.action} ({a.id})" for a in self.run.activities)
         stamp = Stamp(self.run.run_id, record.id, self._document_sha, history)
         hashed = self._hash.seconds
         start = time.perf_counter()
