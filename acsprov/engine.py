@@ -218,8 +218,27 @@ def run_calacs(
     else:
         after = _snapshot({p.parent for p in paths})
         products = sorted(p for p, mtime in after.items() if before.get(p) != mtime)
+        _stamp_products(p for p in products
+                        if p.name.endswith(("_flt.fits", "_flc.fits", "_crj.fits", "_crc.fits")))
     return CalacsResult(chosen, version, paths, products, refs, switches, seconds, command,
                         intermediates, derivations, _raw_files(paths))
+
+
+def _stamp_products(paths) -> None:
+    """Give calacs.e's products acsprov's provenance pointer (atomically rewritten).
+
+    The native engine stamps its products as it writes them; calacs.e's are stamped
+    after the fact, inside the same recorded activity.
+    """
+    from .fitsutil import atomic_path
+    from .provenance.stamp import apply_stamp, current_stamp
+
+    if current_stamp() is None:
+        return
+    for path in paths:
+        with atomic_path(path) as tmp, fits.open(path, memmap=False) as hdul:
+            apply_stamp(hdul[0].header)
+            hdul.writeto(tmp, overwrite=True)
 
 
 def calacs(

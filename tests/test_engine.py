@@ -77,6 +77,11 @@ def test_calacs_call_is_recorded(stand_in, tmp_path):
     assert activity["acsprov:engine"] == "hstcal"
     paths = {e["acsprov:path"] for e in data["entity"].values() if "acsprov:path" in e}
     assert {"j8is01j2q_raw.fits", "j8is01j2q_flt.fits", "bpx.fits"} <= paths
+    # calacs.e's product carries the pointer back to its activity
+    from astropy.io import fits
+
+    (activity_id,) = data["activity"]
+    assert fits.getval(tmp_path / "j8is01j2q_flt.fits", "PROVACT") == activity_id.split(":")[1]
     assert len(data["wasDerivedFrom"]) >= 1
 
 

@@ -644,7 +644,7 @@ def _ccd_stage(run: _Run, pos: _Position, exp: _Exposure) -> None:
         blc = exp.file("_blc_tmp.fits")
         cte = run.cte or _default_cte()
         run.temporary(blc, "blc_tmp", (blv,))
-        info = cte(blv, blc, nthreads=run.nthreads, progress=False)
+        info = cte(blv, blc, nthreads=run.nthreads, progress=None)  # a bar on a terminal only
         lines = list(info.get("trailer", []) or [])
         run.keep((exp.root, "cte"), lines)
         if run.echo:
