@@ -9,7 +9,9 @@ recorder itself: writing PROV and committing to DataLad happen in one place.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +37,21 @@ class Context:
     """The recorded activity the action runs in."""
     rerun: bool = False
     """True when re-executing a recorded action: products it made may be replaced."""
+
+    @contextlib.contextmanager
+    def environment(self) -> Iterator[None]:
+        """Export `env` (jref, CRDS_*) for the duration of the block: calacs.e, stwcs
+        and acstools read them from the process environment."""
+        saved = {key: os.environ.get(key) for key in self.env}
+        os.environ.update(self.env)
+        try:
+            yield
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
 
     @property
     def activity(self) -> Activity:

@@ -18,16 +18,8 @@ def calacs(ctx: Context, step: Step) -> Outcome:
     paths = [ctx.rundir / name for name in step.params["input"]]
     for path in paths:
         act.used(path, role="asn" if path.name.endswith("_asn.fits") else "raw")
-    saved = {k: os.environ.get(k) for k in ctx.env}
-    os.environ.update(ctx.env)  # jref and CRDS_* for calacs.e and the native engine alike
-    try:
+    with ctx.environment():  # jref and CRDS_* for calacs.e and the native engine alike
         result = run_calacs(paths, overwrite=ctx.rerun, **options)
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
     record_calacs(act, result)
     for product in result.products:
         ctx.say(f"  {product.name}")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 from ..destripe import destripe_plus
 from ..engine import record_products
 from ..recipe import Step
@@ -16,17 +14,9 @@ def destripe(ctx: Context, step: Step) -> Outcome:
     """Destripe the step's raw subarray and calibrate it (with CTE if asked)."""
     act = ctx.activity
     raw = act.used(ctx.rundir / step.params["file"], role="raw")
-    saved = {k: os.environ.get(k) for k in ctx.env}
-    os.environ.update(ctx.env)
-    try:
+    with ctx.environment():
         result = destripe_plus(raw, cte_correct=step.params.get("cte", False),
                                overwrite=ctx.rerun)
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
     record_products(act, references=result.references, members=[raw], inputs=[raw],
                     intermediates=result.intermediates, derivations=result.derivations,
                     products=result.products)

@@ -74,19 +74,12 @@ def updatewcs(ctx: Context, step: Step) -> Outcome:
     act = ctx.activity
     paths = expand(step.params["files"], ctx.rundir)
     jref = ctx.env.get("jref", "")
-    saved = os.environ.get("jref")
-    os.environ["jref"] = jref  # stwcs resolves jref$ names through the environment
-    try:
+    with ctx.environment():  # stwcs resolves jref$ names through the environment
         for path in paths:
             act.used(path, role="calibrated")
             for keyword, ref in distortion_references(path, jref).items():
                 act.used(ref, role=keyword.lower(), keyword=keyword)
             update_wcs(path)
             act.generated(path, role="calibrated", derived_from=[path])
-    finally:
-        if saved is None:
-            os.environ.pop("jref", None)
-        else:
-            os.environ["jref"] = saved
     act.note(use_db="False", software="stwcs.updatewcs")
     return Outcome("updatewcs", inputs=paths, outputs=paths)
