@@ -37,6 +37,7 @@ class DestripeResult:
     intermediates: list[Any] = field(default_factory=list)
     derivations: list[tuple[Path, tuple[Path, ...]]] = field(default_factory=list)
     references: dict[str, Path] = field(default_factory=dict)
+    checksums: dict[Path, str] = field(default_factory=dict)
     header_changes: list[dict[str, str | None]] = field(default_factory=list)
     parameters: dict[str, Any] = field(default_factory=dict)
     cte_corrected: bool = False
@@ -164,5 +165,6 @@ def destripe_plus(
     result.intermediates = list(native.intermediates)
     result.derivations = list(native.derivations)
     result.references = dict(native.references)
+    result.checksums = dict(native.checksums)
     result.cte_corrected = any(p.name.endswith("_flc.fits") for p in native.products)
     return result

@@ -50,6 +50,8 @@ class CalacsResult:
     """Product -> the files it was made from (native engine only)."""
     members: list[Path] = field(default_factory=list)
     """The raw files calibrated (an association's members, or the raw inputs)."""
+    checksums: dict[Path, str] = field(default_factory=dict)
+    """sha256 of products the engine already computed (native engine)."""
 
 
 class CalacsError(AcsprovError, RuntimeError):
@@ -198,11 +200,12 @@ def run_calacs(
         version = _hstcal_version(executable)
         intermediates: list[Any] = []
         derivations: list[tuple[Path, tuple[Path, ...]]] = []
+        checksums: dict[Path, str] = {}
     else:
         from .calib.pipeline import ENGINE_NAME, ENGINE_VERSION, run_native
 
         command = ["acsprov.calib.pipeline.run_native", *(str(p) for p in paths)]
-        intermediates, derivations, written = [], [], []
+        intermediates, derivations, written, checksums = [], [], [], {}
         for path in paths:
             native = run_native(path, temp_files=temp_files, verbose=verbose, quiet=quiet,
                                 time_stamps=time_stamps, nthreads=nthreads,
@@ -211,6 +214,7 @@ def run_calacs(
             intermediates += native.intermediates
             derivations += native.derivations
             written += native.products
+            checksums.update(native.checksums)
         version = f"{ENGINE_NAME} {ENGINE_VERSION}"
     seconds = time.perf_counter() - start
     if chosen == "native":
@@ -221,7 +225,7 @@ def run_calacs(
         _stamp_products(p for p in products
                         if p.name.endswith(("_flt.fits", "_flc.fits", "_crj.fits", "_crc.fits")))
     return CalacsResult(chosen, version, paths, products, refs, switches, seconds, command,
-                        intermediates, derivations, _raw_files(paths))
+                        intermediates, derivations, _raw_files(paths), checksums)
 
 
 def _stamp_products(paths) -> None:
@@ -289,7 +293,8 @@ def record_calacs(act, result: CalacsResult) -> None:
     """Declare a calacs run's references, products and facts on a recorder activity."""
     record_products(act, references=result.references, members=result.members,
                     inputs=result.inputs, intermediates=result.intermediates,
-                    derivations=result.derivations, products=result.products)
+                    derivations=result.derivations, products=result.products,
+                    checksums=result.checksums)
     act.engine(name=f"calacs ({result.engine})", version=result.engine_version)
     act.note(switches=result.switches, wall_seconds=f"{result.seconds:.3f}",
              engine=result.engine, engine_command=" ".join(result.command))
@@ -298,7 +303,8 @@ def record_calacs(act, result: CalacsResult) -> None:
 def record_products(act, *, references: dict[str, Path], members: Sequence[Path],
                     inputs: Sequence[Path], intermediates: Sequence[Any],
                     derivations: Sequence[tuple[Path, tuple[Path, ...]]],
-                    products: Sequence[Path]) -> None:
+                    products: Sequence[Path],
+                    checksums: dict[Path, str] | None = None) -> None:
     """Declare what a calibration read and wrote on a recorder activity.
 
     With the native engine the lineage is exact: each temporary file (even deleted
@@ -314,9 +320,10 @@ def record_products(act, *, references: dict[str, Path], members: Sequence[Path]
         act.generated(item.path, role=item.role, sha256=item.sha256,
                       derived_from=item.derived_from, deleted=str(item.deleted))
     sources = dict(derivations)
+    known = checksums or {}
     for product in products:
         if product.exists():
-            act.generated(product, role=_role(product),
+            act.generated(product, role=_role(product), sha256=known.get(product),
                           derived_from=sources.get(product, tuple(inputs)))
 
 

@@ -68,7 +68,7 @@ def test_header_edit_is_recorded_with_before_and_after(tmp_path):
     old = subprocess.run(["git", "-C", str(rec.root), "show", f"{first}:j8is01j2q_raw.fits"],
                          capture_output=True, text=True, check=True).stdout
     assert "annex/objects" in old  # the first version is an annex key still present
-    assert "SHA256E" in old
+    assert "BLAKE3_256E" in old
 
 
 def test_commit_carries_a_datalad_run_record(tmp_path):

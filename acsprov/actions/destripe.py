@@ -19,7 +19,7 @@ def destripe(ctx: Context, step: Step) -> Outcome:
                                overwrite=ctx.rerun)
     record_products(act, references=result.references, members=[raw], inputs=[raw],
                     intermediates=result.intermediates, derivations=result.derivations,
-                    products=result.products)
+                    products=result.products, checksums=result.checksums)
     from .. import __version__
     from ..calib.pipeline import ENGINE_NAME, ENGINE_VERSION
 

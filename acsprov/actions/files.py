@@ -23,9 +23,10 @@ def copy(ctx: Context, step: Step) -> Outcome:
     for src in sources:
         if not src.is_file():
             raise BadInputError(f"{src.name} is not among the obtained archive files")
-        act.used(src, role="archive")
+        known = act.used_sha256(act.used(src, role="archive"))
         dst = atomic_copy(src, ctx.rundir / src.name)
-        outputs.append(act.generated(dst, role="working copy", derived_from=[src]))
+        outputs.append(act.generated(dst, role="working copy", derived_from=[src],
+                                     sha256=known))  # a copy: same content, no rehash
     return Outcome("copy", inputs=sources, outputs=outputs)
 
 
@@ -44,9 +45,10 @@ def copy_reference(ctx: Context, step: Step) -> Outcome:
     src = resolve_jref(value, jref=ctx.env.get("jref"), relative_to=ctx.rundir)
     if not src.is_file():
         raise ReferenceFileError(f"{keyword}={value}: reference file {src.name} not found")
-    act.used(src, role=keyword.lower(), keyword=keyword, header_value=value)
+    known = act.used_sha256(act.used(src, role=keyword.lower(), keyword=keyword,
+                                     header_value=value))
     dst = atomic_copy(src, ctx.rundir / step.params["to"])
-    act.generated(dst, role=f"user {keyword.lower()}", derived_from=[src])
+    act.generated(dst, role=f"user {keyword.lower()}", derived_from=[src], sha256=known)
     return Outcome("copy_reference", inputs=[header_of, src], outputs=[dst],
                    details={"keyword": keyword, "value": value})
 

@@ -145,6 +145,8 @@ class NativeResult:
     references: dict[str, Path] = field(default_factory=dict)
     derivations: list[tuple[Path, tuple[Path, ...]]] = field(default_factory=list)
     inputs: list[Path] = field(default_factory=list)
+    checksums: dict[Path, str] = field(default_factory=dict)
+    """sha256 of the products written in the background (computed there, for provenance)."""
 
 
 # =========================================================================== the plan
@@ -600,7 +602,13 @@ def _write_final(run: _Run, exposure: Exposure, path: Path, derived_from: Sequen
         run.writer = ThreadPoolExecutor(1, thread_name_prefix="acsprov-write")
     # the provenance stamp is a context variable: write in this thread's context
     context = contextvars.copy_context()
-    run.pending = run.writer.submit(context.run, write_exposure, exposure, path, stamp=True)
+
+    def write_and_hash() -> Path:
+        write_exposure(exposure, path, stamp=True)
+        run.result.checksums[path] = sha256sum(path)  # off the main thread, for provenance
+        return path
+
+    run.pending = run.writer.submit(context.run, write_and_hash)
     run.product(path, derived_from)
 
 

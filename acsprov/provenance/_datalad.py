@@ -1,10 +1,12 @@
 """DataLad operations of the recorder (the only module importing `datalad`).
 
-A work directory ``work/<dataset>/`` is a DataLad dataset.  FITS files are annexed
-(content-addressed with SHA256E), text files (trailers, PROV documents, JSON) go to
-git.  Each recorded action is one commit made with DataLad's own ``run`` machinery in
-*inject* mode: the action has already run in-process, and the commit carries the run
-record (command, inputs, outputs) that ``datalad rerun`` executes again.
+A work directory ``work/<dataset>/`` is a DataLad dataset.  FITS files are annexed,
+content-addressed with BLAKE3 (a cryptographic hash several times faster than SHA-256;
+the PROV documents hold every file's SHA-256 as well); text files (trailers, PROV
+documents, JSON) go to git.  Each recorded action is one commit made with DataLad's
+own ``run`` machinery in *inject* mode: the action has already run in-process, and the
+commit carries the run record (command, inputs, outputs) that ``datalad rerun``
+executes again.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ os.environ.setdefault("DATALAD_LOG_LEVEL", "WARNING")
 logging.getLogger("datalad").setLevel(logging.WARNING)
 
 GITATTRIBUTES = """\
-* annex.backend=SHA256E
+* annex.backend=BLAKE3_256E
 * annex.largefiles=((mimeencoding=binary)and(largerthan=0))
 *.fits annex.largefiles=anything
 *.fits.gz annex.largefiles=anything
@@ -72,7 +74,7 @@ def ensure_dataset(root: Path) -> None:
     _ensure_identity(root)
     (root / ".gitattributes").write_text(GITATTRIBUTES)
     dl.save(dataset=str(root), path=[str(root / ".gitattributes")],
-            message="acsprov: annex FITS files with SHA256E, keep text in git",
+            message="acsprov: annex FITS files (BLAKE3 keys), keep text in git",
             result_renderer="disabled")
 
 

@@ -52,6 +52,12 @@ class _HashCache:
             self.seconds += time.perf_counter() - start
         return self._cache[key], st.st_size
 
+    def remember(self, path: Path, sha256: str) -> int:
+        """Note a checksum computed elsewhere for `path` as it is now; return its size."""
+        st = os.stat(path)
+        self._cache[(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)] = sha256
+        return st.st_size
+
 
 class Activity:
     """Handle of a running activity: declare what it used and generated."""
@@ -78,6 +84,11 @@ class Activity:
         self.record.used.append(self._rec.entity(path, role, sha256, attributes))
         self._inputs.append(path)
         return path
+
+    def used_sha256(self, path: str | os.PathLike[str]) -> str:
+        """The sha256 recorded for `path` when the activity declared it used."""
+        rel = self._rec.relpath(Path(path))
+        return next(e.sha256 for e in reversed(self.record.used) if e.path == rel)
 
     def generated(self, path: str | os.PathLike[str], *, role: str,
                   derived_from: Iterable[str | os.PathLike[str]] = (),
@@ -157,6 +168,7 @@ class Recorder:
         self.prior_history: tuple[str, ...] = ()
         """Actions before this recorder's own (a re-run continues a recorded run)."""
         self._overhead = 0.0  # seconds spent writing documents and committing
+        self._doc_seconds = 0.0  # of which writing documents
         self._action = 0.0  # seconds inside activity blocks, hashing excluded
 
     # -- paths and entities -------------------------------------------------
@@ -187,6 +199,8 @@ class Recorder:
         size = None
         if sha256 is None:
             sha256, size = self._hash(path)
+        elif path.exists():
+            size = self._hash.remember(path, sha256)
         rel = self.relpath(path)
         return FileEntity(
             path=rel, sha256=sha256, role=role, size=size,
@@ -274,6 +288,7 @@ class Recorder:
             "action_seconds": self._action,
             "hash_seconds": self._hash.seconds,
             "record_seconds": self._overhead,
+            "document_seconds": self._doc_seconds,
             "overhead_ratio": overhead / self._action if self._action else float("nan"),
         }
 
@@ -283,10 +298,12 @@ class Recorder:
 
         if not self.persist:
             return self.document_path
+        started = time.perf_counter()
         text = serialize(build_document(self.run), "json")
         with atomic_path(self.document_path) as tmp:
             tmp.write_text(text + "\n")
         self._document_sha = sha256sum(self.document_path)
+        self._doc_seconds += time.perf_counter() - started
         return self.document_path
 
     def _commit(self, handle: Activity) -> None:
