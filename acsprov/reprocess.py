@@ -20,7 +20,6 @@ from .actions import Context, Outcome, get_action
 from .environment import ensure_local_crds, tool_environment
 from .fitsutil import check_acs_file
 from .provenance import Recorder
-from .provenance._datalad import clear_directory
 from .recipe import Recipe, Step, load_recipe
 from .sources import Obtained, obtain
 
@@ -87,7 +86,8 @@ def reprocess(
     say(f"recipe {recipe.name}: {recipe.title}")
     cache = ensure_local_crds(crds_path or Path(workdir) / "crds_cache", say=say)
     env = tool_environment(cache)
-    rec = Recorder(root, name=recipe.name, datalad=datalad, aliases={env["jref"]: "jref$"})
+    rec = Recorder(root, name=recipe.name, datalad=datalad, aliases={env["jref"]: "jref$"},
+                   background=True)
     result = ReprocessResult(recipe, root, document=rec.document_path)
     cal_fits = root / "cal_fits"
     for dataset in recipe.datasets:
@@ -95,11 +95,14 @@ def reprocess(
             _obtain(rec, dataset, cal_fits, source or recipe.source, mast_url, say)
         )
     try:
-        _runs(recipe, rec, root, cache, env, cal_fits, result, say, datalad=datalad)
+        _runs(recipe, rec, root, cache, env, cal_fits, result, say)
     except BaseException:
         with contextlib.suppress(Exception):  # the failure itself is what to report
             rec.export()
         raise
+    finally:
+        with contextlib.suppress(Exception):
+            rec.close()
     rec.export()
     result.timing = rec.timing
     say(f"recipe {recipe.name} complete: products in {root}")
@@ -107,13 +110,11 @@ def reprocess(
 
 
 def _runs(recipe: Recipe, rec: Recorder, root: Path, cache: Path, env: dict[str, str],
-          cal_fits: Path, result: ReprocessResult, say: Callable[[str], None], *,
-          datalad: bool) -> None:
+          cal_fits: Path, result: ReprocessResult, say: Callable[[str], None]) -> None:
     """Do each run of the recipe, one recorded activity per step."""
     for run in recipe.runs:
         rundir = root / run.name
-        if datalad:
-            clear_directory(root, rundir, message=f"start {run.name} afresh "
+        rec.clear_directory(rundir, message=f"start {run.name} afresh "
                             "(earlier products stay in history)")
         rundir.mkdir(parents=True, exist_ok=True)
         ctx = Context(rundir=rundir, cal_fits=cal_fits, env=env, say=say)
@@ -128,10 +129,16 @@ def _runs(recipe: Recipe, rec: Recorder, root: Path, cache: Path, env: dict[str,
                 cwd=rundir,
                 label=f"{run.name}: {step.describe()}",
                 will_write=_existing(rundir, step),
+                overlap=step.action in READ_ONLY_ACTIONS,
             ) as act:
                 ctx.act = act
                 outcomes.append(get_action(step.action)(ctx, step))
             ctx.act = None
+
+
+READ_ONLY_ACTIONS = frozenset({"copy", "copy_reference", "merge_asn", "calacs"})
+"""Actions that write only new files (calacs.e's in-place association table aside,
+declared by `_existing`): they may run while the previous action is being committed."""
 
 
 def _existing(rundir: Path, step: Step) -> list[Path]:

@@ -32,7 +32,9 @@ def _add_raw(rec, name="j8is01j2q_raw.fits"):
 def test_header_edit_is_recorded_with_before_and_after(tmp_path):
     rec = Recorder(tmp_path / "ds", name="t")
     raw = _add_raw(rec)
-    assert raw.is_symlink(), "FITS files are annexed (locked) after the first commit"
+    pointer = _git(rec.root, "show", "HEAD:j8is01j2q_raw.fits")
+    assert pointer.startswith("/annex/objects/BLAKE3_256E-"), "FITS files are annexed"
+    assert not raw.is_symlink(), "annexed unlocked: the work tree keeps a regular file"
     sha_before = sha256sum(raw)
     with rec.activity("set_header", params={"BIASFILE": "mybias.fits"},
                       command="acsprov set-header j8is01j2q_raw.fits BIASFILE=mybias.fits",
@@ -69,6 +71,49 @@ def test_header_edit_is_recorded_with_before_and_after(tmp_path):
                          capture_output=True, text=True, check=True).stdout
     assert "annex/objects" in old  # the first version is an annex key still present
     assert "BLAKE3_256E" in old
+
+
+def test_write_in_place_as_root_never_reaches_the_annex(tmp_path):
+    """An annexed file written in place (as calacs.e does to association tables, and as
+    root may) leaves the annexed version intact: the annex holds a copy, not the file."""
+    rec = Recorder(tmp_path / "ds", name="t")
+    raw = _add_raw(rec)
+    committed = sha256sum(raw)
+    with fits.open(raw, mode="update") as hdul:
+        hdul[0].header["BIASFILE"] = "changed.fits"
+    assert sha256sum(raw) != committed
+    _git(rec.root, "annex", "fsck", "--quiet")
+    assert not any((rec.root / ".git" / "annex" / "bad").glob("*"))
+    key = _git(rec.root, "show", "HEAD:j8is01j2q_raw.fits").strip().rsplit("/", 1)[1]
+    objects = list((rec.root / ".git" / "annex" / "objects").rglob(key))
+    assert [sha256sum(p) for p in objects if p.is_file()] == [committed]
+
+
+def test_background_commits_keep_each_action_s_content(tmp_path):
+    """With commits made in the background, each commit still holds the file as its
+    action left it, and an action that rewrites a file still being committed waits."""
+    rec = Recorder(tmp_path / "ds", name="t", background=True)
+    raw = _add_raw(rec)
+    first = sha256sum(raw)
+    with rec.activity("set_header", command="acsprov set-header", cwd=rec.root,
+                      will_write=[raw], overlap=True) as act:
+        set_header(raw, {"BIASFILE": "mybias.fits"})
+        act.generated(raw, role="raw", derived_from=[raw])
+    second = sha256sum(raw)
+    with rec.activity("copy", command="cp x y", cwd=rec.root, overlap=True) as act:
+        act.generated(make_raw(rec.root / "j8is01j3q_raw.fits"), role="raw")
+    rec.close()
+    assert _git(rec.root, "status", "--porcelain", "--untracked-files=no") == ""
+    subjects = _git(rec.root, "log", "--format=%s").splitlines()[:3]
+    assert subjects == ["[DATALAD RUNCMD] copy: copy", "[DATALAD RUNCMD] set_header: "
+                        "set_header", "[DATALAD RUNCMD] copy: copy"]
+    for rev, expected in (("HEAD~2", first), ("HEAD~1", second)):
+        key = _git(rec.root, "show", f"{rev}:j8is01j2q_raw.fits").strip().rsplit("/", 1)[1]
+        content = next(p for p in (rec.root / ".git" / "annex" / "objects").rglob(key)
+                       if p.is_file())
+        assert sha256sum(content) == expected
+    assert rec.timing["background_commits"] is True
+    assert rec.timing["commit_seconds"] > 0
 
 
 def test_commit_carries_a_datalad_run_record(tmp_path):

@@ -3,14 +3,20 @@
 A work directory ``work/<dataset>/`` is a DataLad dataset.  FITS files are annexed,
 content-addressed with BLAKE3 (a cryptographic hash several times faster than SHA-256;
 the PROV documents hold every file's SHA-256 as well); text files (trailers, PROV
-documents, JSON) go to git.  Each recorded action is one commit made with DataLad's
-own ``run`` machinery in *inject* mode: the action has already run in-process, and the
-commit carries the run record (command, inputs, outputs) that ``datalad rerun``
-executes again.
+documents, JSON) go to git.  Annexed files are added *unlocked* (``annex.addunlocked``):
+the work tree keeps a regular file and the annex a copy, so adding never replaces a
+path another action may be reading, and a write in place can never reach the annex.
+
+Each recorded action is one commit made by DataLad's ``save`` with a message that
+carries the run record (command, inputs, outputs, working directory) in the format of
+``datalad run --inject``: the action has already run in-process, and ``datalad rerun``
+executes the command again.  The commit works on absolute paths and never changes the
+process's working directory, so the recorder may make it in a background thread.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -68,14 +74,22 @@ def ensure_dataset(root: Path) -> None:
 
     root.mkdir(parents=True, exist_ok=True)
     if is_dataset(root):
+        _configure(root)
         return
     dl.create(path=str(root), force=True, result_renderer="disabled",
               description="acsprov work directory")
     _ensure_identity(root)
+    _configure(root)
     (root / ".gitattributes").write_text(GITATTRIBUTES)
     dl.save(dataset=str(root), path=[str(root / ".gitattributes")],
             message="acsprov: annex FITS files (BLAKE3 keys), keep text in git",
             result_renderer="disabled")
+
+
+def _configure(root: Path) -> None:
+    """Add annexed files unlocked (see the module docstring), never hard-linked."""
+    for key, value in (("annex.addunlocked", "true"), ("annex.thin", "false")):
+        subprocess.run(["git", "-C", str(root), "config", key, value], check=True)
 
 
 def _ensure_identity(root: Path) -> None:
@@ -114,30 +128,38 @@ def save_action(
 ) -> str | None:
     """Commit `outputs` with a DataLad run record of `command` run in `cwd`.
 
-    Returns the commit sha, or None if nothing changed.
+    The record is the one ``datalad run --inject --explicit`` writes: paths relative
+    to `cwd`, `cwd` relative to the dataset, the dataset id, exit code 0, and
+    ``extra`` under the key ``acsprov``.  Returns the commit sha, or None if nothing
+    changed.
     """
-    from datalad.core.local.run import run_command
+    import datalad.api as dl
 
-    here = os.getcwd()
-    os.chdir(cwd)  # the run record stores the working directory relative to the dataset
-    try:
-        rel = lambda p: os.path.relpath(p, cwd)  # noqa: E731
-        results = list(run_command(
-            # datalad formats the command with str.format ({inputs}, {outputs}...): the
-            # literal braces of JSON parameters must be doubled to survive that
-            command.replace("{", "{{").replace("}", "}}"),
-            # a path string, not a Dataset: paths and the recorded pwd are then
-            # relative to the working directory, as for `datalad run` in a shell
-            dataset=str(root),
-            inputs=[rel(p) for p in inputs if _inside(p, root)],
-            outputs=[rel(p) for p in outputs if _inside(p, root)],
-            explicit=True,
-            inject=True,
-            message=message,
-            extra_info={"acsprov": dict(extra)},
-        ))
-    finally:
-        os.chdir(here)
+    rel = lambda p: os.path.relpath(os.path.abspath(p), cwd)  # noqa: E731
+    saved = [Path(p) for p in outputs if _inside(p, root) and os.path.lexists(p)]
+    record = {
+        # datalad rerun formats the command with str.format ({inputs}, {outputs}...):
+        # the literal braces of JSON parameters must be doubled to survive that
+        "cmd": command.replace("{", "{{").replace("}", "}}"),
+        "chain": [],
+        "inputs": [rel(p) for p in inputs if _inside(p, root)],
+        "extra_inputs": [],
+        "outputs": [rel(p) for p in saved],
+        "pwd": os.path.relpath(cwd, root),
+        "exit": 0,
+        "acsprov": dict(extra),
+    }
+    dsid = subprocess.run(["git", "-C", str(root), "config", "-f", ".datalad/config",
+                           "datalad.dataset.id"], capture_output=True, text=True,
+                          check=False).stdout.strip()
+    if dsid:
+        record["dsid"] = dsid
+    text = json.dumps(record, indent=1, sort_keys=True, ensure_ascii=False)
+    full = (f"[DATALAD RUNCMD] {message}\n\n=== Do not change lines below ===\n"
+            f"{text}\n^^^ Do not change lines above ^^^\n")
+    results = dl.save(dataset=str(root), path=[str(p) for p in saved], message=full,
+                      result_renderer="disabled", on_failure="ignore",
+                      return_type="list")
     failed = [r for r in results if r.get("status") in ("error", "impossible")]
     if failed:
         from ..errors import AcsprovError

@@ -24,6 +24,7 @@ import os
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -141,11 +142,17 @@ class Recorder:
         Write the PROV document (default True).  ``acsprov step``, which DataLad's
         ``rerun`` executes, runs its action in an unpersisted recorder: the rerun is
         recorded by DataLad itself.
+    background : bool
+        Make each action's DataLad commit in a background thread, in order, while the
+        next action runs (a recipe run).  An activity waits for the commit before it
+        starts unless it is opened with ``overlap=True`` (it writes no file an earlier
+        action made), and the document is never rewritten while a commit may read it.
+        Call :meth:`close` (or :meth:`export`) at the end.
     """
 
     def __init__(self, root: Path, *, name: str, datalad: bool = True,
                  aliases: Mapping[str | os.PathLike[str], str] | None = None,
-                 persist: bool = True) -> None:
+                 persist: bool = True, background: bool = False) -> None:
         self.root = Path(root).absolute()
         self.aliases = {Path(os.path.abspath(k)): v for k, v in (aliases or {}).items()}
         self.root.mkdir(parents=True, exist_ok=True)
@@ -170,6 +177,12 @@ class Recorder:
         self._overhead = 0.0  # seconds spent writing documents and committing
         self._doc_seconds = 0.0  # of which writing documents
         self._action = 0.0  # seconds inside activity blocks, hashing excluded
+        self.background = background and self.datalad
+        self._committer = ThreadPoolExecutor(1, thread_name_prefix="acsprov-commit") \
+            if self.background else None
+        self._pending: Future[None] | None = None
+        self._pending_outputs: frozenset[Path] = frozenset()
+        self._commit_seconds = 0.0  # seconds the commits took (in the background or not)
 
     # -- paths and entities -------------------------------------------------
     def relpath(self, path: Path) -> str:
@@ -213,14 +226,21 @@ class Recorder:
     def activity(self, action: str, *, params: Mapping[str, Any] | None = None,
                  command: str | None = None, cwd: Path | None = None,
                  label: str | None = None,
-                 will_write: Iterable[Path] = ()) -> Iterator[Activity]:
+                 will_write: Iterable[Path] = (),
+                 overlap: bool = False) -> Iterator[Activity]:
         """Record one action; see the module docstring.
 
         `will_write` lists existing files the action will write in place (calacs.e
         rewrites association tables): annexed ones are unlocked first, so the action
         can never write into the annex, and are committed with the action.  Files
-        replaced atomically (every acsprov write) need no unlocking.
+        replaced atomically (every acsprov write) need no unlocking.  `overlap` says
+        the action only reads files earlier actions made and writes new ones, so it
+        may run while the previous action's commit is still being made.
         """
+        will_write = [Path(os.path.abspath(p)) for p in will_write]
+        if not overlap or any(p in self._pending_outputs or p.is_symlink()
+                              for p in will_write):
+            self._wait_timed()
         previous = self.run.activities[-1].id if self.run.activities else None
         record = ActivityRecord(
             id=str(uuid.uuid4()), action=action, label=label or action,
@@ -256,6 +276,35 @@ class Recorder:
             self._commit(handle)
         self._overhead += time.perf_counter() - start
 
+    def wait(self) -> None:
+        """Wait for the commit being made in the background, if any; raise its error."""
+        pending, self._pending = self._pending, None
+        self._pending_outputs = frozenset()
+        if pending is not None:
+            pending.result()
+
+    def _wait_timed(self) -> None:
+        start = time.perf_counter()
+        try:
+            self.wait()
+        finally:
+            self._overhead += time.perf_counter() - start
+
+    def close(self) -> None:
+        """Finish the last commit and stop the background committer."""
+        try:
+            self.wait()
+        finally:
+            if self._committer is not None:
+                self._committer.shutdown(wait=True)
+                self._committer = None
+
+    def clear_directory(self, path: Path, *, message: str) -> None:
+        """Remove `path` from the dataset's work tree in a commit (history keeps it)."""
+        self._wait_timed()
+        if self.datalad:
+            _datalad.clear_directory(self.root, path, message=message)
+
     def export(self, formats: tuple[str, ...] = ("provn", "turtle"), *,
                graph: bool = True) -> list[Path]:
         """Write the run's document in other formats (and its graph) beside it.
@@ -264,6 +313,7 @@ class Recorder:
         """
         from ._prov import EXPORT_FORMATS, build_document, serialize
 
+        self.wait()
         doc = build_document(self.run)
         written = []
         for fmt in formats:
@@ -289,6 +339,8 @@ class Recorder:
             "hash_seconds": self._hash.seconds,
             "record_seconds": self._overhead,
             "document_seconds": self._doc_seconds,
+            "commit_seconds": self._commit_seconds,
+            "background_commits": self.background,
             "overhead_ratio": overhead / self._action if self._action else float("nan"),
         }
 
@@ -298,6 +350,7 @@ class Recorder:
 
         if not self.persist:
             return self.document_path
+        self.wait()  # the commit being made may still read the current document
         started = time.perf_counter()
         text = serialize(build_document(self.run), "json")
         with atomic_path(self.document_path) as tmp:
@@ -311,11 +364,10 @@ class Recorder:
         cwd = self.root / record.cwd if record.cwd and self._inside(self.root / record.cwd) \
             else self.root
         outputs = [p for p in handle._outputs if p.exists()] + [self.document_path]
-        _datalad.save_action(
-            self.root,
+        arguments = dict(
             command=record.command or f"# {record.action} (not re-runnable)",
             cwd=cwd,
-            inputs=handle._inputs,
+            inputs=list(handle._inputs),
             outputs=outputs,
             message=f"{record.action}: {record.label}"[:72],
             extra={
@@ -326,3 +378,14 @@ class Recorder:
                 "status": record.status,
             },
         )
+        if self._committer is None:
+            self._save(arguments)
+        else:
+            self.wait()
+            self._pending = self._committer.submit(self._save, arguments)
+            self._pending_outputs = frozenset(Path(os.path.abspath(p)) for p in outputs)
+
+    def _save(self, arguments: dict[str, Any]) -> None:
+        start = time.perf_counter()
+        _datalad.save_action(self.root, **arguments)
+        self._commit_seconds += time.perf_counter() - start
