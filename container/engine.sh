@@ -8,7 +8,8 @@
 #
 # Settings come from the environment (the Makefile passes them): IMAGE, BASE_IMAGE,
 # HSTCAL, CRDS_CONTEXT, CRDS_BAKE, DATA_DIR, CONTAINER_ENGINE (force one),
-# PODMAN_BUILD_FLAGS, PODMAN_RUN_FLAGS, CONTAINER_NETWORK, PIP_INDEX_URL, CA_BUNDLE.
+# PODMAN_BUILD_FLAGS, PODMAN_RUN_FLAGS, CONTAINER_NETWORK, CONTAINER_USER, PIP_INDEX_URL,
+# CA_BUNDLE.
 set -euo pipefail
 
 IMAGE=${IMAGE:-localhost/acsprov:latest}
@@ -112,16 +113,23 @@ run() {
     e=$(engine)
     local data=${DATA_DIR:?DATA_DIR: the host directory to mount on /data}
     mkdir -p "$data"
+    if ! "$e" image inspect "$IMAGE" >/dev/null 2>&1; then
+        echo "No image $IMAGE here: build it first with 'make container IMAGE=$IMAGE'" >&2
+        return 1
+    fi
     local digest id
     read -r digest id < <(IMAGE=$IMAGE inspect)
     local args=(run --rm -v "$(cd "$data" && pwd):/data" -w /data
         --network "${CONTAINER_NETWORK:-host}"
         -e "ACSPROV_IMAGE_DIGEST=$digest" -e "ACSPROV_IMAGE_ID=$id")
     # Products belong to whoever runs make: their uid inside (rootless podman: keep-id).
-    if [ "$e" = podman ] && [ "$(podman info --format '{{.Host.Security.Rootless}}')" = true ]; then
-        args+=(--userns keep-id)
+    # CONTAINER_USER=image keeps the image's own non-root user instead.
+    if [ "${CONTAINER_USER:-}" != image ]; then
+        if [ "$e" = podman ] && [ "$(podman info --format '{{.Host.Security.Rootless}}')" = true ]; then
+            args+=(--userns keep-id)
+        fi
+        args+=(--user "${CONTAINER_USER:-$(id -u):$(id -g)}")
     fi
-    args+=(--user "$(id -u):$(id -g)")
     local var
     for var in ACSPROV_OFFLINE ACSPROV_ENGINE ACSPROV_MAST_URL ACSPROV_CRDS_SYNC; do
         [ -n "${!var:-}" ] && args+=(-e "$var=${!var}")
