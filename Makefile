@@ -76,7 +76,8 @@ LOCAL_BASE     ?= localhost/acsprov-base:bookworm
 HSTCAL_SPEC    ?= hstcal==3.1.0
 MICROMAMBA_IMAGE ?= docker.io/mambaorg/micromamba:1.5.10-bookworm-slim
 CONTAINER_ENV  := IMAGE='$(IMAGE)' HSTCAL='$(HSTCAL)' CRDS_BAKE='$(CRDS_BAKE)' \
-                  CRDS_CONTEXT='$(CRDS_CONTEXT)' BASE_IMAGE='$(BASE_IMAGE)'
+                  CRDS_CONTEXT='$(CRDS_CONTEXT)' BASE_IMAGE='$(BASE_IMAGE)' \
+                  MICROMAMBA_IMAGE='$(MICROMAMBA_IMAGE)'
 
 .PHONY: container container-base test-container hstcal-lock
 

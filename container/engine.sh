@@ -7,7 +7,7 @@
 #   container/engine.sh inspect               print "digest id" of $IMAGE
 #
 # Settings come from the environment (the Makefile passes them): IMAGE, BASE_IMAGE,
-# HSTCAL, CRDS_CONTEXT, CRDS_BAKE, DATA_DIR, CONTAINER_ENGINE (force one),
+# HSTCAL, MICROMAMBA_IMAGE, CRDS_CONTEXT, CRDS_BAKE, DATA_DIR, CONTAINER_ENGINE (force one),
 # PODMAN_BUILD_FLAGS, PODMAN_RUN_FLAGS, CONTAINER_NETWORK, CONTAINER_USER, PIP_INDEX_URL,
 # CA_BUNDLE.
 set -euo pipefail
@@ -75,6 +75,7 @@ build() {
         --build-arg "BUILD_DATE=$(date -u +%Y-%m-%dT%H:%M:%SZ)")
     [ -n "${BASE_IMAGE:-}" ] && args+=(--build-arg "BASE_IMAGE=$BASE_IMAGE")
     [ -n "${CRDS_CONTEXT:-}" ] && args+=(--build-arg "CRDS_CONTEXT=$CRDS_CONTEXT")
+    [ -n "${MICROMAMBA_IMAGE:-}" ] && args+=(--build-arg "MICROMAMBA_IMAGE=$MICROMAMBA_IMAGE")
     local url ca
     url=$(index_url)
     [ -n "$url" ] && args+=(--build-arg "PIP_INDEX_URL=$url")

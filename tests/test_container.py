@@ -270,7 +270,8 @@ def test_identity_file_and_runtime_in_the_prov_agent(tmp_path):
     (document,) = (data / "prov").glob("*.json")
     doc = json.loads(document.read_text())
     (agent,) = [a for a in doc["agent"].values()
-                if a.get("prov:type", {}).get("$") == "prov:SoftwareAgent"]
+                if a.get("prov:type", {}).get("$") == "prov:SoftwareAgent"
+                and a.get("prov:label") == "acsprov"]
     assert agent["acsprov:image_name"] == "localhost/acsprov:test"
     assert agent["acsprov:image_build_date"] == "2026-12-06T02:00:00Z"
     assert agent["acsprov:image_requirements_lock_sha256"] == "ab" * 32

@@ -128,7 +128,8 @@ def test_reprocess_in_container_equals_native_outside(image, tmp_path):
     (document,) = (inside / RECIPE / "prov").glob("*.json")
     doc = json.loads(document.read_text())
     (agent,) = [a for a in doc["agent"].values()
-                if a.get("prov:type", {}).get("$") == "prov:SoftwareAgent"]
+                if a.get("prov:type", {}).get("$") == "prov:SoftwareAgent"
+                and a.get("prov:label") == "acsprov"]
     assert agent["acsprov:image_name"] == IMAGE
     assert agent["acsprov:image_hstcal_version"] == "none"
     assert agent["acsprov:image_crds_context"] == "hst_1358.pmap"
