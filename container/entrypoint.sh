@@ -12,12 +12,18 @@
 # (<workdir>/crds_cache), and ACSPROV_CRDS_SOURCE records which one applies.
 set -eu
 
+sync_failed() {
+    echo "acsprov image: crds sync of ${CRDS_CONTEXT:-?} from ${CRDS_SERVER_URL:-?} failed" \
+         "(offline? run without ACSPROV_CRDS_SYNC to use acsprov's local CRDS cache)" >&2
+    exit 3
+}
+
 case "${ACSPROV_CRDS_SYNC:-none}" in
     none) ;;
     mappings)
-        crds sync --contexts "$CRDS_CONTEXT" ;;
+        crds sync --contexts "$CRDS_CONTEXT" || sync_failed ;;
     references)
-        crds sync --contexts "$CRDS_CONTEXT" --fetch-references ;;
+        crds sync --contexts "$CRDS_CONTEXT" --fetch-references || sync_failed ;;
     *)
         echo "acsprov image: ACSPROV_CRDS_SYNC must be none, mappings or references" >&2
         exit 2 ;;

@@ -330,3 +330,44 @@ def test_container_scripts_parse(script):
     proc = subprocess.run([shell, "-n", str(path)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert os.access(path, os.X_OK)
+
+
+def _entrypoint(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    base = {"PATH": os.environ["PATH"], "CRDS_CONTEXT": "hst_1358.pmap",
+            "CRDS_SERVER_URL": "https://hst-crds.stsci.edu", "CRDS_OBSERVATORY": "hst"}
+    return subprocess.run(["sh", str(ROOT / "container" / "entrypoint.sh"), "env"],
+                          capture_output=True, text=True, env={**base, **env}, timeout=60)
+
+
+def test_entrypoint_uses_the_pinned_context_when_its_mappings_are_there(tmp_path):
+    crds = tmp_path / "crds"
+    (crds / "mappings" / "hst").mkdir(parents=True)
+    (crds / "mappings" / "hst" / "hst_1358.pmap").write_text("header = {}\n")
+    proc = _entrypoint(tmp_path, CRDS_PATH=str(crds), jref=f"{crds}/references/hst/acs/")
+    assert proc.returncode == 0, proc.stderr
+    env = dict(line.split("=", 1) for line in proc.stdout.splitlines() if "=" in line)
+    assert env["jref"] == f"{crds}/references/hst/acs/"
+    assert env["CRDS_CONTEXT"] == "hst_1358.pmap"
+    assert env["ACSPROV_CRDS_SOURCE"] == f"pinned hst_1358.pmap in {crds}"
+
+
+def test_entrypoint_falls_back_to_the_local_cache_offline(tmp_path):
+    proc = _entrypoint(tmp_path, CRDS_PATH=str(tmp_path / "empty"), jref="/nowhere/")
+    assert proc.returncode == 0, proc.stderr
+    assert "using acsprov's local CRDS cache" in proc.stderr
+    env = dict(line.split("=", 1) for line in proc.stdout.splitlines() if "=" in line)
+    assert "jref" not in env and "CRDS_PATH" not in env and "CRDS_CONTEXT" not in env
+    assert env["ACSPROV_CRDS_SOURCE"] == "acsprov local cache"
+
+
+def test_entrypoint_rejects_an_unknown_sync_mode(tmp_path):
+    proc = _entrypoint(tmp_path, CRDS_PATH=str(tmp_path), ACSPROV_CRDS_SYNC="everything")
+    assert proc.returncode == 2
+    assert "ACSPROV_CRDS_SYNC must be none, mappings or references" in proc.stderr
+
+
+def test_entrypoint_sync_without_the_server_fails_clearly(tmp_path):
+    proc = _entrypoint(tmp_path, CRDS_PATH=str(tmp_path / "crds"), HOME=str(tmp_path),
+                       ACSPROV_CRDS_SYNC="mappings", CRDS_SERVER_URL="https://127.0.0.1:9")
+    assert proc.returncode == 3
+    assert "crds sync of hst_1358.pmap from https://127.0.0.1:9 failed" in proc.stderr
