@@ -2,6 +2,7 @@
 # Install hstcal into PREFIX from an explicit conda lock file, with micromamba.
 #
 #   install-hstcal.sh LOCK PREFIX
+#   install-hstcal.sh --print-pin LOCK      print "VERSION BUILD" of the locked hstcal
 #
 # A lock naming only hstcal: that exact build, its runtime libraries solved from
 # conda-forge.  A lock naming more packages: exactly those, nothing solved.
@@ -9,8 +10,12 @@
 # PREFIX/conda-explicit.txt, the hstcal version to PREFIX/VERSION, and calacs.e must run.
 set -euo pipefail
 
+print_pin=""
+if [ "${1:-}" = --print-pin ]; then
+    print_pin=1
+    shift
+fi
 lock=${1:?usage: install-hstcal.sh LOCK PREFIX}
-prefix=${2:?usage: install-hstcal.sh LOCK PREFIX}
 
 mapfile -t urls < <(grep -E '^https?://' "$lock")
 hstcal_url=$(printf '%s\n' "${urls[@]}" | grep -E '/hstcal-[0-9][^/]*\.(conda|tar\.bz2)(#.*)?$' || true)
@@ -26,6 +31,11 @@ stem=${stem%.tar.bz2}
 build=${stem##*-}
 rest=${stem%-*}
 version=${rest##*-}
+if [ -n "$print_pin" ]; then
+    echo "$version $build"
+    exit 0
+fi
+prefix=${2:?usage: install-hstcal.sh LOCK PREFIX}
 
 if [ "${#urls[@]}" -eq 1 ]; then
     micromamba create --yes --prefix "$prefix" --override-channels --channel conda-forge \

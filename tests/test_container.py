@@ -156,6 +156,11 @@ def test_hstcal_lock_pins_one_exact_build():
     assert match is not None
     assert re.fullmatch(r"\d+\.\d+\.\d+", match["version"])
     assert re.fullmatch(r"h[0-9a-f]{7}_\d+", match["build"])
+    # the install script reads the same pin from the lock
+    proc = subprocess.run([str(ROOT / "container" / "install-hstcal.sh"), "--print-pin",
+                           str(HSTCAL_LOCK)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == [match["version"], match["build"]]
 
 
 def test_crds_context_default_is_one_exact_context():
