@@ -45,6 +45,7 @@ bench: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check acsprov tests bench
+	$(BIN)/hadolint Containerfile
 
 env: $(STAMP)
 	@$(BIN)/acsprov env --workdir $(WORKDIR)
@@ -60,3 +61,46 @@ lock: $(STAMP)
 
 clean:
 	rm -rf $(WORKDIR) .pytest_cache
+
+# ---- the container image (Containerfile) ------------------------------------------------
+# make container                        build $(IMAGE) with podman or docker, whichever runs
+# make test-container                   build from a local debootstrap base, run a recipe in it
+# make reprocess DATASET=... IN_CONTAINER=1   the same recipe inside $(IMAGE), WORKDIR on /data
+# make hstcal-lock                      re-solve container/hstcal.lock (needs conda-forge)
+IMAGE          ?= localhost/acsprov:latest
+HSTCAL         ?= none
+CRDS_BAKE      ?= none
+CRDS_CONTEXT   ?=
+BASE_IMAGE     ?=
+LOCAL_BASE     ?= localhost/acsprov-base:bookworm
+HSTCAL_SPEC    ?= hstcal==3.1.0
+MICROMAMBA_IMAGE ?= docker.io/mambaorg/micromamba:1.5.10-bookworm-slim
+CONTAINER_ENV  := IMAGE='$(IMAGE)' HSTCAL='$(HSTCAL)' CRDS_BAKE='$(CRDS_BAKE)' \
+                  CRDS_CONTEXT='$(CRDS_CONTEXT)' BASE_IMAGE='$(BASE_IMAGE)' \
+                  MICROMAMBA_IMAGE='$(MICROMAMBA_IMAGE)'
+
+.PHONY: container container-base test-container hstcal-lock
+
+container:
+	@$(CONTAINER_ENV) container/engine.sh build
+
+container-base:
+	@engine=$$(container/engine.sh check) && container/make-base.sh '$(LOCAL_BASE)' "$$engine"
+
+test-container: $(STAMP)
+	$(BIN)/python -m pytest -m container tests/test_container_image.py $(PYTEST_ARGS)
+
+hstcal-lock:
+	@engine=$$(container/engine.sh check) && \
+	  "$$engine" run --rm '$(MICROMAMBA_IMAGE)' /bin/bash -c \
+	    "micromamba create -q -y -p /tmp/h --override-channels -c conda-forge '$(HSTCAL_SPEC)' >&2 && \
+	     micromamba env export -p /tmp/h --explicit --md5" > container/hstcal.lock.new && \
+	  grep -q '/hstcal-' container/hstcal.lock.new && mv container/hstcal.lock.new container/hstcal.lock \
+	  || { rm -f container/hstcal.lock.new; echo "hstcal-lock: not regenerated" >&2; exit 1; }
+
+ifdef IN_CONTAINER
+# `make reprocess IN_CONTAINER=1`: the recipe runs inside $(IMAGE), WORKDIR mounted on /data.
+reprocess:
+	@$(CONTAINER_ENV) DATA_DIR='$(WORKDIR)' container/engine.sh run \
+	  acsprov reprocess '$(DATASET)' --workdir /data
+endif
