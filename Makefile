@@ -31,8 +31,15 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	@touch $@
 
+ifdef IN_CONTAINER
+# the recipe runs inside $(IMAGE), WORKDIR mounted on /data (see the container block)
+reprocess:
+	@$(CONTAINER_ENV) DATA_DIR='$(WORKDIR)' container/engine.sh run \
+	  acsprov reprocess '$(DATASET)' --workdir /data
+else
 reprocess: $(STAMP)
 	$(BIN)/acsprov reprocess $(DATASET) --workdir $(WORKDIR)
+endif
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -97,10 +104,3 @@ hstcal-lock:
 	     micromamba env export -p /tmp/h --explicit --md5" > container/hstcal.lock.new && \
 	  grep -q '/hstcal-' container/hstcal.lock.new && mv container/hstcal.lock.new container/hstcal.lock \
 	  || { rm -f container/hstcal.lock.new; echo "hstcal-lock: not regenerated" >&2; exit 1; }
-
-ifdef IN_CONTAINER
-# `make reprocess IN_CONTAINER=1`: the recipe runs inside $(IMAGE), WORKDIR mounted on /data.
-reprocess:
-	@$(CONTAINER_ENV) DATA_DIR='$(WORKDIR)' container/engine.sh run \
-	  acsprov reprocess '$(DATASET)' --workdir /data
-endif
