@@ -121,10 +121,20 @@ class AuditResult:
     def summary(self) -> str:
         """One line for the terminal."""
         bad = [p for p in self.products if not p.identical]
-        verdict = "PASSED" if self.passed else "FAILED"
-        text = (f"audit {verdict}: {len(self.products) - len(bad)} of {len(self.products)} "
-                "products identical within tolerance")
         details = []
+        if self.kind == "archive":
+            verdict = "matches the archive" if self.passed else "differs from the archive"
+            text = (f"archive audit: {len(bad)} of {len(self.products)} _flt products "
+                    f"{verdict}")
+            for label, pick in (("switches", "switch_differences"),
+                                ("reference files", "reference_differences")):
+                found = sorted({f"{d['keyword']}={d['b']} (archive {d['a']})"
+                                for p in self.products for d in getattr(p, pick)})
+                details.append(f"{label} differing: {', '.join(found) or 'none'}")
+        else:
+            verdict = "PASSED" if self.passed else "FAILED"
+            text = (f"audit {verdict}: {len(self.products) - len(bad)} of "
+                    f"{len(self.products)} products identical within tolerance")
         for p in bad[:3]:
             exts = [e for e in p.extensions if not e.identical]
             where = ", ".join(

@@ -278,7 +278,7 @@ def _image_diff(key: tuple[str, int], hdu_a: fits.ImageHDU, hdu_b: fits.ImageHDU
         return ext
     astropy_diff = fits.ImageDataDiff(data_a, data_b, rtol=tol.rtol, atol=tol.atol,
                                       numdiffs=0)
-    is_dq = key[0] == "DQ" or np.issubdtype(data_a.dtype, np.integer) and key[0] != "SCI"
+    is_dq = key[0] == "DQ" or (np.issubdtype(data_a.dtype, np.integer) and key[0] != "SCI")
     a = np.asarray(data_a)
     b = np.asarray(data_b)
     ext.n_pixels = int(a.size)
