@@ -170,7 +170,7 @@ def chip_figure(exts: list[ExtensionDiff], labels: tuple[str, str]) -> str | Non
     diffs = [by_name[n] for n in ("SCI", "ERR", "DQ") if n in by_name] or [sci]
     zoomed = next((e for e in diffs if e.zoom is not None), None)
     panels = 1 + len(diffs) + (1 if zoomed else 0)
-    fig, axes = plt.subplots(1, panels, figsize=(3.1 * panels, 3.3), dpi=90,
+    fig, axes = plt.subplots(1, panels, figsize=(3.1 * panels, 3.3), dpi=100,
                              facecolor="white", squeeze=False)
     axes = list(axes[0])
     image = sci.preview
@@ -244,7 +244,7 @@ main { max-width:1280px; margin:0 auto; padding:24px 40px 60px; }
           align-items:center; box-shadow:0 6px 24px rgba(20,30,60,.15); margin:-48px 0 24px; }
 .banner.ok { background:linear-gradient(120deg,#157a37,#2fb463); }
 .banner.bad { background:linear-gradient(120deg,#9d1f18,#e0533f); }
-.banner .verdict { font-size:30px; font-weight:800; letter-spacing:.5px; }
+.banner .verdict { font-size:28px; font-weight:800; letter-spacing:.5px; white-space:nowrap; }
 .banner .text { font-size:15px; opacity:.95; }
 .cards { display:grid; grid-template-columns:repeat(auto-fit,minmax(170px,1fr)); gap:14px;
          margin-bottom:26px; }
@@ -462,7 +462,8 @@ def render_html(result: AuditResult) -> str:
 Tolerances: {_e(tolerance_text)}; a pixel is outside when
 |second − first| &gt; atol + rtol·|second|.  Keywords ignored: dates, provenance
 pointers and HISTORY.</p>
-{f'<details open><summary>Missing products</summary><ul>{missing}</ul></details>' if missing else ''}
+{f'<details open><summary>Missing products</summary><ul>{missing}</ul></details>'
+   if missing else ''}
 {sections}
 {f'<details {"open" if bad_inputs else ""}><summary>Inputs ({len(result.inputs)} checked, '
  f'{len(bad_inputs)} not as recorded)</summary>{_inputs(result.inputs)}</details>'
