@@ -112,11 +112,14 @@ class AuditResult:
     seconds: float = 0.0
     labels: tuple[str, str] = ("recorded", "re-run")
     """What the compared sides are called (first, second)."""
+    error: str | None = None
+    """Why the re-run stopped, if a recorded action failed when done again."""
 
     @property
     def passed(self) -> bool:
         inputs_ok = all(i.get("status") == "ok" for i in self.inputs)
-        return not self.missing and inputs_ok and all(p.identical for p in self.products)
+        return (self.error is None and not self.missing and inputs_ok
+                and all(p.identical for p in self.products))
 
     def summary(self) -> str:
         """One line for the terminal."""
@@ -142,6 +145,8 @@ class AuditResult:
                 f"y {e.bbox['y0']}-{e.bbox['y1']} (max |diff| {e.max_abs_diff:.4g})"
                 if e.bbox else f"{e.label} header" for e in exts[:2])
             details.append(f"{p.name}: {where or 'header'}")
+        if self.error:
+            details.insert(0, self.error)
         details += [f"{m}: missing" for m in self.missing[:3]]
         details += [f"{i['path']}: {i['message']}" for i in self.inputs
                     if i.get("status") != "ok"][:3]
@@ -256,7 +261,10 @@ def audit_run(
     base = Path(tempfile.mkdtemp(prefix="acsprov-audit-")) if own_scratch else Path(scratch)
     copy_root = base / run.root.name
     try:
-        _replay(run, copy_root, cache, engine, result, say)
+        try:
+            _replay(run, copy_root, cache, engine, result, say)
+        except AcsprovError as err:
+            result.error = f"re-run failed: {str(err).splitlines()[0]}"
         recorded = run.products()
         for rel, sha in sorted(recorded.items()):
             if not rel.lower().endswith((".fits", ".fits.gz")):

@@ -64,6 +64,7 @@ def report_data(result: AuditResult) -> dict[str, Any]:
         "notes": list(result.notes),
         "inputs": list(result.inputs),
         "missing": list(result.missing),
+        "error": result.error,
         "products": [p.as_dict() for p in result.products],
     }
     return _finite(data)
@@ -251,6 +252,7 @@ main { max-width:1280px; margin:0 auto; padding:24px 40px 60px; }
 .card { background:var(--card); border:1px solid var(--line); border-radius:12px;
         padding:14px 18px; }
 .card .n { font-size:28px; font-weight:700; }
+.card.error { border-color:var(--bad); color:var(--bad); margin-bottom:22px; }
 .card .l { color:var(--muted); font-size:13px; text-transform:uppercase; letter-spacing:.6px; }
 section.product { background:var(--card); border:1px solid var(--line); border-radius:14px;
                   padding:18px 22px; margin-bottom:22px; }
@@ -458,6 +460,7 @@ def render_html(result: AuditResult) -> str:
 <div class="verdict">{'✔' if result.passed else '✘'} {verdict}</div>
 <div class="text">{_e(result.summary())}</div></div>
 <div class="cards">{card_html}</div>
+{f'<div class="card error"><b>{_e(result.error)}</b></div>' if result.error else ''}
 <p>Compared: <b>{_e(labels[0])}</b> (first) and <b>{_e(labels[1])}</b> (second).
 Tolerances: {_e(tolerance_text)}; a pixel is outside when
 |second − first| &gt; atol + rtol·|second|.  Keywords ignored: dates, provenance
