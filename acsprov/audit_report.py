@@ -411,6 +411,13 @@ def _inputs(inputs: Iterable[dict[str, Any]]) -> str:
             f"<th>Recorded sha256</th></tr>{rows}</table>")
 
 
+def _headline(result: AuditResult) -> str:
+    """The summary without the per-product details (the page gives those)."""
+    parts = result.summary().split("; ")
+    keep = 3 if result.kind == "archive" else 2
+    return "; ".join(parts[:keep]) + ("; …" if len(parts) > keep else "")
+
+
 def render_html(result: AuditResult) -> str:
     """The self-contained HTML page of `result`."""
     labels = result.labels
@@ -458,7 +465,7 @@ def render_html(result: AuditResult) -> str:
 <main>
 <div class="banner {'ok' if result.passed else 'bad'}">
 <div class="verdict">{'✔' if result.passed else '✘'} {verdict}</div>
-<div class="text">{_e(result.summary())}</div></div>
+<div class="text">{_e(_headline(result))}</div></div>
 <div class="cards">{card_html}</div>
 {f'<div class="card error"><b>{_e(result.error)}</b></div>' if result.error else ''}
 <p>Compared: <b>{_e(labels[0])}</b> (first) and <b>{_e(labels[1])}</b> (second).

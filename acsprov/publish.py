@@ -55,8 +55,9 @@ DATASET_DIR = "dataset.git"
 PROFILES = {
     "https://w3id.org/ro/wfrun/process/0.5": "Process Run Crate",
     "https://w3id.org/ro/wfrun/workflow/0.5": "Workflow Run Crate",
-    "https://w3id.org/workflowhub/workflow-ro-crate/1.0": "Workflow RO-Crate",
 }
+#: The rocrate library adds its Workflow RO-Crate profile with the main workflow.
+WORKFLOW_RO_CRATE = "https://w3id.org/workflowhub/workflow-ro-crate/"
 _FORMATS = {
     ".fits": "application/fits", ".json": "application/json",
     ".provn": "text/provenance-notation", ".ttl": "text/turtle", ".svg": "image/svg+xml",
@@ -449,6 +450,8 @@ def _check_metadata(bundle: Path, listed: dict[str, str]) -> None:
     root = by_id.get("./", {})
     conforms = {c.get("@id") for c in _as_list(root.get("conformsTo"))}
     missing = [p for p in PROFILES if p not in conforms]
+    if not any(str(c).startswith(WORKFLOW_RO_CRATE) for c in conforms):
+        missing.append(WORKFLOW_RO_CRATE)
     if missing:
         raise BundleError(f"{METADATA}: root does not conform to {missing[0]}")
     described = 0

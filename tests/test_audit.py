@@ -187,3 +187,38 @@ def test_load_run_lists_actions_in_order(recorded_hrc_run):
     assert [a["action"] for a in run.activities] == [
         "obtain", "copy", "bestrefs", "copy_reference", "set_header", "calacs"]
     assert PRODUCT in run.products()
+
+
+@pytest.mark.slow
+def test_archive_audit_of_handbook_example2_on_full_wfc_frames(tmp_path, crds_cache,
+                                                                monkeypatch):
+    """Example 2 (mybias.fits, PCTECORR=OMIT) against the archive's _flt, both chips."""
+    import yaml
+
+    from acsprov.audit import audit_archive
+    from acsprov.audit_report import write_report
+    from acsprov.recipe import recipe_dir
+    from acsprov.reprocess import reprocess
+
+    monkeypatch.setenv("ACSPROV_ENGINE", "native")
+    data = yaml.safe_load((recipe_dir() / "jd1y04010.yaml").read_text())
+    data["runs"] = [r for r in data["runs"] if r["name"] == "example2"]
+    recipe = tmp_path / "jd1y04010.yaml"
+    recipe.write_text(yaml.safe_dump(data))
+    result = reprocess(str(recipe), workdir=tmp_path / "work", crds_path=crds_cache,
+                       source="simulate", datalad=False, say=lambda m: None)
+    audit = audit_archive(result.root, say=lambda m: None)
+    html_path, json_path = write_report(audit, tmp_path / "report")
+    report = json.loads(json_path.read_text())
+    assert [p["name"] for p in report["products"]] == [
+        "example2/jd1y04rlq_flt.fits", "example2/jd1y04rnq_flt.fits"]
+    for product in report["products"]:
+        refs = {d["keyword"]: d for d in product["reference_differences"]}
+        assert refs["BIASFILE"]["b"] == "mybias.fits"
+        assert refs["BIASFILE"]["a"].startswith("jref$")
+        chips = {e["extver"] for e in product["extensions"] if e["extname"] == "SCI"}
+        assert chips == {1, 2}
+        for ext in product["extensions"]:
+            assert ext["stats_a"]["mean"] is not None and ext["stats_b"]["mean"] is not None
+    assert "BIASFILE=mybias.fits" in audit.summary()
+    assert html_path.read_text().count("data:image/png;base64,") == 4  # 2 products x 2 chips

@@ -50,7 +50,9 @@ def test_crate_metadata_follows_the_workflow_run_profile(bundle):
     graph = json.loads((bundle / "ro-crate-metadata.json").read_text())["@graph"]
     by_id = {e["@id"]: e for e in graph}
     root = by_id["./"]
-    assert {c["@id"] for c in root["conformsTo"]} >= set(PROFILES)
+    profiles = {c["@id"] for c in root["conformsTo"]}
+    assert profiles >= set(PROFILES)
+    assert any(p.startswith("https://w3id.org/workflowhub/workflow-ro-crate/") for p in profiles)
     assert root["mainEntity"] == {"@id": "recipe.yaml"}
     assert "ComputationalWorkflow" in by_id["recipe.yaml"]["@type"]
     manifest = dict(reversed(line.split("  ", 1))
