@@ -280,6 +280,7 @@ details { background:var(--card); border:1px solid var(--line); border-radius:12
           padding:12px 18px; margin-bottom:16px; }
 summary { cursor:pointer; font-weight:600; }
 ul.notes { color:var(--muted); }
+a { color:var(--accent); text-decoration:none; } a:hover { text-decoration:underline; }
 footer { color:var(--muted); font-size:12.5px; text-align:center; padding:24px; }
 """
 
@@ -392,13 +393,42 @@ def _product_section(product: ProductDiff, labels: tuple[str, str]) -> str:
     state = "ok" if product.identical else "bad"
     word = "identical" if product.identical else "differs"
     structure = ("".join(f"<li>{_e(s)}</li>" for s in product.structure))
-    return (f"<section class='product' id='{_e(product.name)}'>"
+    images = ""
+    if product.extensions:
+        images = (f"<h3>Extensions</h3>{_extension_table(product, labels)}"
+                  f"<h3>Differences per chip</h3>{_figures(product, labels)}")
+    elif not structure:
+        images = "<p>No image extensions; table extensions identical.</p>"
+    return (f"<section class='product' id='{_e(_anchor(product.name))}'>"
             f"<h2>{_e(product.name)} <span class='badge {state}'>{word}</span></h2>"
             f"<h3>Header: switches, reference files, keywords</h3>"
             f"{_header_table(product, labels)}"
             + (f"<h3>Structure</h3><ul>{structure}</ul>" if structure else "")
-            + f"<h3>Extensions</h3>{_extension_table(product, labels)}"
-            f"<h3>Differences per chip</h3>{_figures(product, labels)}</section>")
+            + f"{images}</section>")
+
+
+def _anchor(name: str) -> str:
+    return "p-" + "".join(ch if ch.isalnum() else "-" for ch in name)
+
+
+def _overview(products: list[ProductDiff]) -> str:
+    """One row per product, linking to its section."""
+    rows = []
+    for p in products:
+        state = "ok" if p.identical else "bad"
+        outside = sum(e.n_outside for e in p.extensions)
+        worst = max((e.max_abs_diff for e in p.extensions), default=0.0)
+        where = ", ".join(e.label for e in p.extensions if not e.identical) or "—"
+        rows.append(
+            f"<tr class='{state}'><td class='mono'><a href='#{_e(_anchor(p.name))}'>"
+            f"{_e(p.name)}</a></td><td><span class='badge {state}'>"
+            f"{'identical' if p.identical else 'differs'}</span></td>"
+            f"<td class='mono'>{_e(where)}</td><td class='num'>{outside:,}</td>"
+            f"<td class='num'>{_num(worst)}</td>"
+            f"<td class='num'>{len(p.header_differences)}</td></tr>")
+    return ("<table class='overview'><tr><th>Product</th><th>Verdict</th>"
+            "<th>Extensions differing</th><th>Pixels outside</th><th>Max |Δ|</th>"
+            f"<th>Header keywords differing</th></tr>{''.join(rows)}</table>")
 
 
 def _inputs(inputs: Iterable[dict[str, Any]]) -> str:
@@ -451,8 +481,8 @@ def render_html(result: AuditResult) -> str:
     missing = "".join(f"<li>{_e(m)}</li>" for m in result.missing)
     notes = "".join(f"<li>{_e(n)}</li>" for n in result.notes)
     engine = ", ".join(f"{k}: {v}" for k, v in result.engine.items())
-    sections = "".join(_product_section(p, labels)
-                       for p in sorted(result.products, key=lambda p: p.identical))
+    ordered = sorted(result.products, key=lambda p: p.identical)
+    sections = "".join(_product_section(p, labels) for p in ordered)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -474,6 +504,7 @@ Tolerances: {_e(tolerance_text)}; a pixel is outside when
 pointers and HISTORY.</p>
 {f'<details open><summary>Missing products</summary><ul>{missing}</ul></details>'
    if missing else ''}
+<section class="product"><h2>Products</h2>{_overview(ordered)}</section>
 {sections}
 {f'<details {"open" if bad_inputs else ""}><summary>Inputs ({len(result.inputs)} checked, '
  f'{len(bad_inputs)} not as recorded)</summary>{_inputs(result.inputs)}</details>'
