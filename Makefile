@@ -41,10 +41,19 @@ reprocess: $(STAMP)
 	$(BIN)/acsprov reprocess $(DATASET) --workdir $(WORKDIR)
 endif
 
-test: $(STAMP)
+test: $(STAMP) chromium-for-tests
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-test-fast: $(STAMP)
+# A test draws the HTML audit report in headless Chromium (Debian's package).
+chromium-for-tests:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  command -v apt-get >/dev/null 2>&1 || { \
+	    echo "make test needs chromium (the audit report test) and apt-get is not available:"; \
+	    echo "install chromium and put it on PATH"; exit 1; }; \
+	  echo "chromium is not on PATH: installing Debian's chromium with apt-get"; \
+	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }
+
+test-fast: $(STAMP) chromium-for-tests
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 bench: $(STAMP)

@@ -284,6 +284,109 @@ def prov_verify(target: Path) -> None:
     click.echo(f"provenance verified: {len(checked)} files and documents match their records")
 
 
+@cli.command()
+@click.argument("workdir", type=click.Path(path_type=Path), required=False)
+@click.option("--against-archive", "archive_dataset", metavar="DATASET", default=None,
+              help="Compare DATASET's recalibrated _flt files with the archive's instead "
+                   "(recipe name; runs the recipe first if WORKDIR/DATASET does not exist).")
+@click.option("--workdir", "top", type=click.Path(path_type=Path), default=Path("work"),
+              show_default=True, help="Top working directory for --against-archive.")
+@click.option("--engine", type=click.Choice(["auto", "native", "hstcal"]), default=None,
+              help="Re-run calacs with this engine (default: the recorded one).")
+@click.option("--rtol", type=click.FloatRange(min=0), default=None,
+              help="Relative tolerance for every extension.")
+@click.option("--atol", type=click.FloatRange(min=0), default=None,
+              help="Absolute tolerance for every extension.")
+@click.option("--tol", "per_extension", multiple=True, metavar="EXT=RTOL,ATOL",
+              help="Tolerance of one extension, e.g. --tol SCI=1e-5,0.01 (repeatable).")
+@click.option("--report", "report_dir", type=click.Path(path_type=Path), default=None,
+              help="Directory for audit.html and audit.json (default: ./audit-report).")
+@click.option("--crds-path", type=click.Path(path_type=Path), default=None,
+              help="CRDS cache for the re-run (default: the one the run used).")
+@click.option("--keep-scratch", is_flag=True, help="Keep the re-run's scratch directory.")
+def audit(workdir: Path | None, archive_dataset: str | None, top: Path, engine: str | None,
+          rtol: float | None, atol: float | None, per_extension: tuple[str, ...],
+          report_dir: Path | None, crds_path: Path | None, keep_scratch: bool) -> None:
+    """Re-run WORKDIR's recorded run and compare every product; exit 7 if not reproduced.
+
+    With --against-archive DATASET, compare the recalibrated _flt files of
+    WORKDIR/DATASET (--workdir) with the archive's _flt files: switches, reference
+    files and pixel statistics.  Both write an HTML and a JSON report.
+    """
+    from .audit import AuditFailedError, audit_archive, audit_run
+    from .audit_report import write_report
+    from .compare import DEFAULT_TOLERANCES, Tolerance, parse_tolerance
+    from .errors import BadInputError
+
+    tolerances: dict[str, Tolerance] = {}
+    if rtol is not None or atol is not None:
+        for name, default in DEFAULT_TOLERANCES.items():
+            tolerances[name] = Tolerance(default.rtol if rtol is None else rtol,
+                                         default.atol if atol is None else atol)
+    tolerances.update(parse_tolerance(text) for text in per_extension)
+    say = lambda m: click.echo(m, err=True)  # noqa: E731
+    if archive_dataset is not None:
+        if workdir is not None:
+            raise BadInputError("give either WORKDIR or --against-archive DATASET, not both")
+        root = _archive_audit_root(archive_dataset, top, say)
+        result = audit_archive(root, tolerances=tolerances, say=say)
+    elif workdir is None:
+        raise BadInputError("give the WORKDIR of a recorded run (e.g. work/jd1y04010), "
+                            "or --against-archive DATASET")
+    else:
+        result = audit_run(workdir, engine=engine, tolerances=tolerances,
+                           crds_path=crds_path, keep_scratch=keep_scratch, say=say)
+    for path in write_report(result, report_dir or Path("audit-report")):
+        click.echo(f"report: {path}")
+    click.echo(result.summary())
+    if result.kind == "rerun" and not result.passed:
+        raise AuditFailedError(result.summary())
+
+
+def _archive_audit_root(dataset: str, top: Path, say) -> Path:
+    """WORKDIR/DATASET for an archive audit, recalibrating it first if it is not there."""
+    from .environment import default_crds_path
+    from .recipe import load_recipe
+    from .reprocess import reprocess as run_recipe
+
+    recipe = load_recipe(dataset)
+    root = top / recipe.name
+    if not (root / "cal_fits").is_dir():
+        say(f"{root} does not exist: recalibrating {recipe.name} first")
+        run_recipe(dataset, workdir=top, crds_path=default_crds_path(top), say=say)
+    return root
+
+
+@cli.command()
+@click.argument("workdir", type=click.Path(path_type=Path), required=False)
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Bundle directory to create (must not exist).")
+@click.option("--check", "check_bundle", type=click.Path(path_type=Path), default=None,
+              metavar="BUNDLE", help="Verify a received bundle instead (checksums, PROV).")
+def publish(workdir: Path | None, out: Path | None, check_bundle: Path | None) -> None:
+    """Make a publishable RO-Crate bundle of WORKDIR (--out), or verify one (--check).
+
+    The bundle holds the products, PROV documents, the recipe, the software
+    environment, sha256 checksums of every file, and the DataLad dataset
+    (dataset.git) that `datalad clone` and `datalad get` work from.
+    """
+    from .errors import BadInputError
+    from .publish import check_bundle as check
+    from .publish import make_bundle
+
+    if check_bundle is not None:
+        if workdir is not None or out is not None:
+            raise BadInputError("--check BUNDLE takes no WORKDIR or --out")
+        report = check(check_bundle)
+        click.echo(f"bundle verified: {report.files} files match their sha256, "
+                   f"{report.documents} PROV documents consistent with the products")
+        return
+    if workdir is None or out is None:
+        raise BadInputError("give WORKDIR and --out BUNDLE (or --check BUNDLE)")
+    bundle = make_bundle(workdir, out, say=lambda m: click.echo(m, err=True))
+    click.echo(f"bundle: {bundle}")
+
+
 @cli.command(hidden=True)
 @click.argument("action")
 @click.argument("params")

@@ -27,3 +27,33 @@ def crds_cache(tmp_path_factory):
     from acsprov.environment import ensure_local_crds
 
     return ensure_local_crds(tmp_path_factory.mktemp("crds") / "crds_cache", say=lambda m: None)
+
+
+#: One HRC exposure recalibrated with a user bias (Handbook Example 1's edits, on HRC):
+#: small and quick, for audits and bundles.
+HRC_RECIPE = """
+name: hrcbias
+title: "HRC exposure with mybias.fits, as Example 1 does on WFC"
+source: simulate
+datasets: [j8is01020]
+runs:
+  - name: example
+    steps:
+      - copy: {files: [j8is01j2q_raw.fits]}
+      - bestrefs: {files: [j8is01j2q_raw.fits]}
+      - copy_reference: {keyword: BIASFILE, header_of: j8is01j2q_raw.fits, to: mybias.fits}
+      - set_header: {files: [j8is01j2q_raw.fits], set: {BIASFILE: mybias.fits}}
+      - calacs: {input: j8is01j2q_raw.fits, options: {engine: native}}
+"""
+
+
+@pytest.fixture(scope="session")
+def recorded_hrc_run(tmp_path_factory, crds_cache):
+    """A recorded recipe run (DataLad dataset + PROV) of :data:`HRC_RECIPE`; read only."""
+    from acsprov.reprocess import reprocess
+
+    top = tmp_path_factory.mktemp("recorded")
+    recipe = top / "hrcbias.yaml"
+    recipe.write_text(HRC_RECIPE)
+    return reprocess(str(recipe), workdir=top / "work", crds_path=crds_cache,
+                     say=lambda m: None)

@@ -1,0 +1,503 @@
+"""Publishable bundles: an RO-Crate of a recorded run, with its DataLad dataset inside.
+
+``make_bundle`` writes a directory that is an RO-Crate (Workflow Run Crate profile:
+the recipe is the crate's main workflow, the run and each of its actions are
+``CreateAction`` entities) holding:
+
+- ``data/``: the products of the run (each file's last recorded version), FITS and
+  calacs trailers, exactly as the PROV documents record them;
+- ``prov/``: the PROV documents (PROV-JSON, PROV-N, Turtle) and the graph;
+- ``recipe.yaml``: the recipe as run;
+- ``environment.json``: Python, platform, every installed package, the CRDS context and
+  the calibration engine;
+- ``dataset.git/``: the DataLad dataset as a bare git repository with every annexed
+  file version, which ``datalad clone <bundle>/dataset.git`` and ``datalad get`` use;
+- ``manifest-sha256.txt``: the sha256 of every other file of the bundle (the crate
+  metadata carries the same checksums for every file it describes).  git-annex's
+  working state in ``dataset.git/annex/`` (its index, databases and locks, which it
+  rebuilds and rewrites whenever someone gets content from the bundle) is left out;
+  the annexed objects themselves are covered.
+
+``check_bundle`` verifies a received bundle without re-running anything: every
+checksum, no file missing or added, the crate metadata agreeing with the manifest,
+the PROV documents parsing and naming exactly the products' contents, and the
+documents being those committed in the DataLad dataset.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.metadata
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import warnings
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .audit import RecordedRun, load_run
+from .errors import AcsprovError, BadInputError
+from .fitsutil import sha256sum
+
+__all__ = ["MANIFEST", "BundleCheck", "BundleError", "check_bundle", "make_bundle",
+           "recipe_from_run"]
+
+MANIFEST = "manifest-sha256.txt"
+METADATA = "ro-crate-metadata.json"
+DATASET_DIR = "dataset.git"
+
+PROFILES = {
+    "https://w3id.org/ro/wfrun/process/0.5": "Process Run Crate",
+    "https://w3id.org/ro/wfrun/workflow/0.5": "Workflow Run Crate",
+}
+#: The rocrate library adds its Workflow RO-Crate profile with the main workflow.
+WORKFLOW_RO_CRATE = "https://w3id.org/workflowhub/workflow-ro-crate/"
+_FORMATS = {
+    ".fits": "application/fits", ".json": "application/json",
+    ".provn": "text/provenance-notation", ".ttl": "text/turtle", ".svg": "image/svg+xml",
+    ".png": "image/png", ".yaml": "application/yaml", ".tra": "text/plain",
+    ".txt": "text/plain",
+}
+
+
+class BundleError(AcsprovError):
+    """A bundle cannot be made, or a received bundle does not verify."""
+
+    exit_code = 6
+
+
+@dataclass
+class BundleCheck:
+    """What :func:`check_bundle` verified."""
+
+    files: int
+    documents: int
+    products: int
+
+
+# -- making ---------------------------------------------------------------------------
+def _git(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    from .provenance._datalad import _ensure_git_annex
+
+    _ensure_git_annex()
+    proc = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True,
+                          check=False)
+    if check and proc.returncode:
+        message = (proc.stderr.strip() or proc.stdout.strip() or "failed").splitlines()[-1]
+        raise BundleError(f"git {' '.join(args[:2])} in {root}: {message}")
+    return proc
+
+
+def make_bundle(workdir: Path, out: Path, *, say: Callable[[str], None] = print) -> Path:
+    """Write the bundle of the run recorded in `workdir` to the new directory `out`.
+
+    Raises
+    ------
+    BundleError
+        If `out` exists, `workdir` has uncommitted changes, or a product no longer
+        matches its provenance record.
+    """
+    workdir = Path(os.path.abspath(workdir))
+    out = Path(os.path.abspath(out))
+    if out.exists():
+        raise BundleError(f"{out} exists; give a new directory for the bundle")
+    run = load_run(workdir)
+    if not (workdir / ".git").exists():
+        raise BundleError(f"{workdir} is not a DataLad dataset; bundles need its history")
+    dirty = _git(workdir, "status", "--porcelain", "--untracked-files=normal").stdout.strip()
+    if dirty:
+        first = dirty.splitlines()[0][3:]
+        raise BundleError(f"{workdir} has uncommitted changes ({first}); save or discard them")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        products = _copy_products(run, staging, say)
+        documents = _copy_tree(workdir / "prov", staging / "prov")
+        (staging / "recipe.yaml").write_text(recipe_from_run(run))
+        (staging / "environment.json").write_text(
+            json.dumps(environment_description(run), indent=1, sort_keys=True) + "\n")
+        say(f"clone the DataLad dataset with its annexed content into {DATASET_DIR}/")
+        _bare_dataset(workdir, staging / DATASET_DIR)
+        _write_crate(run, staging, products, documents)
+        _write_manifest(staging)
+        os.replace(staging, out)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    return out
+
+
+def _copy_products(run: RecordedRun, staging: Path, say: Callable[[str], None]) -> list[str]:
+    """Copy each product's recorded version into ``data/``; return bundle paths."""
+    copied = []
+    for rel, sha in sorted(run.products().items()):
+        source = run.root / rel
+        if not source.exists():
+            continue  # temporaries calacs deleted
+        if sha256sum(source) != sha:
+            raise BundleError(f"{rel}: content differs from its provenance record; "
+                              "audit the run (acsprov audit) before publishing")
+        target = staging / "data" / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+        copied.append(f"data/{rel}")
+    say(f"{len(copied)} products")
+    return copied
+
+
+def _copy_tree(source: Path, target: Path) -> list[str]:
+    copied = []
+    for path in sorted(source.rglob("*")):
+        if path.is_dir():
+            continue
+        dest = target / path.relative_to(source)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, dest)  # follows annex symlinks: the content, not the link
+        copied.append(f"{target.name}/{path.relative_to(source).as_posix()}")
+    return copied
+
+
+def _bare_dataset(workdir: Path, target: Path) -> None:
+    """A bare clone of the dataset holding every annexed version, with no link back."""
+    _git(workdir.parent, "clone", "--quiet", "--bare", "--no-hardlinks", str(workdir),
+         str(target))
+    _git(target, "annex", "init", "--quiet", "acsprov bundle")
+    _git(target, "annex", "get", "--quiet", "--all", "--from", "origin")
+    _git(target, "annex", "fsck", "--quiet", "--fast", "--all")
+    _git(target, "remote", "remove", "origin")
+    _git(target, "gc", "--quiet")
+    _git(target, "update-server-info")  # so that the bundle can be served over plain HTTP
+    for sample in (target / "hooks").glob("*.sample"):
+        sample.unlink()
+    # git-annex's working state (databases, index, locks): rebuilt on demand, and
+    # rewritten whenever someone gets content from the bundle; only objects are data
+    for path in (target / "annex").iterdir():
+        if path.name != "objects":
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+
+
+def recipe_from_run(run: RecordedRun) -> str:
+    """The recipe of `run` as YAML, rebuilt from its PROV document.
+
+    The shipped recipe of that name is returned verbatim (with its comments) when it
+    describes exactly the recorded actions.
+    """
+    from .recipe import load_recipe, parse_recipe
+
+    datasets, runs, source = [], {}, "auto"
+    for act in run.activities:
+        params = json.loads(act.get("acsprov:parameters", "{}"))
+        if act["action"] == "obtain":
+            datasets.append(params.get("dataset"))
+            source = str(act.get("acsprov:source", params.get("source", "auto")))
+            continue
+        runs.setdefault(str(act.get("acsprov:cwd", ".")), []).append({act["action"]: params})
+    data = {"name": run.name, "title": f"{run.name} as recorded in run {run.run_id}",
+            "source": source, "datasets": datasets,
+            "runs": [{"name": name, "steps": steps} for name, steps in runs.items()]}
+    rebuilt = parse_recipe(data)
+    try:
+        shipped = load_recipe(run.name)
+    except AcsprovError:
+        shipped = None
+    if shipped is not None and shipped.path is not None and \
+            [r.steps for r in shipped.runs] == [r.steps for r in rebuilt.runs] and \
+            [r.name for r in shipped.runs] == [r.name for r in rebuilt.runs]:
+        return shipped.path.read_text()
+    header = (f"# Recipe {run.name}, rebuilt from the PROV document of run {run.run_id}:\n"
+              "# `acsprov reprocess recipe.yaml` runs it again.\n")
+    return header + yaml.safe_dump(data, sort_keys=False, default_flow_style=None)
+
+
+def environment_description(run: RecordedRun) -> dict[str, Any]:
+    """Software and environment of the run (recorded) and of the bundle's making."""
+    from .provenance.environment import image_identity, software_versions
+
+    agents = {}
+    engines, contexts = set(), set()
+    for act in run.activities:
+        if act.get("acsprov:engine"):
+            engines.add(str(act["acsprov:engine"]))
+        if act.get("acsprov:crds_context"):
+            contexts.add(str(act["acsprov:crds_context"]))
+    doc = json.loads(run.document.read_text())
+    for key, agent in (doc.get("agent") or {}).items():
+        agents[key] = {k: (v.get("$") if isinstance(v, dict) else v) for k, v in agent.items()}
+    packages = sorted(f"{d.metadata['Name']}=={d.version}"
+                      for d in importlib.metadata.distributions() if d.metadata["Name"])
+    return {
+        "recorded": {"agents": agents, "engines": sorted(engines),
+                     "crds_contexts": sorted(contexts)},
+        "bundled_with": {"software": software_versions(), "image": image_identity(),
+                         "packages": sorted(set(packages))},
+    }
+
+
+def _write_crate(run: RecordedRun, staging: Path, products: list[str],
+                 documents: list[str]) -> None:
+    """ro-crate-metadata.json describing every file of the bundle (the data already there)."""
+    from rocrate.model.computerlanguage import ComputerLanguage
+    from rocrate.model.contextentity import ContextEntity
+    from rocrate.model.softwareapplication import SoftwareApplication
+    from rocrate.rocrate import ROCrate
+
+    from . import __version__
+
+    crate = ROCrate()
+    crate.name = f"acsprov run {run.name} ({run.run_id})"
+    crate.description = ("Recalibrated HST/ACS products with their W3C-PROV provenance, "
+                         "recipe, software environment and DataLad dataset "
+                         f"(datalad clone <bundle>/{DATASET_DIR}).")
+    crate.datePublished = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    shas = {rel: sha256sum(staging / rel) for rel in _all_files(staging)
+            if rel not in (METADATA, MANIFEST)}
+
+    def props(rel: str, **extra: Any) -> dict[str, Any]:
+        fmt = _FORMATS.get(Path(rel).suffix.lower(), "application/octet-stream")
+        return {"name": Path(rel).name, "sha256": shas[rel],
+                "contentSize": str((staging / rel).stat().st_size),
+                "encodingFormat": fmt, **extra}
+
+    language = crate.add(ComputerLanguage(crate, "#acsprov-recipe", properties={
+        "name": "acsprov recipe", "alternateName": "acsprov dataset recipe (YAML)",
+        "version": __version__}))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        workflow = crate.add_workflow(None, "recipe.yaml", main=True, lang=language,
+                                      properties=props("recipe.yaml",
+                                                       name=f"recipe {run.name}"))
+    for profile, name in PROFILES.items():
+        if profile not in crate:
+            entity = crate.add(ContextEntity(crate, profile, properties={
+                "@type": "CreativeWork", "name": name, "version": profile.rsplit("/", 1)[-1]}))
+            crate.root_dataset.append_to("conformsTo", entity)
+    software = crate.add(SoftwareApplication(crate, "#acsprov", properties={
+        "name": "acsprov", "version": __version__,
+        "description": "Reproducible recalibration of Hubble ACS data with provenance"}))
+    engines: dict[str, Any] = {}
+    files: dict[str, Any] = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the files are in place: nothing to copy
+        for rel in products:
+            files[rel] = crate.add_file(None, rel, properties=props(
+                rel, description=f"product {rel[5:]}"))
+        for rel in documents:
+            extra = {"description": "PROV document of the run"}
+            if rel.endswith(".json"):
+                extra["conformsTo"] = {"@id": "https://www.w3.org/submissions/prov-json/"}
+            files[rel] = crate.add_file(None, rel, properties=props(rel, **extra))
+        env = crate.add_file(None, "environment.json", properties=props(
+            "environment.json", description="software and environment of the run"))
+        dataset = crate.add_dataset(None, f"{DATASET_DIR}/", properties={
+            "name": "DataLad dataset",
+            "description": ("The run's DataLad dataset: a bare git repository with "
+                            "git-annex objects of every file version. "
+                            f"`datalad clone <bundle>/{DATASET_DIR} DIR` then "
+                            "`datalad get FILE`.")})
+        parts = []
+        for rel in sorted(shas):
+            if rel.startswith(f"{DATASET_DIR}/"):
+                parts.append(crate.add_file(None, rel, properties=props(rel)))
+        dataset["hasPart"] = parts
+    software["softwareRequirements"] = env
+    by_path = {rel[5:]: f for rel, f in files.items() if rel.startswith("data/")}
+    inputs: dict[str, Any] = {}
+    actions = []
+    for act in run.activities:
+        used = [run.entities.get(e, {}) for e in run.used.get(act["id"], [])]
+        made = [run.entities.get(e, {}) for e in run.generated.get(act["id"], [])]
+        instrument = software
+        if act.get("acsprov:engine"):
+            name = f"calacs ({act['acsprov:engine']} engine)"
+            engines.setdefault(name, crate.add(SoftwareApplication(
+                crate, f"#engine-{act['acsprov:engine']}", properties={"name": name})))
+            instrument = engines[name]
+        objects = []
+        for ent in used:
+            path = str(ent.get("acsprov:path", ""))
+            if not path or path.startswith("/"):
+                continue
+            objects.append(_input(crate, inputs, ent, by_path))
+        if act["action"] == "obtain":
+            objects = []
+            made_ids = [_input(crate, inputs, ent, by_path) for ent in made]
+        else:
+            made_ids = [by_path[str(e.get("acsprov:path"))] for e in made
+                        if str(e.get("acsprov:path")) in by_path
+                        and run.products().get(str(e.get("acsprov:path")))
+                        == e.get("acsprov:sha256")]
+        actions.append(crate.add(ContextEntity(crate, f"#action-{act['id'].split(':')[-1]}",
+                                               properties={
+            "@type": "CreateAction", "name": str(act.get("prov:label", act["action"])),
+            "instrument": instrument, "object": objects, "result": made_ids,
+            "startTime": act.get("prov:startTime"), "endTime": act.get("prov:endTime"),
+            "actionStatus": {"@id": "http://schema.org/CompletedActionStatus"},
+            "description": str(act.get("acsprov:command", "")),
+        })))
+    run_action = crate.add(ContextEntity(crate, f"#run-{run.run_id}", properties={
+        "@type": "CreateAction", "name": f"run {run.run_id} of recipe {run.name}",
+        "instrument": workflow,
+        "object": [e for e in inputs.values()],
+        "result": list(by_path.values()),
+        "startTime": run.activities[0].get("prov:startTime"),
+        "endTime": run.activities[-1].get("prov:endTime"),
+        "actionStatus": {"@id": "http://schema.org/CompletedActionStatus"},
+        "subjectOf": [files[d] for d in documents if d.endswith(".json")],
+    }))
+    run_action["hasPart"] = actions
+    crate.root_dataset["mentions"] = [run_action]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "no source": the files are already in place
+        crate.write(staging)
+
+
+def _input(crate: Any, inputs: dict[str, Any], ent: dict[str, Any],
+           by_path: dict[str, Any]) -> Any:
+    """A crate entity for a file a run read: the bundled product, or a contextual file."""
+    from rocrate.model.contextentity import ContextEntity
+
+    path = str(ent.get("acsprov:path", ""))
+    if path in by_path and ent.get("acsprov:sha256") == by_path[path].get("sha256"):
+        return by_path[path]
+    key = f"#file-{ent.get('acsprov:sha256', '')[:16]}-{path.replace('$', '_')}"
+    if key not in inputs:
+        where = ("a reference file of the CRDS cache" if path.startswith("jref$")
+                 else f"in the DataLad dataset ({DATASET_DIR}, history of {path})")
+        inputs[key] = crate.add(ContextEntity(crate, key, properties={
+            "@type": "File", "name": path, "sha256": ent.get("acsprov:sha256"),
+            "description": where}))
+    return inputs[key]
+
+
+def _all_files(root: Path) -> list[str]:
+    """The bundle's files, without git-annex's working state in the dataset."""
+    return sorted(rel for p in root.rglob("*") if p.is_file() or p.is_symlink()
+                  if not _annex_state(rel := p.relative_to(root).as_posix()))
+
+
+def _annex_state(rel: str) -> bool:
+    annex = f"{DATASET_DIR}/annex/"
+    return rel.startswith(annex) and not rel.startswith(f"{annex}objects/")
+
+
+def _manifest_text(entries: Iterable[tuple[str, str]]) -> str:
+    return "".join(f"{sha}  {rel}\n" for rel, sha in sorted(entries))
+
+
+def _write_manifest(staging: Path) -> None:
+    entries = [(rel, sha256sum(staging / rel)) for rel in _all_files(staging)
+               if rel != MANIFEST]
+    (staging / MANIFEST).write_text(_manifest_text(entries))
+
+
+# -- checking ----------------------------------------------------------------------
+def check_bundle(bundle: Path) -> BundleCheck:
+    """Verify a bundle made by :func:`make_bundle`; see the module docstring.
+
+    Raises
+    ------
+    BundleError
+        Naming the first file or record that does not verify.
+    """
+    bundle = Path(bundle)
+    manifest = bundle / MANIFEST
+    if not manifest.is_file():
+        raise BadInputError(f"{bundle}: not an acsprov bundle (no {MANIFEST})")
+    listed = _read_manifest(manifest)
+    present = {rel for rel in _all_files(bundle) if rel != MANIFEST}
+    for rel in sorted(present - listed.keys()):
+        raise BundleError(f"{rel}: in the bundle but not in {MANIFEST}")
+    for rel, sha in sorted(listed.items()):
+        path = bundle / rel
+        if not path.is_file():
+            raise BundleError(f"{rel}: listed in {MANIFEST} but missing")
+        if sha256sum(path) != sha:
+            raise BundleError(f"{rel}: sha256 differs from {MANIFEST}")
+    _check_metadata(bundle, listed)
+    documents, products = _check_provenance(bundle, listed)
+    return BundleCheck(files=len(listed), documents=documents, products=products)
+
+
+def _read_manifest(path: Path) -> dict[str, str]:
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+        entries = {}
+        for line in text.splitlines():
+            sha, sep, rel = line.partition("  ")
+            if not sep or len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
+                raise ValueError(line)
+            entries[rel] = sha
+    except (UnicodeDecodeError, ValueError):
+        raise BundleError(f"{path.name}: malformed line") from None
+    if _manifest_text(entries.items()).encode("utf-8") != raw:
+        raise BundleError(f"{path.name}: not in its canonical form (edited?)")
+    return entries
+
+
+def _check_metadata(bundle: Path, listed: dict[str, str]) -> None:
+    try:
+        graph = json.loads((bundle / METADATA).read_text())["@graph"]
+    except (OSError, ValueError, KeyError) as err:
+        raise BundleError(f"{METADATA}: not readable RO-Crate metadata ({err})") from None
+    by_id = {e.get("@id"): e for e in graph}
+    root = by_id.get("./", {})
+    conforms = {c.get("@id") for c in _as_list(root.get("conformsTo"))}
+    missing = [p for p in PROFILES if p not in conforms]
+    if not any(str(c).startswith(WORKFLOW_RO_CRATE) for c in conforms):
+        missing.append(WORKFLOW_RO_CRATE)
+    if missing:
+        raise BundleError(f"{METADATA}: root does not conform to {missing[0]}")
+    described = 0
+    for entity in graph:
+        types = _as_list(entity.get("@type"))
+        ident = str(entity.get("@id", ""))
+        if "File" not in types or ident.startswith(("#", "http")):
+            continue
+        if ident not in listed:
+            raise BundleError(f"{METADATA}: describes {ident}, which is not in the bundle")
+        if entity.get("sha256") != listed[ident]:
+            raise BundleError(f"{METADATA}: sha256 of {ident} differs from {MANIFEST}")
+        described += 1
+    undescribed = [r for r in listed if r != METADATA and r not in by_id]
+    if undescribed:
+        raise BundleError(f"{METADATA}: {undescribed[0]} is not described")
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def _check_provenance(bundle: Path, listed: dict[str, str]) -> tuple[int, int]:
+    """PROV documents parse, name each product's content, and are the dataset's own."""
+    from .provenance._prov import read_document
+
+    docs = sorted(rel for rel in listed if rel.startswith("prov/") and rel.endswith(".json"))
+    if not docs:
+        raise BundleError("the bundle holds no PROV document")
+    recorded: dict[str, set[str]] = {}
+    for rel in docs:
+        try:
+            read_document(bundle / rel)
+        except Exception as err:  # prov raises many types for a broken document
+            raise BundleError(f"{rel}: not a valid PROV-JSON document ({err})") from None
+        doc = json.loads((bundle / rel).read_text())
+        for ent in (doc.get("entity") or {}).values():
+            if ent.get("acsprov:path"):
+                recorded.setdefault(ent["acsprov:path"], set()).add(ent.get("acsprov:sha256"))
+        committed = _git(bundle / DATASET_DIR, "show", f"HEAD:{rel}", check=False)
+        if committed.returncode or committed.stdout != (bundle / rel).read_text():
+            raise BundleError(f"{rel}: not the document committed in {DATASET_DIR}")
+    products = [rel for rel in listed if rel.startswith("data/")]
+    for rel in products:
+        if listed[rel] not in recorded.get(rel[5:], set()):
+            raise BundleError(f"{rel}: its content is not what the PROV documents record")
+    return len(docs), len(products)
