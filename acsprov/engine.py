@@ -274,18 +274,22 @@ def calacs(
         root = dataset_root(paths[0].parent)
     except BadInputError:
         root = paths[0].parent
+    from .lock import work_lock
     from .provenance._datalad import is_dataset
 
-    rec = Recorder(root, name="calacs", datalad=is_dataset(root))
-    with rec.activity("calacs", params={"engine": engine, "single_core": single_core},
-                      cwd=paths[0].parent, label=f"calacs {' '.join(p.name for p in paths)}",
-                      will_write=list(paths[0].parent.iterdir())) as act:
-        for path in paths:
-            act.used(path, role="asn" if path.name.endswith("_asn.fits") else "raw")
-        result = run_calacs(paths, exec_path=exec_path, time_stamps=time_stamps,
-                            temp_files=temp_files, verbose=verbose, debug=debug, quiet=quiet,
-                            single_core=single_core, exe_args=exe_args, engine=engine)
-        record_calacs(act, result)
+    with work_lock(root):
+        rec = Recorder(root, name="calacs", datalad=is_dataset(root))
+        with rec.activity("calacs", params={"engine": engine, "single_core": single_core},
+                          cwd=paths[0].parent,
+                          label=f"calacs {' '.join(p.name for p in paths)}",
+                          will_write=list(paths[0].parent.iterdir())) as act:
+            for path in paths:
+                act.used(path, role="asn" if path.name.endswith("_asn.fits") else "raw")
+            result = run_calacs(paths, exec_path=exec_path, time_stamps=time_stamps,
+                                temp_files=temp_files, verbose=verbose, debug=debug,
+                                quiet=quiet, single_core=single_core, exe_args=exe_args,
+                                engine=engine)
+            record_calacs(act, result)
     return result
 
 

@@ -68,14 +68,29 @@ def ensure_dataset(root: Path) -> None:
 
     root.mkdir(parents=True, exist_ok=True)
     if is_dataset(root):
+        _exclude_lock(root)
         return
     dl.create(path=str(root), force=True, result_renderer="disabled",
               description="acsprov work directory")
     _ensure_identity(root)
+    _exclude_lock(root)
     (root / ".gitattributes").write_text(GITATTRIBUTES)
     dl.save(dataset=str(root), path=[str(root / ".gitattributes")],
             message="acsprov: annex FITS files (BLAKE3 keys), keep text in git",
             result_renderer="disabled")
+
+
+def _exclude_lock(root: Path) -> None:
+    """Keep the work directory's lock file (:mod:`acsprov.lock`) out of git."""
+    from ..lock import LOCK_NAME
+
+    exclude = root / ".git" / "info" / "exclude"
+    if not exclude.parent.is_dir():
+        return
+    text = exclude.read_text() if exclude.exists() else ""
+    if f"/{LOCK_NAME}" not in text.splitlines():
+        exclude.write_text(text + ("" if text.endswith("\n") or not text else "\n")
+                           + f"/{LOCK_NAME}\n")
 
 
 def _ensure_identity(root: Path) -> None:
