@@ -251,6 +251,32 @@ def _worker_address() -> str | None:
         return None
 
 
+def _settle(root: Path, say: Callable[[str], None], *, timeout: float = 60.0) -> None:
+    """Let processes a killed run left behind in `root` finish, then clear git's lock.
+
+    When a worker process is killed, the programs it had started (git, git-annex,
+    crds) live on as orphans and finish their work.  They are waited for (never
+    killed) before the next attempt starts; a ``.git/index.lock`` left after that
+    belongs to nobody and is removed.
+    """
+    import psutil
+
+    orphans = []
+    for proc in psutil.process_iter(["pid", "ppid", "cwd"]):
+        cwd = proc.info.get("cwd")
+        if proc.info["pid"] == os.getpid() or proc.info.get("ppid") != 1 or not cwd:
+            continue
+        if Path(cwd) == root or root in Path(cwd).parents:
+            orphans.append(proc)
+    if orphans:
+        say(f"waiting for {len(orphans)} process(es) an interrupted run left in {root}")
+        psutil.wait_procs(orphans, timeout=timeout)
+    index_lock = root / ".git" / "index.lock"
+    if index_lock.exists():
+        say(f"removing {index_lock}, left by an interrupted git command")
+        index_lock.unlink(missing_ok=True)
+
+
 def run_dataset(target: Target, workdir: str | os.PathLike[str], crds_path: str | os.PathLike[str],
                 source: str | None = None) -> DatasetResult:
     """Run (or skip, if verified) one dataset's recipe: the task of a campaign.
@@ -275,6 +301,7 @@ def run_dataset(target: Target, workdir: str | os.PathLike[str], crds_path: str 
                 result.status = "skipped"
             else:
                 said.append(f"{target.name}: {state.reason}; running the recipe")
+                _settle(root, said.append)
                 reprocess(target.recipe, workdir=workdir, source=source,
                           crds_path=Path(crds_path), say=said.append, seed=target.seed)
                 state = recorded_state(root, target)

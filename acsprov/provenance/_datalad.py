@@ -180,13 +180,18 @@ def save_paths(root: Path, paths: Iterable[Path], *, message: str) -> None:
 
 
 def clear_directory(root: Path, path: Path, *, message: str) -> None:
-    """Remove `path` from the work tree and commit that; its history keeps every file."""
+    """Remove `path` from the work tree and commit that; its history keeps every file.
+
+    The directory holds acsprov's working copies and products only: files changed
+    since their last commit (a product edited by hand, a half-done run) are removed
+    too, as the run that follows makes them anew.
+    """
     if not path.exists():
         return
     rel = os.path.relpath(path, root)
     git = ["git", "-C", str(root)]
-    subprocess.run([*git, "rm", "-r", "-q", "--ignore-unmatch", "--", rel], check=True,
-                   capture_output=True)
+    subprocess.run([*git, "rm", "-r", "-q", "--force", "--ignore-unmatch", "--", rel],
+                   check=True, capture_output=True)
     shutil.rmtree(path, ignore_errors=True)
     if subprocess.run([*git, "diff", "--cached", "--quiet"], check=False).returncode:
         subprocess.run([*git, "commit", "-q", "-m", message], check=True, capture_output=True)
