@@ -28,6 +28,10 @@ def cli(debug: bool) -> None:
     global _DEBUG
     _DEBUG = debug
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING)
+    if not debug:  # astropy's remarks on odd files; the error, if any, says what matters
+        import warnings
+
+        warnings.filterwarnings("ignore", module=r"astropy(\..*)?$")
 
 
 @cli.command()
@@ -378,6 +382,18 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         _fail("interrupted", 130)
         return 130
+    except OSError as err:
+        from .fitsutil import write_failure
+
+        failure = write_failure(err.filename or "a file", err)  # disk full: one line
+        if _DEBUG:
+            raise
+        if isinstance(failure, AcsprovError):
+            _fail(str(failure), failure.exit_code)
+            return failure.exit_code
+        _fail(f"internal error: {type(err).__name__}: {err} (rerun with --debug for "
+              "details)", 70)
+        return 70
     except Exception as err:  # a bug: still one line unless --debug
         if _DEBUG:
             raise

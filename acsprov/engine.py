@@ -101,6 +101,31 @@ def _inputs(input_file: str | os.PathLike[str] | Sequence[str | os.PathLike[str]
     return paths
 
 
+def _check_inputs(paths: Sequence[Path]) -> None:
+    """Refuse unreadable, truncated or non-ACS inputs before anything is written.
+
+    Association tables must name plain rootnames; each raw file calacs will read
+    (the inputs, or an association's members marked present) must be a complete
+    ACS FITS file.
+    """
+    from .asn import read_asn
+    from .fitsutil import check_acs_file
+
+    for path in paths:
+        if not path.name.endswith("_asn.fits"):
+            check_acs_file(path, kind="raw")
+            continue
+        for member in read_asn(path).exposures:
+            raw = path.parent / f"{member.name}_raw.fits"
+            if member.present and not raw.is_file():
+                raise BadInputError(
+                    f"{path.name}: member {member.name.upper()} is marked present "
+                    f"(MEMPRSNT) but {raw.name} is not in {path.parent}; add the file or "
+                    "set MEMPRSNT to F")
+            if raw.is_file():
+                check_acs_file(raw, kind="raw")
+
+
 def _snapshot(directories: set[Path]) -> dict[Path, int]:
     state = {}
     for directory in directories:
@@ -174,6 +199,7 @@ def run_calacs(
     """
     chosen = resolve_engine(engine, exec_path)
     paths = _inputs(input_file)
+    _check_inputs(paths)
     switches, refs = _references(paths)
     before = _snapshot({p.parent for p in paths}) if chosen == "hstcal" else {}
     start = time.perf_counter()

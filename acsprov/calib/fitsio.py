@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +21,7 @@ from astropy.io import fits
 
 from acsprov.calib.imset import ImSet
 from acsprov.errors import BadInputError
+from acsprov.fitsutil import atomic_path
 from acsprov.provenance.stamp import apply_stamp
 
 __all__ = [
@@ -233,21 +232,6 @@ def read_exposure(path: str | os.PathLike[str], *, native: bool = True) -> Expos
             raise BadInputError(f"NEXTEND = {phdr.get('NEXTEND')} in {path.name}; must be >= 3")
         imsets = tuple(read_imset(hdul, i, path=path, native=native) for i in range(1, nimsets + 1))
     return Exposure(phdr=phdr, imsets=imsets, path=path)
-
-
-@contextmanager
-def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path beside `target`; move it onto `target` on success."""
-    target = Path(target)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        os.replace(tmp_path, target)
-    finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
 
 
 def write_text(target: str | os.PathLike[str], text: str) -> Path:
