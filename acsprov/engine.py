@@ -110,10 +110,12 @@ def _check_inputs(paths: Sequence[Path]) -> None:
     """
     from .asn import read_asn
     from .fitsutil import check_acs_file
+    from .headers import check_raw_header
 
     for path in paths:
         if not path.name.endswith("_asn.fits"):
             check_acs_file(path, kind="raw")
+            check_raw_header(path)
             continue
         for member in read_asn(path).exposures:
             raw = path.parent / f"{member.name}_raw.fits"
@@ -124,6 +126,7 @@ def _check_inputs(paths: Sequence[Path]) -> None:
                     "set MEMPRSNT to F")
             if raw.is_file():
                 check_acs_file(raw, kind="raw")
+                check_raw_header(raw)
 
 
 def _snapshot(directories: set[Path]) -> dict[Path, int]:

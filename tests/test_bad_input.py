@@ -63,9 +63,10 @@ def not_fits(d: Path, a: Path) -> list[str]:
     return ["calacs", str(d / RAW)]
 
 
-def garbled_header(d: Path, a: Path) -> list[str]:
+def corrupt_header(d: Path, a: Path) -> list[str]:
     data = bytearray((a / RAW).read_bytes())
-    data[2880 + 80 * 3:2880 + 80 * 3 + 16] = b"GARBAGE!GARBAGE!"  # a card of SCI,1
+    at = data.find(b"NAXIS2  =", 2880)  # SCI,1 claims far more rows than the file holds
+    data[at + 10:at + 30] = b"%20d" % 99999
     (d / RAW).write_bytes(bytes(data))
     return ["calacs", str(d / RAW)]
 
@@ -159,7 +160,7 @@ class Case:
 CASES = {
     "truncated FITS": Case(truncated, 2, f"{RAW}: not a readable FITS file"),
     "not FITS at all": Case(not_fits, 2, f"{RAW}: not a readable FITS file (No SIMPLE card"),
-    "garbled header card": Case(garbled_header, 2, f"{RAW}: not a readable FITS file"),
+    "corrupt header (NAXIS2)": Case(corrupt_header, 2, f"{RAW}: not a readable FITS file"),
     "non-ACS file": Case(wfc3, 2, "INSTRUME is 'WFC3', expected 'ACS'"),
     "raw file missing an extension": Case(missing_extension, 2,
                                           f"{RAW} has no SCI extension with EXTVER=1"),

@@ -344,7 +344,9 @@ def _write_hdu(fh, hdu: fits.hdu.base.ExtensionHDU) -> None:
         return
     data = hdu.data
     big = np.ascontiguousarray(data, dtype=data.dtype.newbyteorder(">"))
-    big.tofile(fh)
+    # file.write retries short writes and raises with the errno (ENOSPC, EFBIG), where
+    # ndarray.tofile reports a bare "requested and written" mismatch
+    fh.write(big.reshape(-1).view(np.uint8).data)
     pad = (-big.nbytes) % 2880
     if pad:
         fh.write(b"\0" * pad)
