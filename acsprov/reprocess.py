@@ -21,7 +21,7 @@ from .environment import ensure_local_crds, tool_environment
 from .fitsutil import check_acs_file
 from .lock import work_lock
 from .provenance import Recorder
-from .provenance._datalad import clear_directory
+from .provenance._datalad import clear_directory, is_dataset, save_interrupted
 from .recipe import Recipe, Step, load_recipe
 from .sources import Obtained, obtain
 
@@ -119,6 +119,8 @@ def reprocess(
     with work_lock(root):
         for path in remove_leftovers(root):
             say(f"removed {path.relative_to(root)}, left half-written by an interrupted run")
+        if datalad and is_dataset(root) and save_interrupted(root):
+            say("committed the PROV record an interrupted run left uncommitted")
         return _reprocess(recipe, root, cache, source=source, mast_url=mast_url,
                           datalad=datalad, say=say, seed=seed)
 

@@ -212,3 +212,30 @@ def test_two_processes_on_one_work_directory(tmp_path, campaign_env):
                            check=False, timeout=300)
     assert third.returncode == 0, third.stderr
     verify(work / "hrcpair")
+
+
+def test_run_killed_before_its_commit_is_recorded_and_redone(tmp_path, crds_cache,
+                                                             campaign_env):
+    """A run killed between writing its PROV document and committing it: the next
+    attempt commits that record and the dataset verifies again."""
+    from acsprov.batch import run_dataset
+    from acsprov.provenance.query import ProvenanceMismatchError, documents
+
+    work = tmp_path / "work"
+    first = run_dataset(Target("hrcpair", 4), work, crds_cache)
+    assert first.status == "ok", first.traceback
+    root = work / "hrcpair@4"
+    document = documents(root)[-1]
+    data = json.loads(document.read_text())
+    data["activity"]["acsprov:half-recorded"] = {"acsprov:status": "ok"}
+    document.write_text(json.dumps(data))  # written, never committed
+    with pytest.raises(ProvenanceMismatchError, match="edited after it was recorded"):
+        verify(root)
+    again = run_dataset(Target("hrcpair", 4), work, crds_cache)
+    assert again.status == "ok", again.traceback
+    assert again.document != first.document
+    verify(root)
+    log = subprocess.run(["git", "-C", str(root), "log", "--format=%s"], capture_output=True,
+                         text=True, check=True).stdout
+    assert "acsprov: PROV record of an interrupted run" in log
+    assert run_dataset(Target("hrcpair", 4), work, crds_cache).status == "skipped"

@@ -25,6 +25,7 @@ __all__ = [
     "ensure_dataset",
     "is_dataset",
     "save_action",
+    "save_interrupted",
     "save_paths",
     "unlock",
 ]
@@ -177,6 +178,26 @@ def save_paths(root: Path, paths: Iterable[Path], *, message: str) -> None:
 
     dl.save(dataset=str(root), path=[str(p) for p in paths], message=message,
             result_renderer="disabled")
+
+
+def save_interrupted(root: Path) -> bool:
+    """Commit the PROV documents a killed run wrote but did not commit; True if any.
+
+    A run killed between writing its document and committing it leaves the document
+    changed in the work tree, which ``acsprov prov verify`` would report as edited.
+    The next run (holding the work directory's lock) commits it as what it is: the
+    record of an interrupted run.
+    """
+    prov = root / "prov"
+    if not prov.is_dir():
+        return False
+    status = subprocess.run(["git", "-C", str(root), "status", "--porcelain",
+                             "--untracked-files=all", "--", "prov"],
+                            capture_output=True, text=True, check=False)
+    if status.returncode != 0 or not status.stdout.strip():
+        return False
+    save_paths(root, [prov], message="acsprov: PROV record of an interrupted run")
+    return True
 
 
 def clear_directory(root: Path, path: Path, *, message: str) -> None:
