@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 from astropy.io import fits
 
@@ -239,3 +240,43 @@ def test_run_killed_before_its_commit_is_recorded_and_redone(tmp_path, crds_cach
                          text=True, check=True).stdout
     assert "acsprov: PROV record of an interrupted run" in log
     assert run_dataset(Target("hrcpair", 4), work, crds_cache).status == "skipped"
+
+
+def test_campaign_on_a_running_scheduler(tmp_path, campaign_env):
+    """--scheduler ADDRESS: the tasks run on the workers of an existing Dask cluster."""
+    bindir = Path(sys.executable).parent
+    info = tmp_path / "scheduler.json"
+    scheduler = subprocess.Popen([str(bindir / "dask"), "scheduler", "--port", "0",
+                                  "--no-dashboard", "--scheduler-file", str(info)],
+                                 env=campaign_env, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL)
+    worker = None
+    try:
+        _wait_for(info.exists, timeout=60, what="the scheduler")
+        address = _wait_for(lambda: json.loads(info.read_text() or "{}").get("address"),
+                            timeout=60, what="the scheduler address")
+        worker = subprocess.Popen([str(bindir / "dask"), "worker", address, "--nthreads", "1",
+                                   "--no-dashboard", "--name", "remote-1"],
+                                  env=campaign_env, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
+        work = tmp_path / "work"
+        proc = subprocess.run([ACSPROV, "batch", "hrcpair@21", "--scheduler", address,
+                               "--workdir", str(work), "--no-progress"], env=campaign_env,
+                              capture_output=True, text=True, check=False, timeout=600)
+        assert proc.returncode == 0, proc.stderr
+        data = json.loads((work / "campaign.json").read_text())
+        assert data["campaign"]["scheduler"] == address
+        (run,) = data["datasets"]
+        assert run["status"] == "ok" and run["worker"].startswith("tcp://")
+        # the task ran in the worker we started (its nanny's child process)
+        assert run["pid"] in {worker.pid} | {
+            c.pid for c in psutil.Process(worker.pid).children(recursive=True)}
+        verify(work / "hrcpair@21")
+    finally:
+        for proc in (worker, scheduler):
+            if proc is not None and proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
