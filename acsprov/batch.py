@@ -482,10 +482,18 @@ def run_batch(
     -------
     Campaign
         Every dataset's result; failures are results, not exceptions.
+
+    Raises
+    ------
+    WorkdirLockedError
+        If another campaign is running in `workdir`.
+    BadInputError
+        If the scheduler cannot be reached.
     """
     from distributed import Client, LocalCluster
 
     from .environment import default_crds_path, ensure_local_crds
+    from .lock import work_lock
 
     if not targets:
         raise BadInputError("no dataset given")
@@ -495,21 +503,37 @@ def run_batch(
     workdir.mkdir(parents=True, exist_ok=True)
     if not log.isEnabledFor(logging.DEBUG):  # the scheduler's chatter, unless --debug
         logging.getLogger("distributed").setLevel(logging.ERROR)
-    # built once here: the workers only read it
-    crds_path = ensure_local_crds(default_crds_path(workdir), say=say)
+    with work_lock(workdir):  # one campaign at a time in a work directory
+        # built once here: the workers only read it
+        crds_path = ensure_local_crds(default_crds_path(workdir), say=say)
+        cluster = None
+        if scheduler:
+            try:
+                client = Client(scheduler, timeout="30s")
+            except (OSError, ValueError, TypeError) as err:
+                raise BadInputError(f"cannot reach the Dask scheduler at {scheduler!r} "
+                                    f"({str(err).strip().splitlines()[0]})") from None
+            label = scheduler
+        else:
+            n = workers or max(1, min(os.cpu_count() or 1, len(targets)))
+            cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                                   dashboard_address=None, memory_limit=0,
+                                   scheduler_kwargs={"dashboard": False},
+                                   silence_logs=logging.ERROR)
+            client = Client(cluster)
+            label = f"local ({n} worker processes)"
+        try:
+            return _campaign(client, targets, workdir, crds_path, source, progress, label)
+        finally:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+
+
+def _campaign(client: Any, targets: Sequence[Target], workdir: Path, crds_path: Path,
+              source: str | None, progress: bool, label: str) -> Campaign:
+    """Run the campaign on `client`, writing the summary as results come and at the end."""
     json_path, html_path = workdir / "campaign.json", workdir / "campaign.html"
-    cluster = None
-    if scheduler:
-        client = Client(scheduler, timeout="30s")
-        label = scheduler
-    else:
-        n = workers or max(1, min(os.cpu_count() or 1, len(targets)))
-        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                               dashboard_address=None, memory_limit=0,
-                               scheduler_kwargs={"dashboard": False},
-                               silence_logs=logging.ERROR)
-        client = Client(cluster)
-        label = f"local ({n} worker processes)"
     campaign = Campaign(workdir, [_pending(t, workdir) for t in targets], label,
                         len(client.nthreads()), _now())
     start = time.perf_counter()
@@ -520,9 +544,6 @@ def run_batch(
         campaign.seconds = time.perf_counter() - start
         campaign.ended = _now()
         write_summary(campaign, json_path, html_path)
-        client.close()
-        if cluster is not None:
-            cluster.close()
     return campaign
 
 

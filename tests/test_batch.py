@@ -280,3 +280,14 @@ def test_campaign_on_a_running_scheduler(tmp_path, campaign_env):
                     proc.wait(timeout=30)
                 except subprocess.TimeoutExpired:
                     proc.kill()
+
+
+def test_second_campaign_in_one_work_directory_is_refused(tmp_path, campaign_env):
+    from acsprov.lock import work_lock
+
+    work = tmp_path / "work"
+    with work_lock(work):  # a campaign running there
+        proc = _batch(campaign_env, work, "hrcpair@1")
+    assert proc.returncode == 9
+    assert proc.stderr.count("\n") == 1 and "is in use by another acsprov process" in proc.stderr
+    assert not (work / "hrcpair@1").exists()
