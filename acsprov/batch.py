@@ -312,7 +312,7 @@ def run_dataset(target: Target, workdir: str | os.PathLike[str], crds_path: str 
             result.products = list(state.products)
             result.document = (state.document.relative_to(root).as_posix()
                                if state.document else None)
-    except BaseException as err:  # a failed dataset is a result, never a stop
+    except Exception as err:  # a failed dataset is a result, never a stop
         result.status = "error"
         text = str(err).strip()
         result.error = (text.splitlines()[0] if text else "") or type(err).__name__
