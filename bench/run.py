@@ -217,10 +217,13 @@ def batch_scaling(scratch: Path) -> dict:
     targets = [parse_target(t) for t in BATCH_TARGETS]
     out: dict = {"datasets": len(targets), "recipe": "j8is01merged (Handbook Example 3)"}
     for workers in (1, 2):
+        load = os.getloadavg()[0]  # other work on the machine skews the ratio: say so
+        cpu_before = _children_cpu()
         start = time.perf_counter()
         campaign = run_batch(targets, workdir=scratch / f"w{workers}", workers=workers,
                              source="simulate", progress=False, say=lambda m: None)
         wall = time.perf_counter() - start
+        cpu = _children_cpu() - cpu_before  # the worker processes, reaped at cluster close
         failed = [r.name for r in campaign.failed]
         if failed:
             raise RuntimeError(f"batch with {workers} workers: {failed} failed")
@@ -229,12 +232,20 @@ def batch_scaling(scratch: Path) -> dict:
             "wall_seconds_with_cluster_start": wall,
             "datasets_per_hour": campaign.throughput,
             "mean_dataset_seconds": sum(r.seconds for r in campaign.results) / len(targets),
+            "worker_cpu_seconds": cpu,
+            "cores_busy": cpu / wall,
+            "load_average_before": load,
         }
     out["scaling_ratio"] = (out["workers_2"]["datasets_per_hour"]
                             / out["workers_1"]["datasets_per_hour"])
     out["timed_seconds"] = (out["workers_1"]["campaign_seconds"]
                             + out["workers_2"]["campaign_seconds"])
     return out
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _prepared(scratch: Path) -> tuple[Path, list[Path]]:
