@@ -291,3 +291,16 @@ def test_second_campaign_in_one_work_directory_is_refused(tmp_path, campaign_env
     assert proc.returncode == 9
     assert proc.stderr.count("\n") == 1 and "is in use by another acsprov process" in proc.stderr
     assert not (work / "hrcpair@1").exists()
+
+
+def test_leftovers_of_a_killed_writer_are_removed_but_not_in_git(tmp_path):
+    from acsprov.reprocess import remove_leftovers
+
+    half = tmp_path / "example3" / ".j8is01j2q_flt.fits.k2j4d9.tmp"
+    annex = tmp_path / ".git" / "annex" / ".pack.tmp"
+    product = tmp_path / "example3" / "j8is01j2q_flt.fits"
+    for path in (half, annex, product):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"x")
+    assert remove_leftovers(tmp_path) == [half]
+    assert annex.exists() and product.exists() and not half.exists()
