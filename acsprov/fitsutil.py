@@ -16,6 +16,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NoReturn
 
 from astropy.io import fits
 
@@ -58,7 +59,7 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     except OSError as err:
-        raise write_failure(target, err) from err
+        _reraise(target, err)
     os.close(fd)
     tmp_path = Path(tmp)
     os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; products are ordinary files
@@ -66,7 +67,7 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
         yield tmp_path
         os.replace(tmp_path, target)
     except OSError as err:
-        raise write_failure(target, err) from err
+        _reraise(target, err)
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
@@ -81,6 +82,13 @@ def write_failure(target: str | os.PathLike[str], err: OSError) -> OSError:
         return err
     return WriteError(f"{target}: cannot write it ({os.strerror(err.errno)}); "
                       "nothing was changed")
+
+
+def _reraise(target: Path, err: OSError) -> NoReturn:
+    failure = write_failure(target, err)
+    if failure is err:
+        raise err
+    raise failure from err
 
 
 def _umask() -> int:
