@@ -28,6 +28,10 @@ def cli(debug: bool) -> None:
     global _DEBUG
     _DEBUG = debug
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING)
+    if not debug:  # astropy's remarks on odd files; the error, if any, says what matters
+        import warnings
+
+        warnings.filterwarnings("ignore", module=r"astropy(\..*)?$")
 
 
 @cli.command()
@@ -53,6 +57,49 @@ def recipes() -> None:
 
     for name in available_recipes():
         click.echo(f"{name:14s} {load_recipe(name).title}")
+
+
+@cli.command()
+@click.argument("datasets", nargs=-1)
+@click.option("--from-file", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="A file of DATASETs, one a line ('#' starts a comment).")
+@click.option("--scheduler", default=None,
+              help="Address of a running Dask scheduler (default: a local cluster).")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Worker processes of the local cluster (default: CPUs, at most one "
+                   "per dataset).")
+@click.option("--workdir", type=click.Path(path_type=Path), default=Path("work"),
+              show_default=True, help="Top working directory (one directory per dataset).")
+@click.option("--source", type=click.Choice(["auto", "mast", "simulate"]), default=None,
+              help="Where to get the data (default: each recipe's, normally auto).")
+@click.option("--progress/--no-progress", default=True, show_default=True,
+              help="Show a progress bar on stderr.")
+def batch(datasets: tuple[str, ...], from_file: Path | None, scheduler: str | None,
+          workers: int | None, workdir: Path, source: str | None, progress: bool) -> None:
+    """Run the recipes of many DATASETs at once on Dask, one task per dataset.
+
+    A DATASET is a recipe name (j8is01merged) or NAME@SEED, the same recipe on data
+    simulated with another seed, in WORKDIR/NAME@SEED/.  Datasets whose last run
+    completed and still verifies are skipped; failed and interrupted ones are run
+    again.  The summary goes to WORKDIR/campaign.json and campaign.html.
+    """
+    from .batch import BatchError, read_targets, run_batch
+
+    targets = read_targets(datasets, from_file)
+    campaign = run_batch(targets, workdir=workdir, scheduler=scheduler, workers=workers,
+                         source=source, progress=progress,
+                         say=lambda m: click.echo(m, err=True))
+    for result in campaign.results:
+        detail = result.error if result.status == "error" else result.verification
+        click.echo(f"{result.name:24s} {result.status:8s} {result.seconds:7.1f} s  {detail}")
+    click.echo(f"campaign: {campaign.count('ok')} done, {campaign.count('skipped')} skipped, "
+               f"{len(campaign.failed)} failed in {campaign.seconds:.1f} s; summary in "
+               f"{campaign.workdir / 'campaign.json'} and campaign.html")
+    if campaign.failed:
+        first = campaign.failed[0]
+        raise BatchError(f"{len(campaign.failed)} of {len(campaign.results)} datasets failed "
+                         f"(first: {first.name}: {first.error}); see "
+                         f"{campaign.workdir / 'campaign.json'}")
 
 
 @cli.command()
@@ -438,6 +485,18 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         _fail("interrupted", 130)
         return 130
+    except OSError as err:
+        from .fitsutil import write_failure
+
+        failure = write_failure(err.filename or "a file", err)  # disk full: one line
+        if _DEBUG:
+            raise
+        if isinstance(failure, AcsprovError):
+            _fail(str(failure), failure.exit_code)
+            return failure.exit_code
+        _fail(f"internal error: {type(err).__name__}: {err} (rerun with --debug for "
+              "details)", 70)
+        return 70
     except Exception as err:  # a bug: still one line unless --debug
         if _DEBUG:
             raise

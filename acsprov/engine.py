@@ -101,6 +101,34 @@ def _inputs(input_file: str | os.PathLike[str] | Sequence[str | os.PathLike[str]
     return paths
 
 
+def _check_inputs(paths: Sequence[Path]) -> None:
+    """Refuse unreadable, truncated or non-ACS inputs before anything is written.
+
+    Association tables must name plain rootnames; each raw file calacs will read
+    (the inputs, or an association's members marked present) must be a complete
+    ACS FITS file.
+    """
+    from .asn import read_asn
+    from .fitsutil import check_acs_file
+    from .headers import check_raw_header
+
+    for path in paths:
+        if not path.name.endswith("_asn.fits"):
+            check_acs_file(path, kind="raw")
+            check_raw_header(path)
+            continue
+        for member in read_asn(path).exposures:
+            raw = path.parent / f"{member.name}_raw.fits"
+            if member.present and not raw.is_file():
+                raise BadInputError(
+                    f"{path.name}: member {member.name.upper()} is marked present "
+                    f"(MEMPRSNT) but {raw.name} is not in {path.parent}; add the file or "
+                    "set MEMPRSNT to F")
+            if raw.is_file():
+                check_acs_file(raw, kind="raw")
+                check_raw_header(raw)
+
+
 def _snapshot(directories: set[Path]) -> dict[Path, int]:
     state = {}
     for directory in directories:
@@ -174,6 +202,7 @@ def run_calacs(
     """
     chosen = resolve_engine(engine, exec_path)
     paths = _inputs(input_file)
+    _check_inputs(paths)
     switches, refs = _references(paths)
     before = _snapshot({p.parent for p in paths}) if chosen == "hstcal" else {}
     start = time.perf_counter()
@@ -274,18 +303,22 @@ def calacs(
         root = dataset_root(paths[0].parent)
     except BadInputError:
         root = paths[0].parent
+    from .lock import work_lock
     from .provenance._datalad import is_dataset
 
-    rec = Recorder(root, name="calacs", datalad=is_dataset(root))
-    with rec.activity("calacs", params={"engine": engine, "single_core": single_core},
-                      cwd=paths[0].parent, label=f"calacs {' '.join(p.name for p in paths)}",
-                      will_write=list(paths[0].parent.iterdir())) as act:
-        for path in paths:
-            act.used(path, role="asn" if path.name.endswith("_asn.fits") else "raw")
-        result = run_calacs(paths, exec_path=exec_path, time_stamps=time_stamps,
-                            temp_files=temp_files, verbose=verbose, debug=debug, quiet=quiet,
-                            single_core=single_core, exe_args=exe_args, engine=engine)
-        record_calacs(act, result)
+    with work_lock(root):
+        rec = Recorder(root, name="calacs", datalad=is_dataset(root))
+        with rec.activity("calacs", params={"engine": engine, "single_core": single_core},
+                          cwd=paths[0].parent,
+                          label=f"calacs {' '.join(p.name for p in paths)}",
+                          will_write=list(paths[0].parent.iterdir())) as act:
+            for path in paths:
+                act.used(path, role="asn" if path.name.endswith("_asn.fits") else "raw")
+            result = run_calacs(paths, exec_path=exec_path, time_stamps=time_stamps,
+                                temp_files=temp_files, verbose=verbose, debug=debug,
+                                quiet=quiet, single_core=single_core, exe_args=exe_args,
+                                engine=engine)
+            record_calacs(act, result)
     return result
 
 

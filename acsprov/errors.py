@@ -16,6 +16,7 @@ __all__ = [
     "RecipeError",
     "ReferenceFileError",
     "SourceError",
+    "WriteError",
 ]
 
 
@@ -59,3 +60,12 @@ class NotImplementedYetError(AcsprovError, NotImplementedError):
     """A recipe step that a later version of acsprov will implement."""
 
     exit_code = 5
+
+
+class WriteError(AcsprovError, OSError):
+    """A file could not be written (disk full, file size limit, quota).
+
+    Writes are atomic, so the file it would have replaced is left as it was.
+    """
+
+    exit_code = 10

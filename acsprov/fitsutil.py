@@ -9,22 +9,25 @@ half-written product, and never damages the file it replaces.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NoReturn
 
 from astropy.io import fits
 
-from .errors import BadInputError
+from .errors import BadInputError, WriteError
 
 __all__ = [
     "atomic_copy",
     "atomic_path",
     "check_acs_file",
     "sha256sum",
+    "write_failure",
 ]
 
 _CHUNK = 1 << 20
@@ -45,19 +48,47 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
 
     The temporary file is removed if the body raises, so `target` is either the
     old file, untouched, or the complete new one.
+
+    Raises
+    ------
+    WriteError
+        If the disk is full, or a file size limit or quota is reached.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as err:
+        _reraise(target, err)
     os.close(fd)
     tmp_path = Path(tmp)
     os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; products are ordinary files
     try:
         yield tmp_path
         os.replace(tmp_path, target)
+    except OSError as err:
+        _reraise(target, err)
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
+
+
+_NO_SPACE = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+
+
+def write_failure(target: str | os.PathLike[str], err: OSError) -> OSError:
+    """`err` as a one-line :class:`WriteError` if it means "no space", else `err`."""
+    if isinstance(err, WriteError) or err.errno not in _NO_SPACE:
+        return err
+    return WriteError(f"{target}: cannot write it ({os.strerror(err.errno)}); "
+                      "nothing was changed")
+
+
+def _reraise(target: Path, err: OSError) -> NoReturn:
+    failure = write_failure(target, err)
+    if failure is err:
+        raise err
+    raise failure from err
 
 
 def _umask() -> int:

@@ -27,6 +27,7 @@ __all__ = [
     "SWITCH_VALUES",
     "HeaderChange",
     "HeaderEdit",
+    "check_raw_header",
     "parse_assignment",
     "set_header",
     "validate_edits",
@@ -104,6 +105,61 @@ SWITCH_REFERENCES: dict[str, tuple[str, ...]] = {
     "GLINCORR": ("MLINTAB",),
     "LFLGCORR": ("MLINTAB",),
 }
+
+#: Keywords of a raw file calacs reads, by header and by the type their value must
+#: have ("number", "integer", "logical" or "text"); a value of another type is refused
+#: before calibration starts.
+RAW_KEYWORD_TYPES: dict[str, dict[str, str]] = {
+    "primary": {
+        "EXPTIME": "number", "EXPSTART": "number", "EXPEND": "number", "DARKTIME": "number",
+        "FLASHDUR": "number", "CCDGAIN": "number", "LRFWAVE": "number",
+        "NEXTEND": "integer", "CRSPLIT": "integer", "NRPTEXP": "integer",
+        "SUBARRAY": "logical",
+        "INSTRUME": "text", "DETECTOR": "text", "CCDAMP": "text", "FILTER1": "text",
+        "FILTER2": "text", "APERTURE": "text", "OBSTYPE": "text", "ROOTNAME": "text",
+        "FLASHSTA": "text", "SDQFLAGS": "integer",
+        **{key: "text" for key in (*SWITCHES, *REFERENCE_KEYWORDS)},
+    },
+    "SCI": {
+        "LTV1": "number", "LTV2": "number", "LTM1_1": "number", "LTM2_2": "number",
+        "CCDCHIP": "integer", "SIZAXIS1": "integer", "SIZAXIS2": "integer",
+        "EXTVER": "integer", "BUNIT": "text",
+    },
+}
+
+
+def _type_of(value: object) -> set[str]:
+    if isinstance(value, bool):
+        return {"logical"}
+    if isinstance(value, int):
+        return {"integer", "number"}
+    if isinstance(value, float):
+        return {"number"}
+    if isinstance(value, str):
+        return {"text"}
+    return set()
+
+
+def check_raw_header(path: str | os.PathLike[str]) -> None:
+    """Refuse a raw file whose calibration keywords have values of the wrong type.
+
+    Raises
+    ------
+    BadInputError
+        Naming the first keyword whose value is not of its type
+        (:data:`RAW_KEYWORD_TYPES`), e.g. ``LTV1 = 'PERFORM'``.
+    """
+    path = Path(path)
+    with fits.open(path, memmap=False) as hdul:
+        headers = [("primary", hdul[0].header)] + [
+            ("SCI", hdu.header) for hdu in hdul[1:] if hdu.name == "SCI"]
+        for kind, header in headers:
+            where = path.name if kind == "primary" else f"{path.name}[SCI,{header.get('EXTVER')}]"
+            for key, wanted in RAW_KEYWORD_TYPES[kind].items():
+                if key in header and wanted not in _type_of(header[key]):
+                    raise BadInputError(f"{where}: {key} = {header[key]!r} is not "
+                                        f"{'an' if wanted[0] in 'aeiou' else 'a'} {wanted}")
+
 
 # A reference value: N/A, a jref$ name, or a plain file name (no directories, which
 # calacs would resolve against the input's directory anyway).

@@ -19,11 +19,13 @@ from pathlib import Path
 from .actions import Context, Outcome, get_action
 from .environment import ensure_local_crds, tool_environment
 from .fitsutil import check_acs_file
+from .lock import work_lock
 from .provenance import Recorder
+from .provenance._datalad import is_dataset, save_interrupted
 from .recipe import Recipe, Step, load_recipe
 from .sources import Obtained, obtain
 
-__all__ = ["ReprocessResult", "reprocess", "step_command"]
+__all__ = ["ReprocessResult", "remove_leftovers", "reprocess", "step_command", "work_name"]
 
 
 @dataclass
@@ -37,6 +39,28 @@ class ReprocessResult:
     outcomes: dict[str, list[Outcome]] = field(default_factory=dict)
     timing: dict[str, float] = field(default_factory=dict)
     """Seconds in actions and in recording them (see :attr:`Recorder.timing`)."""
+
+
+def work_name(recipe: str, seed: int | None = None) -> str:
+    """The work directory name of a recipe run: ``j8is01merged``, or ``j8is01merged@7``
+    for the same recipe on data simulated with seed 7."""
+    return recipe if seed is None else f"{recipe}@{seed}"
+
+
+def remove_leftovers(root: Path) -> list[Path]:
+    """Delete temporary files a killed process left in `root` (never in ``.git``).
+
+    Every acsprov write goes to ``.<name>.<random>.tmp`` beside its target and is
+    renamed into place when complete; a file of that form found while holding the
+    work directory's lock is a half-written leftover of a process that died.
+    """
+    removed = []
+    for path in sorted(Path(root).rglob(".*.tmp")):
+        if ".git" in path.relative_to(root).parts or not path.is_file():
+            continue
+        path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed
 
 
 def step_command(step: Step, *, crds_path: Path, cwd: Path) -> str:
@@ -55,6 +79,7 @@ def reprocess(
     crds_path: Path | None = None,
     datalad: bool = True,
     say: Callable[[str], None] = print,
+    seed: int | None = None,
 ) -> ReprocessResult:
     """Run the recipe `name` in ``<workdir>/<name>/``, recording every action.
 
@@ -74,17 +99,36 @@ def reprocess(
         Keep the work directory as a DataLad dataset, one commit per action.
     say : callable
         Progress messages.
+    seed : int, optional
+        Run the recipe on data simulated with this seed instead (a variant of the
+        dataset), in ``<workdir>/<recipe>@<seed>/``.
 
     Raises
     ------
     AcsprovError
         On any failure; the steps before the failing one have completed and are
         recorded, and the failing one is recorded with ``status=error``.
+    WorkdirLockedError
+        If another acsprov process is working in the same directory.
     """
     recipe = load_recipe(name)
-    root = (Path(workdir) / recipe.name).absolute()
-    say(f"recipe {recipe.name}: {recipe.title}")
+    root = (Path(workdir) / work_name(recipe.name, seed)).absolute()
+    say(f"recipe {recipe.name}: {recipe.title}"
+        + (f" (simulated with seed {seed})" if seed is not None else ""))
     cache = ensure_local_crds(crds_path or Path(workdir) / "crds_cache", say=say)
+    with work_lock(root):
+        for path in remove_leftovers(root):
+            say(f"removed {path.relative_to(root)}, left half-written by an interrupted run")
+        if datalad and is_dataset(root) and save_interrupted(root):
+            say("committed the PROV record an interrupted run left uncommitted")
+        return _reprocess(recipe, root, cache, source=source, mast_url=mast_url,
+                          datalad=datalad, say=say, seed=seed)
+
+
+def _reprocess(recipe: Recipe, root: Path, cache: Path, *, source: str | None,
+               mast_url: str | None, datalad: bool, say: Callable[[str], None],
+               seed: int | None) -> ReprocessResult:
+    """:func:`reprocess` with the work directory locked."""
     env = tool_environment(cache)
     rec = Recorder(root, name=recipe.name, datalad=datalad, aliases={env["jref"]: "jref$"},
                    background=True)
@@ -92,7 +136,7 @@ def reprocess(
     cal_fits = root / "cal_fits"
     for dataset in recipe.datasets:
         result.obtained.append(
-            _obtain(rec, dataset, cal_fits, source or recipe.source, mast_url, say)
+            _obtain(rec, dataset, cal_fits, source or recipe.source, mast_url, say, seed)
         )
     try:
         _runs(recipe, rec, root, cache, env, cal_fits, result, say)
@@ -155,17 +199,22 @@ def _obtain(
     source: str,
     mast_url: str | None,
     say: Callable[[str], None],
+    seed: int | None = None,
 ) -> Obtained:
     """Obtain `dataset` into `cal_fits` as one recorded activity."""
-    with rec.activity("obtain", params={"dataset": dataset, "source": source}, cwd=rec.root,
-                      label=f"obtain {dataset}") as act:
-        got = obtain(dataset, cal_fits, source=source, base_url=mast_url, say=say)
+    params: dict[str, object] = {"dataset": dataset, "source": source}
+    if seed is not None:
+        params["seed"] = seed
+    with rec.activity("obtain", params=params, cwd=rec.root, label=f"obtain {dataset}") as act:
+        got = obtain(dataset, cal_fits, source=source, base_url=mast_url, say=say, seed=seed)
         for path in got.files:
             check_acs_file(path, kind="archive")
             act.generated(path, role="archive", source=got.source, origin=got.origin)
         act.note(source=got.source, origin=got.origin, simulated=got.source == "simulate")
         # re-running must ask the source that was actually used
         act.record.command = shlex.join(
+            ["acsprov", "simulate", dataset, "--out", "cal_fits", "--seed", str(seed)]
+            if seed is not None else
             ["acsprov", "fetch", dataset, "--out", "cal_fits", "--source", got.source]
             + (["--mast-url", got.origin] if got.source == "mast" else [])
         )

@@ -65,6 +65,7 @@ def obtain(
     source: str = "auto",
     base_url: str | None = None,
     say: Callable[[str], None] = print,
+    seed: int | None = None,
 ) -> Obtained:
     """Put a dataset's archive files (asn, raw, flt, spt) into `dest`.
 
@@ -81,12 +82,21 @@ def obtain(
         MAST base URL (see :func:`mast_url`).
     say : callable
         Where to announce which source was used.
+    seed : int, optional
+        Simulator seed: the same dataset simulated anew (another realisation of noise,
+        cosmic rays and sky).  Only the simulator has variants, so a seed with
+        ``source="mast"`` is an error and with ``"auto"`` goes to the simulator.
     """
     dataset = dataset.strip().lower()
     if not _DATASET.match(dataset):
         raise DatasetError(f"{dataset!r} is not an HST dataset name (9 letters and digits)")
     if source not in SOURCES:
         raise DatasetError(f"unknown source {source!r}; use one of {', '.join(SOURCES)}")
+    if seed is not None:
+        if source == "mast":
+            raise DatasetError(f"{dataset}: a simulator seed ({seed}) needs source "
+                               "'simulate' or 'auto', not 'mast'")
+        source = "simulate"
     dest.mkdir(parents=True, exist_ok=True)
     base = mast_url(base_url)
     if source in ("auto", "mast"):
@@ -103,22 +113,24 @@ def obtain(
                 return Obtained(dataset, "mast", base, tuple(files))
         else:
             say("ACSPROV_OFFLINE is set: using the SIMULATOR, not MAST")
-    return _simulate(dataset, dest, say)
+    return _simulate(dataset, dest, say, seed)
 
 
 class _UnreachableError(Exception):
     """MAST did not answer at all (no route, DNS failure, time-out)."""
 
 
-def _simulate(dataset: str, dest: Path, say: Callable[[str], None]) -> Obtained:
+def _simulate(dataset: str, dest: Path, say: Callable[[str], None],
+              seed: int | None = None) -> Obtained:
     from .simulate import DATASETS, DEFAULT_SEED, simulate_dataset
 
     if dataset not in DATASETS:
         known = ", ".join(sorted(DATASETS))
         raise DatasetError(f"the simulator does not know dataset {dataset!r}; it knows {known}")
-    files = simulate_dataset(dataset, dest, seed=DEFAULT_SEED)
-    say(f"SIMULATED {dataset} with acsprov's simulator (seed {DEFAULT_SEED}): not real data")
-    return Obtained(dataset, "simulate", f"acsprov.simulate seed={DEFAULT_SEED}", tuple(files))
+    seed = DEFAULT_SEED if seed is None else seed
+    files = simulate_dataset(dataset, dest, seed=seed)
+    say(f"SIMULATED {dataset} with acsprov's simulator (seed {seed}): not real data")
+    return Obtained(dataset, "simulate", f"acsprov.simulate seed={seed}", tuple(files))
 
 
 def _download_dataset(dataset: str, dest: Path, base: str) -> list[Path]:

@@ -196,6 +196,58 @@ def provenance_overhead_jd1y04010(scratch: Path) -> dict:
     return dict(result.timing)
 
 
+def _local_crds(scratch: Path) -> None:
+    from acsprov.environment import ensure_local_crds
+
+    ensure_local_crds(scratch / "crds_cache", say=lambda m: None)
+
+
+#: The campaign of the batch benchmark: Handbook Example 3 (two HRC associations
+#: merged, calacs: 4 _flt and a _crj) on eight independently simulated data sets.
+BATCH_TARGETS = tuple(f"j8is01merged@{seed}" for seed in range(1, 9))
+
+
+@benchmark(setup=_local_crds)
+def batch_scaling(scratch: Path) -> dict:
+    """`acsprov batch` of 8 simulated datasets on a local Dask cluster of 1, then 2 workers."""
+    from acsprov.batch import parse_target, run_batch
+
+    os.environ.update(ACSPROV_ENGINE="native", ACSPROV_OFFLINE="1",
+                      ACSPROV_CRDS_PATH=str(scratch / "crds_cache"))
+    targets = [parse_target(t) for t in BATCH_TARGETS]
+    out: dict = {"datasets": len(targets), "recipe": "j8is01merged (Handbook Example 3)"}
+    for workers in (1, 2):
+        load = os.getloadavg()[0]  # other work on the machine skews the ratio: say so
+        cpu_before = _children_cpu()
+        start = time.perf_counter()
+        campaign = run_batch(targets, workdir=scratch / f"w{workers}", workers=workers,
+                             source="simulate", progress=False, say=lambda m: None)
+        wall = time.perf_counter() - start
+        cpu = _children_cpu() - cpu_before  # the worker processes, reaped at cluster close
+        failed = [r.name for r in campaign.failed]
+        if failed:
+            raise RuntimeError(f"batch with {workers} workers: {failed} failed")
+        out[f"workers_{workers}"] = {
+            "campaign_seconds": campaign.seconds,
+            "wall_seconds_with_cluster_start": wall,
+            "datasets_per_hour": campaign.throughput,
+            "mean_dataset_seconds": sum(r.seconds for r in campaign.results) / len(targets),
+            "worker_cpu_seconds": cpu,
+            "cores_busy": cpu / wall,
+            "load_average_before": load,
+        }
+    out["scaling_ratio"] = (out["workers_2"]["datasets_per_hour"]
+                            / out["workers_1"]["datasets_per_hour"])
+    out["timed_seconds"] = (out["workers_1"]["campaign_seconds"]
+                            + out["workers_2"]["campaign_seconds"])
+    return out
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _prepared(scratch: Path) -> tuple[Path, list[Path]]:
     from acsprov.environment import ensure_local_crds
     from acsprov.simulate import simulate_dataset

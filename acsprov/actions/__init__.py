@@ -108,6 +108,7 @@ def run_standalone(step: Step, directory: Path, env: dict[str, str], *,
     dataset the action is also committed.
     """
     from ..errors import BadInputError
+    from ..lock import work_lock
     from ..provenance import Recorder
     from ..provenance._datalad import is_dataset
     from ..provenance.query import dataset_root
@@ -117,9 +118,10 @@ def run_standalone(step: Step, directory: Path, env: dict[str, str], *,
     except BadInputError:
         root = directory
     aliases = {env["jref"]: "jref$"} if env.get("jref") else {}
-    rec = Recorder(root, name=step.action, datalad=is_dataset(root), aliases=aliases)
-    ctx = Context(rundir=directory, cal_fits=directory / "cal_fits", env=env, say=say)
-    with rec.activity(step.action, params=dict(step.params), command=command,
-                      cwd=directory, label=step.describe()) as act:
-        ctx.act = act
-        return get_action(step.action)(ctx, step)
+    with work_lock(root):
+        rec = Recorder(root, name=step.action, datalad=is_dataset(root), aliases=aliases)
+        ctx = Context(rundir=directory, cal_fits=directory / "cal_fits", env=env, say=say)
+        with rec.activity(step.action, params=dict(step.params), command=command,
+                          cwd=directory, label=step.describe()) as act:
+            ctx.act = act
+            return get_action(step.action)(ctx, step)

@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +21,7 @@ from astropy.io import fits
 
 from acsprov.calib.imset import ImSet
 from acsprov.errors import BadInputError
+from acsprov.fitsutil import atomic_path
 from acsprov.provenance.stamp import apply_stamp
 
 __all__ = [
@@ -235,21 +234,6 @@ def read_exposure(path: str | os.PathLike[str], *, native: bool = True) -> Expos
     return Exposure(phdr=phdr, imsets=imsets, path=path)
 
 
-@contextmanager
-def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path beside `target`; move it onto `target` on success."""
-    target = Path(target)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        os.replace(tmp_path, target)
-    finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
-
-
 def write_text(target: str | os.PathLike[str], text: str) -> Path:
     """Write `text` to `target` atomically."""
     with atomic_path(target) as tmp:
@@ -360,7 +344,9 @@ def _write_hdu(fh, hdu: fits.hdu.base.ExtensionHDU) -> None:
         return
     data = hdu.data
     big = np.ascontiguousarray(data, dtype=data.dtype.newbyteorder(">"))
-    big.tofile(fh)
+    # file.write retries short writes and raises with the errno (ENOSPC, EFBIG), where
+    # ndarray.tofile reports a bare "requested and written" mismatch
+    fh.write(big.reshape(-1).view(np.uint8).data)
     pad = (-big.nbytes) % 2880
     if pad:
         fh.write(b"\0" * pad)

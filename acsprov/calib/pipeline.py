@@ -90,6 +90,11 @@ _2D_SWITCHES = ("GLINCORR", "LFLGCORR", "DARKCORR", "FLSHCORR", "FLATCORR", "SHA
 _SWITCHES = (*_CCD_SWITCHES, "PCTECORR", "SINKCORR", *_2D_SWITCHES, "CRCORR", "RPTCORR",
              "EXPSCORR")
 _FLATS = ("PFLTFILE", "DFLTFILE", "LFLTFILE")
+#: Reference images, made for one detector (calacs's CheckDetector); tables select
+#: their rows by DETECTOR instead.
+_DETECTOR_IMAGES = frozenset({"BIASFILE", "BIACFILE", "DARKFILE", "DRKCFILE", "FLSHFILE",
+                              "PFLTFILE", "DFLTFILE", "LFLTFILE", "SHADFILE", "SATUFILE",
+                              "SNKCFILE"})
 _TIMESTAMP = re.compile(r"^\d{13}-I-{15} ")
 
 
@@ -412,14 +417,23 @@ def _reference_names(phdr: fits.Header, sw: Mapping[str, str], pos: _Position,
 
 
 def _check_references(plan: _Plan) -> None:
-    """Raise naming every reference file that is needed and missing (calacs RefExist)."""
+    """Raise naming every reference file that is needed and missing (calacs RefExist),
+    or made for another detector (calacs CheckDetector)."""
     missing: list[str] = []
+    foreign: list[str] = []
+
+    def check_detector(ref: RefFile) -> None:
+        if (ref.exists and ref.keyword in _DETECTOR_IMAGES and ref.detector
+                and ref.detector != plan.detector):
+            foreign.append(f"{ref.keyword} {ref.name!r} is a {ref.detector} file")
+
     for pos in plan.positions:
         first = pos.first
         flats_absent = 0
         for key, name in pos.overrides.items():
             ref = inspect_ref(key, name, input_dir=plan.directory)
             if ref.exists:
+                check_detector(ref)
                 continue
             if not ref_name_given(name):
                 if key == "BPIXTAB" and plan.detector != "SBC":
@@ -443,12 +457,19 @@ def _check_references(plan: _Plan) -> None:
                 keys.append("CRREJTAB")
             for key in keys:
                 ref = inspect_ref(key, str(exp.phdr.get(key, "")), input_dir=plan.directory)
+                check_detector(ref)
                 if not ref.exists:
                     missing.append(_missing(ref) + f" (needed by {exp.raw.name})")
     if missing:
         unique = list(dict.fromkeys(missing))
         raise ReferenceFileError(
             f"{plan.input.name}: missing reference file(s): {'; '.join(unique)}"
+        )
+    if foreign:
+        unique = list(dict.fromkeys(foreign))
+        raise ReferenceFileError(
+            f"{plan.input.name}: reference file(s) for another detector than "
+            f"{plan.detector}: {'; '.join(unique)}"
         )
 
 

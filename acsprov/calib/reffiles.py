@@ -136,6 +136,8 @@ class RefFile:
         True if the file could be opened.
     pedigree, descrip : str
         PEDIGREE and DESCRIP of its primary header.
+    detector : str
+        DETECTOR of its primary header (blank if it has none).
     """
 
     keyword: str
@@ -144,6 +146,7 @@ class RefFile:
     exists: bool
     pedigree: str = ""
     descrip: str = ""
+    detector: str = ""
 
     @property
     def given(self) -> bool:
@@ -185,6 +188,7 @@ def inspect_ref(
         True,
         pedigree=str(phdr.get("PEDIGREE", "")).strip(),
         descrip=str(phdr.get("DESCRIP", "")).strip(),
+        detector=str(phdr.get("DETECTOR", "")).strip().upper(),
     )
 
 

@@ -31,6 +31,7 @@ __all__ = [
     "ensure_dataset",
     "is_dataset",
     "save_action",
+    "save_interrupted",
     "save_paths",
     "unlock",
 ]
@@ -75,11 +76,13 @@ def ensure_dataset(root: Path) -> None:
     root.mkdir(parents=True, exist_ok=True)
     if is_dataset(root):
         _configure(root)
+        _exclude_lock(root)
         return
     dl.create(path=str(root), force=True, result_renderer="disabled",
               description="acsprov work directory")
     _ensure_identity(root)
     _configure(root)
+    _exclude_lock(root)
     (root / ".gitattributes").write_text(GITATTRIBUTES)
     dl.save(dataset=str(root), path=[str(root / ".gitattributes")],
             message="acsprov: annex FITS files (BLAKE3 keys), keep text in git",
@@ -90,6 +93,17 @@ def _configure(root: Path) -> None:
     """Add annexed files unlocked (see the module docstring), never hard-linked."""
     for key, value in (("annex.addunlocked", "true"), ("annex.thin", "false")):
         subprocess.run(["git", "-C", str(root), "config", key, value], check=True)
+def _exclude_lock(root: Path) -> None:
+    """Keep the work directory's lock file (:mod:`acsprov.lock`) out of git."""
+    from ..lock import LOCK_NAME
+
+    exclude = root / ".git" / "info" / "exclude"
+    if not exclude.parent.is_dir():
+        return
+    text = exclude.read_text() if exclude.exists() else ""
+    if f"/{LOCK_NAME}" not in text.splitlines():
+        exclude.write_text(text + ("" if text.endswith("\n") or not text else "\n")
+                           + f"/{LOCK_NAME}\n")
 
 
 def _ensure_identity(root: Path) -> None:
@@ -186,14 +200,39 @@ def save_paths(root: Path, paths: Iterable[Path], *, message: str) -> None:
             result_renderer="disabled")
 
 
+def save_interrupted(root: Path) -> bool:
+    """Commit the PROV documents a killed run wrote but did not commit; True if any.
+
+    A run killed between writing its document and committing it leaves the document
+    changed in the work tree, which ``acsprov prov verify`` would report as edited.
+    The next run (holding the work directory's lock) commits it as what it is: the
+    record of an interrupted run.
+    """
+    prov = root / "prov"
+    if not prov.is_dir():
+        return False
+    status = subprocess.run(["git", "-C", str(root), "status", "--porcelain",
+                             "--untracked-files=all", "--", "prov"],
+                            capture_output=True, text=True, check=False)
+    if status.returncode != 0 or not status.stdout.strip():
+        return False
+    save_paths(root, [prov], message="acsprov: PROV record of an interrupted run")
+    return True
+
+
 def clear_directory(root: Path, path: Path, *, message: str) -> None:
-    """Remove `path` from the work tree and commit that; its history keeps every file."""
+    """Remove `path` from the work tree and commit that; its history keeps every file.
+
+    The directory holds acsprov's working copies and products only: files changed
+    since their last commit (a product edited by hand, a half-done run) are removed
+    too, as the run that follows makes them anew.
+    """
     if not path.exists():
         return
     rel = os.path.relpath(path, root)
     git = ["git", "-C", str(root)]
-    subprocess.run([*git, "rm", "-r", "-q", "--ignore-unmatch", "--", rel], check=True,
-                   capture_output=True)
+    subprocess.run([*git, "rm", "-r", "-q", "--force", "--ignore-unmatch", "--", rel],
+                   check=True, capture_output=True)
     shutil.rmtree(path, ignore_errors=True)
     if subprocess.run([*git, "diff", "--cached", "--quiet"], check=False).returncode:
         subprocess.run([*git, "commit", "-q", "-m", message], check=True, capture_output=True)

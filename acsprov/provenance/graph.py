@@ -15,6 +15,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from ..fitsutil import atomic_path
+
 __all__ = ["draw_graph"]
 
 _COLOURS = {"activity": "#9fb1fc", "file": "#fffc87", "reference": "#ffd1a4"}
@@ -90,7 +92,8 @@ def draw_graph(document: Path, out: Path, *, formats: tuple[str, ...] = ("svg", 
     written = []
     for fmt in formats:
         target = out.with_suffix(f".{fmt}")
-        fig.savefig(target, format=fmt, dpi=150, bbox_inches="tight")
+        with atomic_path(target) as tmp:
+            fig.savefig(tmp, format=fmt, dpi=150, bbox_inches="tight")
         written.append(target)
     plt.close(fig)
     return written
