@@ -113,6 +113,7 @@ def test_rpt_association_makes_flt_crj_spt_and_trailers(rpt):
     with fits.open(d / "jtst01011_spt.fits") as spt:
         assert spt[0].header["ROOTNAME"] == "JTST01011" and spt[0].header["NEXTEND"] == 2
         assert spt[0].header["ASN_MTYP"] == "prod-rpt"
+        assert spt[0].header["BITPIX"] == 16 and spt[0].header["NAXIS"] == 0  # as calacs
         assert [int(h.data[0]) for h in spt[1:]] == [0, 1]  # every member's UDL, in order
 
 
