@@ -26,6 +26,7 @@ __all__ = [
     "atomic_copy",
     "atomic_path",
     "check_acs_file",
+    "set_empty_primary_bitpix",
     "sha256sum",
     "write_failure",
 ]
@@ -138,6 +139,41 @@ def check_acs_file(path: str | os.PathLike[str], *, kind: str = "raw") -> fits.H
             f"{path}: INSTRUME is {instrument or 'missing'!r}, expected 'ACS'"
         )
     return header
+
+
+def set_empty_primary_bitpix(path: str | os.PathLike[str], bitpix: int) -> None:
+    """Rewrite BITPIX of a data-less primary HDU in place.
+
+    astropy always writes ``BITPIX = 8`` in a primary HDU without data; calacs writes
+    other values there (16 in an association's ``_spt``).  With ``NAXIS = 0`` BITPIX
+    describes no data, so only the card changes.  Use on a file not yet published
+    (e.g. inside :func:`atomic_path`).
+
+    Parameters
+    ----------
+    path : path-like
+        A FITS file whose primary HDU has ``NAXIS = 0``.
+    bitpix : int
+        One of 8, 16, 32, 64, -32, -64.
+
+    Raises
+    ------
+    ValueError
+        If `bitpix` is not a FITS value, or the file does not start with SIMPLE,
+        BITPIX and ``NAXIS = 0``.
+    """
+    if bitpix not in (8, 16, 32, 64, -32, -64):
+        raise ValueError(f"BITPIX {bitpix} is not a FITS value")
+    card = fits.Card("BITPIX", bitpix, "number of bits per data pixel").image.encode("ascii")
+    with open(path, "r+b") as fh:
+        head = fh.read(240)
+        cards = [fits.Card.fromstring(head[i:i + 80].decode("ascii", "replace"))
+                 for i in range(0, len(head) - 79, 80)]
+        keys = [c.keyword for c in cards]
+        if keys != ["SIMPLE", "BITPIX", "NAXIS"] or cards[2].value != 0:
+            raise ValueError(f"{os.fspath(path)}: primary HDU is not a data-less FITS header")
+        fh.seek(80)
+        fh.write(card)
 
 
 def _first_line(err: BaseException) -> str:

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 from helpers import make_asn
-from test_calib_ccd import write_tiny_hrc
+from test_calib_ccd import NX, NY, TRIMX, TRIMY2, _image, write_tiny_hrc
 from test_calib_rej import ROW, _write_crrejtab
 
 from acsprov.calib import pipeline
@@ -33,12 +33,12 @@ SWITCHES_DONE = ("DQICORR", "BLEVCORR", "BIASCORR", "DARKCORR", "FLATCORR", "PHO
 
 def _association(d: Path, *, n: int = 2, memtype: str = "EXP-RPT", product: str | None = None,
                  present: tuple[bool, ...] | None = None, switches: dict | None = None,
-                 spt: bool = True, name: str = "jtst01010") -> Path:
+                 spt: bool = True, name: str = "jtst01010", refs: dict | None = None) -> Path:
     """Write `n` tiny exposures (a cosmic ray in the second), their SPTs and the table."""
     kind = memtype.split("-")[1]
     corr = {"RPT": {"RPTCORR": "PERFORM"}, "CRJ": {"CRCORR": "PERFORM"}}.get(kind, {})
     raw0 = write_tiny_hrc(d, switches={**corr, **(switches or {})},
-                          refs={"CRREJTAB": "crr.fits"})
+                          refs={"CRREJTAB": "crr.fits", **(refs or {})})
     _write_crrejtab(d / "crr.fits", rows=(dict(ROW, INITGUES="min"),))  # as HRC tables
     roots = [f"jtst01a{k + 1}q" for k in range(n)]
     for k, root in enumerate(roots):
@@ -113,6 +113,7 @@ def test_rpt_association_makes_flt_crj_spt_and_trailers(rpt):
     with fits.open(d / "jtst01011_spt.fits") as spt:
         assert spt[0].header["ROOTNAME"] == "JTST01011" and spt[0].header["NEXTEND"] == 2
         assert spt[0].header["ASN_MTYP"] == "prod-rpt"
+        assert spt[0].header["BITPIX"] == 16 and spt[0].header["NAXIS"] == 0  # as calacs
         assert [int(h.data[0]) for h in spt[1:]] == [0, 1]  # every member's UDL, in order
 
 
@@ -226,6 +227,42 @@ def test_cr_split_association(tmp_path, monkeypatch):
     crj = fits.getheader(tmp_path / "jtst01011_crj.fits")
     assert crj["CRCORR"] == "COMPLETE" and crj["ASN_MTYP"] == "PROD-CRJ"
     assert fits.getheader(tmp_path / "jtst01a1q_flt.fits")["CRCORR"] == "PERFORM"
+
+
+@pytest.mark.parametrize("memtype", ["EXP-RPT", "EXP-CRJ"])
+def test_shading_is_corrected_in_the_combination(tmp_path, monkeypatch, memtype):
+    monkeypatch.setenv("jref", f"{tmp_path}/")
+    shape = (NY - TRIMY2, NX - 2 * TRIMX)
+    shad = np.zeros(shape)
+    shad[:, 1::2] = 50.0  # seconds of extra exposure in odd columns
+    _image(tmp_path / "shd.fits", "SHUTTER SHADING", shad)
+    # no dark: it is subtracted after the combination, in the summed dark time, which
+    # would blur the relation between the _flt and _crj checked below
+    asn = _association(tmp_path, memtype=memtype,
+                       switches={"SHADCORR": "PERFORM", "DARKCORR": "OMIT"},
+                       refs={"SHADFILE": "shd.fits"})
+    run_native(asn)
+    d = tmp_path
+    for name in ("jtst01a1q_flt.fits", "jtst01a2q_flt.fits", "jtst01011_crj.fits"):
+        assert fits.getheader(d / name)["SHADCORR"] == "COMPLETE", name
+    history = [str(h) for h in fits.getheader(d / "jtst01011_crj.fits")["HISTORY"]]
+    assert "SHADCORR complete ..." in history and "  reference image shd.fits" in history
+    crj = _sci(d / "jtst01011_crj.fits")
+    flt1, flt2 = _sci(d / "jtst01a1q_flt.fits"), _sci(d / "jtst01a2q_flt.fits")
+    dq1, dq2 = _dq(d / "jtst01a1q_flt.fits"), _dq(d / "jtst01a2q_flt.fits")
+    assert dq2[CR_PIXEL] & 8192 and not (dq1 & 8192).any()
+    clean = ((dq1 | dq2) & (8192 | 39)) == 0
+    assert clean[:, 0::2].sum() > 10 and clean[:, 1::2].sum() > 10
+    # a 100 s _flt is its counts / (100 + S) * 100; the _crj is the counts of both
+    # exposures / (200 + S) * 200 (the shading counted once, over the summed time)
+    factor = (100.0 + shad) / 100.0 * 200.0 / (200.0 + shad)
+    np.testing.assert_allclose(crj[clean], ((flt1 + flt2) * factor)[clean], rtol=2e-6,
+                               atol=1e-3)
+    assert not np.allclose(factor[:, 1::2], 1.0)
+    # the rejected pixel: the first exposure alone, (100 + S) s, scaled to 200 s
+    s = shad[CR_PIXEL]
+    assert crj[CR_PIXEL] == pytest.approx(flt1[CR_PIXEL] * (100 + s) / 100 * 200 / (100 + s),
+                                          rel=2e-6)
 
 
 def test_members_not_present_are_skipped(tmp_path, monkeypatch):

@@ -201,6 +201,115 @@ def test_kernel_and_numpy_twin_agree(seed, changes, imagetyp):
     assert sum(a.info["nrej"]) > 0
 
 
+# --------------------------------------------------------------------------- shading
+def test_shading_lengthens_the_combined_exposure():
+    # two 10 s exposures of a flat 100 e/s field; column 3 has 5 s of shutter shading,
+    # so there each exposure collected 100 * (10 + 5) = 1500 e instead of 1000 e
+    shape = (6, 8)
+    shad = np.zeros(shape, np.float32)
+    shad[:, 3] = 5.0
+    counts = np.float32(100.0) * (np.float32(10.0) + shad)
+    exps = [[imset(counts, err=np.ones(shape, np.float32))] for _ in range(2)]
+    # one iteration: a later one would compare the exposures' rates (150 e/s, shading
+    # not removed) with the corrected rate (120 e/s) and, with ERR = 1 e, reject both
+    p = params(crsigmas="6")
+    plain = rej.reject_cosmic_rays(exps, [10.0, 10.0], p)
+    shaded = rej.reject_cosmic_rays(exps, [10.0, 10.0], p, shading=[shad])
+    # without shading the product is the sum: 2000 e, 3000 e on column 3
+    assert plain.combined[0].sci[1, 3] == pytest.approx(3000.0, rel=1e-6)
+    # with it, the 3000 e were collected in T + S = 20 + 5 s: 3000 / 25 * 20 = 2400 e
+    out = shaded.combined[0]
+    assert out.sci[1, 3] == pytest.approx(2400.0, rel=1e-6)
+    assert out.sci[1, 2] == pytest.approx(2000.0, rel=1e-6)
+    np.testing.assert_array_equal(out.err, plain.combined[0].err)  # ERR is not rescaled
+    assert not out.dq.any() and shaded.info["nrej"] == (0,)
+
+
+def _bump_case(bump_row: int, shad_rows: tuple[int, ...]):
+    """Three 10 s exposures of 100 e/s with ERR 1 e; 600 e more at (bump_row, 3) in the first;
+    10 s of shading at column 3 of `shad_rows`."""
+    shape = (8, 8)
+    exps = []
+    for k in range(3):
+        sci = np.full(shape, 1000.0, np.float32)
+        if k == 0:
+            sci[bump_row, 3] += 600.0
+        exps.append([imset(sci, err=np.ones(shape, np.float32))])
+    shad = np.zeros(shape, np.float32)
+    shad[list(shad_rows), 3] = 10.0
+    return exps, shad
+
+
+def test_shading_lowers_the_threshold_of_the_noise_model():
+    # one iteration at 3 sigma, SCALENSE 30 %: the test is
+    #   (d)^2 > 9 * (ERR^2 + (0.3 * g)^2) / t^2,  g = guess * t / (1 + S / t)
+    # here d = 600 / 10 = 60 e/s, guess = 100 e/s, t = 10 s, ERR = 1 e:
+    #   S = 0:   g = 1000 e, threshold 9 * (1 + 300^2) / 100 = 8100.09 > 60^2: kept
+    #   S = 10:  g =  500 e, threshold 9 * (1 + 150^2) / 100 = 2025.09 < 60^2: rejected
+    p = params(crsigmas="3", scalense=30.0, crradius=1.0)
+    exps, shad = _bump_case(1, range(8))
+    plain = rej.reject_cosmic_rays(exps, [10.0] * 3, p)
+    assert not plain.crmasks[0][0].any()
+    assert plain.combined[0].sci[1, 3] == pytest.approx(3600.0, rel=1e-6)
+    res = rej.reject_cosmic_rays(exps, [10.0] * 3, p, shading=[shad])
+    assert sorted(zip(*np.nonzero(res.crmasks[0][0]), strict=True)) == [(1, 3)]
+    out = res.combined[0].sci
+    # the hit pixel: 2000 e from the two good exposures in 20 + 10 s, scaled to 30 s
+    assert out[1, 3] == pytest.approx(2000.0 / 30.0 * 30.0, rel=1e-6)
+    # the rest of column 3: 3000 e in 30 + 10 s
+    assert out[5, 3] == pytest.approx(3000.0 / 40.0 * 30.0, rel=1e-6)
+    assert out[5, 4] == pytest.approx(3000.0, rel=1e-6)
+
+
+def test_shading_threshold_rows_as_calacs_reads_them():
+    # rows are read in pairs at even rows; the noise model of row r is made while row
+    # max(r - width, 0) is processed, from the row of r's parity in the pair read then
+    assert rej.shading_threshold_rows(7, 0).tolist() == [0, 1, 2, 3, 4, 5, 6]
+    assert rej.shading_threshold_rows(7, 1).tolist() == [0, 1, 0, 3, 2, 5, 4]
+    assert rej.shading_threshold_rows(7, 2).tolist() == [0, 1, 0, 1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("use_kernel", [True, False])
+def test_noise_model_of_row_4_takes_the_shading_of_row_2(use_kernel):
+    # width 1 (CRRADIUS 1): row 4 is tested with the shading of row 2 (see above)
+    p = params(crsigmas="3", scalense=30.0, crradius=1.0)
+    exps, shad = _bump_case(4, (2,))
+    res = rej.reject_cosmic_rays(exps, [10.0] * 3, p, shading=[shad], use_kernel=use_kernel)
+    assert res.crmasks[0][0][4, 3]
+    exps, shad = _bump_case(4, (4,))
+    res = rej.reject_cosmic_rays(exps, [10.0] * 3, p, shading=[shad], use_kernel=use_kernel)
+    assert not res.crmasks[0][0].any()
+    # not rejected, but the combination uses the pixel's own shading: 3600 e in 30 + 10 s
+    assert res.combined[0].sci[4, 3] == pytest.approx(3600.0 / 40.0 * 30.0, rel=1e-6)
+
+
+def test_kernel_and_numpy_twin_agree_with_shading():
+    exps, times = _random_case(11)
+    rng = np.random.default_rng(11)
+    shading = [rng.uniform(0, 300, (40, 48)).astype(np.float32) for _ in range(2)]
+    p = params(scalense=30.0, crradius=2.1)
+    a = rej.reject_cosmic_rays(exps, times, p, shading=shading)
+    b = rej.reject_cosmic_rays(exps, times, p, shading=shading, use_kernel=False)
+    c = rej.reject_cosmic_rays(exps, times, p)
+    assert a.info == b.info and a.info["nrej"] != c.info["nrej"]
+    for x, y in zip(a.combined, b.combined, strict=True):
+        np.testing.assert_array_equal(x.sci, y.sci)
+        np.testing.assert_array_equal(x.err, y.err)
+        np.testing.assert_array_equal(x.dq, y.dq)
+    for mx, my in zip(a.crmasks, b.crmasks, strict=True):
+        for u, v in zip(mx, my, strict=True):
+            np.testing.assert_array_equal(u, v)
+
+
+def test_shading_images_must_match_the_exposures():
+    exps = flat_stack()
+    with pytest.raises(BadInputError, match="shading images"):
+        rej.reject_cosmic_rays(exps, [100.0] * 3, params(), shading=[])
+    with pytest.raises(BadInputError, match="shading image of chip 1 has shape"):
+        rej.reject_cosmic_rays(exps, [100.0] * 3, params(),
+                               shading=[np.zeros((2, 2), np.float32)])
+
+
 def test_reject_cosmic_rays_does_not_change_input():
     exps, times = _random_case(7)
     before = [[(i.sci.copy(), i.err.copy(), i.dq.copy(), i.hdr.copy()) for i in e] for e in exps]

@@ -9,7 +9,7 @@ from astropy.io import fits
 from helpers import make_raw
 
 from acsprov.errors import BadInputError, RecipeError
-from acsprov.fitsutil import sha256sum
+from acsprov.fitsutil import set_empty_primary_bitpix, sha256sum
 from acsprov.headers import SWITCHES, parse_assignment, set_header, validate_edits
 
 
@@ -108,3 +108,25 @@ def test_validate_edits_accepts_na_and_jref():
         "PCTETAB": "jref$8ch1518tj_cte.fits",
         "SHADFILE": "N/A",
     }
+
+
+def test_set_empty_primary_bitpix(tmp_path):
+    path = tmp_path / "x_spt.fits"
+    udl = fits.ImageHDU(data=[[1, 2]], name="UDL")
+    primary = fits.PrimaryHDU()
+    primary.header["ROOTNAME"] = "X"
+    fits.HDUList([primary, udl]).writeto(path)
+    assert fits.getheader(path)["BITPIX"] == 8  # what astropy writes
+    set_empty_primary_bitpix(path, 16)
+    with fits.open(path) as hdul:
+        hdul.verify("exception")
+        assert hdul[0].header["BITPIX"] == 16 and hdul[0].header["ROOTNAME"] == "X"
+        assert hdul["UDL"].data.tolist() == [[1, 2]]
+    with pytest.raises(ValueError, match="not a FITS value"):
+        set_empty_primary_bitpix(path, 12)
+    with_data = tmp_path / "data.fits"
+    fits.PrimaryHDU(data=[[1.0]]).writeto(with_data)
+    before = with_data.read_bytes()
+    with pytest.raises(ValueError, match="not a data-less"):
+        set_empty_primary_bitpix(with_data, 16)
+    assert with_data.read_bytes() == before

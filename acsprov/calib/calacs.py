@@ -40,6 +40,7 @@ from acsprov.calib.reffiles import (
     read_mlintab,
     read_oscntab,
     read_ref_imset,
+    read_shading,
     reference_offset,
 )
 from acsprov.calib.steps import (
@@ -927,15 +928,8 @@ def _2d_shadcorr(ctx: _TwoDContext) -> None:
             ctx.trl.warn("EXPTIME must be positive if SHADCORR = PERFORM.")
             ctx.states["SHADCORR"] = State.IGNORED
         else:
-            full = read_ref_imset(shad.require(), ctx.im.chip, keyword="SHADFILE")
-            binned = any(abs(float(full.hdr.get(k, 1.0)) - 1.0) > 1e-6
-                         for k in ("LTM1_1", "LTM2_2"))
-            if binned:
-                raise NotImplementedYetError(
-                    "SHADCORR with a binned SHADFILE is not available in the native engine"
-                )
-            cut = cut_reference(full, ctx.im.hdr, ctx.im.shape, keyword="SHADFILE",
-                                name=shad.name)
+            cut = read_shading(shad.require(), ctx.im.chip, ctx.im.hdr, ctx.im.shape,
+                               name=shad.name)
             ncombine = max(int(ctx.im.hdr.get("NCOMBINE", 1)), 1)
             ctx.im, _ = twod.correct_shading(ctx.im, cut, exptime=ctx.keys.exptime,
                                              ncombine=ncombine)

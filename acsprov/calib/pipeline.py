@@ -57,7 +57,7 @@ from acsprov.calib.reffiles import RefFile, inspect_ref, ref_name_given
 from acsprov.calib.steps import header_switch
 from acsprov.calib.trailer import Trailer
 from acsprov.errors import BadInputError, NotImplementedYetError, ReferenceFileError
-from acsprov.fitsutil import sha256sum
+from acsprov.fitsutil import set_empty_primary_bitpix, sha256sum
 from acsprov.provenance.stamp import apply_stamp
 
 __all__ = [
@@ -805,6 +805,7 @@ def _product_spt(run: _Run, inputs: Sequence[Path], output: Path, trl: Trailer, 
     run.written.append(target)
     with atomic_path(target) as tmp:
         fits.HDUList([primary, *hdus]).writeto(tmp, overwrite=True, output_verify="silentfix")
+        set_empty_primary_bitpix(tmp, 16)  # as calacs writes it
     run.product(target, tuple(sources))
     return target
 

@@ -24,7 +24,7 @@ from astropy.io import fits
 
 from acsprov.calib import fitsio
 from acsprov.calib.imset import ImSet
-from acsprov.errors import ReferenceFileError
+from acsprov.errors import NotImplementedYetError, ReferenceFileError
 
 __all__ = [
     "AMPS",
@@ -45,6 +45,7 @@ __all__ = [
     "read_mlintab",
     "read_oscntab",
     "read_ref_imset",
+    "read_shading",
     "ref_name_given",
     "reference_offset",
     "resolve_ref_path",
@@ -546,6 +547,46 @@ def read_ref_imset(path: Path, chip: int, *, keyword: str, sci_only: bool = Fals
     extver = chip_extver(path, chip, keyword=keyword, sci_only=sci_only)
     with fits.open(path, memmap=True, lazy_load_hdus=True, do_not_scale_image_data=True) as hdul:
         return fitsio.read_imset(hdul, extver, path=path, native=False)
+
+
+def read_shading(path: Path, chip: int, sci_hdr: fits.Header, sci_shape: tuple[int, int], *,
+                 name: str) -> ImSet:
+    """Read the SHADFILE imset of `chip`, cut to the science array.
+
+    Used by ACS2D (single exposures) and ACSREJ (CR-SPLIT and repeat combinations).
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The shutter shading reference file.
+    chip : int
+        CCDCHIP of the science imset.
+    sci_hdr : astropy.io.fits.Header
+        SCI header of the science imset (LTV/LTM give its corner).
+    sci_shape : tuple of int
+        ``(ny, nx)`` of the science arrays.
+    name : str
+        SHADFILE as named in the header, for messages.
+
+    Returns
+    -------
+    ImSet
+        SCI (seconds of extra exposure), ERR and DQ of the shading file over the
+        science array.
+
+    Raises
+    ------
+    NotImplementedYetError
+        If the shading file is binned.
+    ShapeMismatchError
+        If it does not cover the science array.
+    """
+    full = read_ref_imset(path, chip, keyword="SHADFILE")
+    if any(abs(float(full.hdr.get(k, 1.0)) - 1.0) > 1e-6 for k in ("LTM1_1", "LTM2_2")):
+        raise NotImplementedYetError(
+            "SHADCORR with a binned SHADFILE is not available in the native engine"
+        )
+    return cut_reference(full, sci_hdr, sci_shape, keyword="SHADFILE", name=name)
 
 
 def _nint(x: float) -> int:

@@ -48,11 +48,17 @@ from numba import njit
 
 from acsprov.calib import fitsio
 from acsprov.calib.imset import ImSet
-from acsprov.calib.reffiles import RowNotFoundError, inspect_ref, resolve_ref_path
+from acsprov.calib.reffiles import (
+    RefFile,
+    RowNotFoundError,
+    inspect_ref,
+    read_shading,
+    resolve_ref_path,
+)
+from acsprov.calib.steps import State, header_switch, ref_history, update_switch
 from acsprov.errors import (
     AcsprovError,
     BadInputError,
-    NotImplementedYetError,
     ReferenceFileError,
 )
 
@@ -65,11 +71,15 @@ __all__ = [
     "find_root",
     "flag_rejected",
     "initial_guess",
+    "inverse_exposure_times",
     "parse_crsigmas",
     "read_crrejtab",
     "reject_cosmic_rays",
     "run_acsrej",
     "select_crrej_row",
+    "shade_combined",
+    "shading_divisor",
+    "shading_threshold_rows",
     "sky_levels",
 ]
 
@@ -673,12 +683,98 @@ def initial_guess(
     )
 
 
+# --------------------------------------------------------------------------- shading
+def shading_threshold_rows(ny: int, width: int) -> np.ndarray:
+    """Row of the shading image calacs uses in the noise model of each image row.
+
+    calacs 10.5 reads the SHADFILE two rows at a time, at even image rows, and the
+    noise model of a row is computed when the row enters the rejection window, i.e.
+    while row ``max(r - width, 0)`` is processed; it takes the shading row of the
+    same parity from the pair loaded then.  So row ``r`` uses shading row
+    ``2 * (max(r - width, 0) // 2) + r % 2``, which is ``r`` itself only for some rows
+    (e.g. with ``width = 1``, even rows from 2 on use row ``r - 2``).  The combined
+    rate uses the right row.
+
+    Parameters
+    ----------
+    ny : int
+        Number of image rows.
+    width : int
+        Rejection window half-width, ``ceil(CRRADIUS)``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``ny`` row indices (int64), each ``<= r``.
+    """
+    r = np.arange(ny, dtype=np.int64)
+    return 2 * (np.maximum(r - width, 0) // 2) + r % 2
+
+
+def inverse_exposure_times(efac: np.ndarray) -> np.ndarray:
+    """``1 / EXPTIME`` of each exposure in float32 (0 for exposures with no time)."""
+    efac = np.asarray(efac, np.float32)
+    out = np.zeros(efac.shape, np.float32)
+    for n, en in enumerate(efac):
+        if en > 0:
+            out[n] = np.float32(1.0 / float(en))
+    return out
+
+
+def shading_divisor(shad: np.ndarray, kinv: float) -> np.ndarray:
+    """``1 + SHADFILE / EXPTIME``: the factor by which shading lengthens an exposure.
+
+    Parameters
+    ----------
+    shad : numpy.ndarray
+        Shading image (seconds of extra exposure per pixel), float32.
+    kinv : float
+        ``1 / EXPTIME`` of the exposure, float32 (see :func:`inverse_exposure_times`).
+
+    Returns
+    -------
+    numpy.ndarray
+        float32, same shape as `shad`.
+    """
+    shad = np.asarray(shad, np.float32)
+    return (shad * np.float32(kinv) + np.float32(1.0)).astype(np.float32)
+
+
+def shade_combined(rate: np.ndarray, shad: np.ndarray, texp: np.ndarray) -> np.ndarray:
+    """Correct a combined count rate for shutter shading.
+
+    A pixel combined from exposures of total time ``texp`` was in fact exposed for
+    ``texp + SHADFILE`` seconds, so its rate is ``rate / (1 + SHADFILE / texp)``.
+
+    Parameters
+    ----------
+    rate : numpy.ndarray
+        Combined rate (sum of accepted counts divided by `texp`), float32.
+    shad : numpy.ndarray
+        Shading image (seconds), float32.
+    texp : numpy.ndarray
+        Summed exposure time of each pixel's accepted exposures (positive), float32.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32.
+    """
+    shad = np.asarray(shad, np.float32)
+    texp = np.asarray(texp, np.float32)
+    return (rate / (np.float32(1.0) + shad / texp)).astype(np.float32)
+
+
 # --------------------------------------------------------------------------- rejection
 @njit(cache=True)
 def _reject_kernel(
-    sci, err, dq, sky, efac, ave, sig2s, scale, rej2, psig2, width, dqpat, maskdq
+    sci, err, dq, sky, efac, ave, sig2s, scale, rej2, psig2, width, dqpat, maskdq,
+    use_shad, shad_thr, shad, kinv,
 ):  # pragma: no cover - jitted
     """Iterative rejection of one chip; `ave` (the initial guess) is updated in place.
+
+    With `use_shad`, the shutter shading is applied (see :func:`_reject_numpy` for
+    `shad_thr`, `shad` and `kinv`); otherwise those arrays are not read.
 
     The image is processed row by row in increasing order and each row left to right,
     as calacs does, because a rejected neighbour can make an excluded pixel testable.
@@ -690,6 +786,7 @@ def _reject_kernel(
     niter = sig2s.shape[0]
     depth = width + 1
     zero = np.float32(0.0)
+    one = np.float32(1.0)
     exptot = zero
     for n in range(nimg):
         exptot += efac[n]
@@ -725,6 +822,7 @@ def _reject_kernel(
                 if not en > 0:
                     continue
                 e2n = en * en
+                kn = kinv[n]
                 sk = sky[n]
                 mask = ring[n]
                 # the test does not depend on the mask: compute it for the whole row first
@@ -733,6 +831,8 @@ def _reject_kernel(
                     d = rate[i] - ave[line, i]
                     e = err[n, line, i]
                     g = ave[line, i] * en
+                    if use_shad:
+                        g = g / (shad_thr[line, i] * kn + one)
                     t = scale * (g if g > zero else zero)
                     cand[i] = d * d > sig2 * (e * e + t * t) / e2n
                 for i in range(nx):
@@ -782,6 +882,8 @@ def _reject_kernel(
                 pe = texp[i]
                 if pe > zero:
                     ave[line, i] = total[i] / pe
+                    if use_shad:
+                        ave[line, i] = ave[line, i] / (one + shad[line, i] / pe)
                     if last:
                         out_err[line, i] = np.float32(
                             np.float32(exptot / pe) * np.sqrt(np.float64(var[i]))
@@ -813,12 +915,21 @@ def _any_at(flags: np.ndarray, offsets: Iterable[tuple[int, int]]) -> np.ndarray
     return out
 
 
-def _reject_numpy(sci, err, dq, sky, efac, ave, sig2s, scale, rej2, psig2, width, dqpat, maskdq):
+def _reject_numpy(
+    sci, err, dq, sky, efac, ave, sig2s, scale, rej2, psig2, width, dqpat, maskdq,
+    use_shad=False, shad_thr=None, shad=None, kinv=None,
+):
     """Vectorised twin of :func:`_reject_kernel` (same results; for tests).
 
     The row-major dependence of calacs's loop is solved as a fixed point: a pixel is
     hit if its test passes and it was not excluded when tested, i.e. not excluded by
     DQ or reached earlier by a spill from a hit above it or to its left.
+
+    With `use_shad`, the signal in the noise model of exposure ``n`` is divided by
+    ``1 + shad_thr * kinv[n]`` (`shad_thr`: the shading rows of
+    :func:`shading_threshold_rows`; ``kinv[n]``: ``1 / EXPTIME`` of the exposure),
+    and the combined rate by ``1 + shad / texp`` (`shad`: the shading image;
+    ``texp``: the summed exposure time of the pixel's accepted exposures).
     """
     rate = _rates(sci, sky, efac)
     nimg, ny, nx = rate.shape
@@ -847,6 +958,8 @@ def _reject_numpy(sci, err, dq, sky, efac, ave, sig2s, scale, rej2, psig2, width
             d2 = d * d
             e2 = err[n] * err[n]
             g = ave * en
+            if use_shad:
+                g = g / shading_divisor(shad_thr, kinv[n])
             t = scale * np.where(g > 0, g, np.float32(0)).astype(np.float32)
             cand = d2 > sig2 * (e2 + t * t) / e2n
             spillable = ~(d2 <= psig2 * (sig2 * e2 / e2n))
@@ -878,6 +991,8 @@ def _reject_numpy(sci, err, dq, sky, efac, ave, sig2s, scale, rej2, psig2, width
         pos = texp > 0
         with np.errstate(divide="ignore", invalid="ignore"):
             new_ave = (total / np.where(pos, texp, np.float32(1))).astype(np.float32)
+            if use_shad:
+                new_ave = shade_combined(new_ave, shad, np.where(pos, texp, np.float32(1)))
             if last:
                 ratio = (exptot / np.where(pos, texp, np.float32(1))).astype(np.float32)
                 out_err = np.where(pos, ratio * np.sqrt(var.astype(np.float64)), 0).astype(
@@ -945,6 +1060,7 @@ def reject_cosmic_rays(
     params: CrRejParams,
     *,
     imagetyp: str = "",
+    shading: Sequence[np.ndarray] | None = None,
     use_kernel: bool = True,
 ) -> RejectResult:
     """Combine the exposures of a CR-SPLIT or repeat observation, rejecting cosmic rays.
@@ -963,6 +1079,13 @@ def reject_cosmic_rays(
     imagetyp : str
         IMAGETYP of the first exposure: for ``BIAS`` and ``DARK`` calacs does not
         exclude pixels for DQ bit 4 (bad pixel).
+    shading : sequence of numpy.ndarray, optional
+        SHADCORR: for each imset of the first exposure, the shutter shading image
+        (SHADFILE SCI, seconds, cut to the imset).  Each pixel of exposure ``k`` then
+        counts as exposed for ``EXPTIME_k + SHADFILE`` seconds: the signal in the noise
+        model is divided by ``1 + SHADFILE / EXPTIME_k`` and the combined rate by
+        ``1 + SHADFILE / T`` (``T``: the summed time of the pixel's accepted exposures).
+        Not applied if fewer than two exposures have EXPTIME > 0.
     use_kernel : bool
         Use the numba kernels (else their numpy twins).
 
@@ -975,7 +1098,7 @@ def reject_cosmic_rays(
     ------
     BadInputError
         Fewer than 2 or more than 120 exposures, a negative exposure time, or arrays of
-        different shapes.
+        different shapes (shading images included).
 
     Notes
     -----
@@ -993,6 +1116,8 @@ def reject_cosmic_rays(
       EXPTIME > 0, no rejection is done and its imset, times the total time, is the
       result.
     * REJ_RATE and SKYSUM of the primary header are those of the first chip.
+    * With `shading`, the noise model of some rows uses a neighbouring shading row
+      (see :func:`shading_threshold_rows`).
     """
     nimgs = len(exposures)
     if nimgs != len(exptimes):
@@ -1037,6 +1162,11 @@ def reject_cosmic_rays(
         initgues = "minimum"
     method = params.guess_method
     first_good = int(np.argmax(efac > 0))
+    kinv = inverse_exposure_times(efac)
+    if shading is not None and len(shading) != len(exposures[0]):
+        raise BadInputError(
+            f"{len(shading)} shading images for {len(exposures[0])} imsets per exposure"
+        )
 
     order = _match_chips(exposures)
     combined: list[ImSet] = []
@@ -1064,6 +1194,18 @@ def reject_cosmic_rays(
             sky32 = np.asarray(sky, np.float32)
             ave = initial_guess(scis, dqs, sky32, efac, method, badinpdq, use_kernel=use_kernel)
             errs = _stack([im.err for im in imsets], np.float32)
+            if shading is None:
+                shad = shad_thr = np.zeros((1, 1), np.float32)
+            else:
+                shad = np.ascontiguousarray(shading[e], dtype=np.float32)
+                if shad.shape != shape:
+                    raise BadInputError(
+                        f"shading image of chip {imsets[0].chip} has shape {shad.shape}, "
+                        f"the exposures {shape}"
+                    )
+                shad_thr = np.ascontiguousarray(
+                    shad[shading_threshold_rows(shape[0], width)]
+                )
             fn = _reject_kernel if use_kernel else _reject_numpy
             err, dq, masks, nrej = fn(
                 scis,
@@ -1079,6 +1221,10 @@ def reject_cosmic_rays(
                 width,
                 np.int64(dqpat),
                 np.int64(maskdq),
+                shading is not None,
+                shad_thr,
+                shad,
+                kinv,
             )
             del errs
             for k, i in enumerate(idx):
@@ -1237,6 +1383,7 @@ def crj_headers(
     output_name: str,
     mtype: str = "",
     crrejtab: str = "",
+    shadfile: RefFile | None = None,
 ) -> tuple[fits.Header, tuple[ImSet, ...]]:
     """Primary header and imset headers of the ``_crj_tmp``, as ACSREJ writes them.
 
@@ -1245,7 +1392,8 @@ def crj_headers(
     FLASHDUR (sums; FLASHDUR only of exposures with FLSHCORR = PERFORM), SKYSUM and
     REJ_RATE (first chip), the CRREJTAB parameters (INITGUES, SKYSUB, CRSIGMAS, MEANEXP,
     CRRADIUS, CRTHRESH, SCALENSE, BADINPDQ, CRMASK), CRCORR = COMPLETE, FILENAME,
-    ROOTNAME, ASN_MTYP (if `mtype`), and EXPNAME in every extension header.
+    ROOTNAME, ASN_MTYP (if `mtype`), and EXPNAME in every extension header.  With
+    `shadfile`, SHADCORR = COMPLETE and HISTORY records naming the shading file.
 
     Parameters
     ----------
@@ -1261,6 +1409,8 @@ def crj_headers(
         ASN_MTYP of the product (e.g. ``PROD-CRJ``); blank keeps the input's.
     crrejtab : str
         Value for the CRREJTAB keyword (blank keeps the input's).
+    shadfile : RefFile, optional
+        The SHADFILE applied during the combination (SHADCORR performed).
 
     Returns
     -------
@@ -1287,6 +1437,8 @@ def crj_headers(
     phdr["REJ_RATE"] = (_f32(info["rej_rate"]), "Cosmic ray impact rate (pixels/sec)")
     phdr["FLASHDUR"] = (float(flashdur), "Cumulative exposure time in seconds")
     phdr["DARKTIME"] = (float(darktime), "Cumulative dark time in seconds")
+    if shadfile is not None and update_switch(phdr, "SHADCORR", State.PERFORM):
+        ref_history(phdr, shadfile)
     if crrejtab:
         phdr["CRREJTAB"] = crrejtab
     phdr["INITGUES"] = info["initgues"]
@@ -1430,8 +1582,13 @@ def run_acsrej(
     ReferenceFileError
         CRREJTAB missing, unreadable, or without a matching row.
     NotImplementedYetError
-        SHADCORR = PERFORM with a usable SHADFILE (shading is applied by ACSREJ in
-        calacs; not implemented here).
+        SHADCORR = PERFORM with a binned SHADFILE.
+
+    Notes
+    -----
+    With SHADCORR = PERFORM in the first input and a SHADFILE whose PEDIGREE is not
+    DUMMY, the shutter shading is corrected during the combination (see
+    :func:`reject_cosmic_rays`) and the product has SHADCORR = COMPLETE.
     """
     paths = [Path(p) for p in inputs]
     output = Path(output)
@@ -1461,21 +1618,26 @@ def run_acsrej(
         params = select_crrej_row(read_crrejtab(table_path), nimgs, float(mean))
     names = [p.name for p in paths]
     _check_members(phdrs, np.asarray(exptimes, np.float32), names)
-    if str(phdrs[0].get("SHADCORR", "OMIT")).strip().upper() == "PERFORM":
-        shadfile = inspect_ref("SHADFILE", phdrs[0].get("SHADFILE"), input_dir=paths[0].parent)
-        if not shadfile.dummy:
-            raise NotImplementedYetError(
-                f"{names[0]} has SHADCORR=PERFORM; shutter shading in ACSREJ is not supported"
-            )
+    shadfile = _shading_ref(phdrs[0], paths[0].parent)
+    shading = None
+    if shadfile is not None:
+        shad_path = shadfile.require()
+        shading = [
+            read_shading(shad_path, im.chip, im.hdr, im.shape, name=shadfile.name).sci
+            for im in exposures[0].imsets
+        ]
     imagetyp = str(phdrs[0].get("IMAGETYP", "")).strip()
     result = reject_cosmic_rays(
         [e.imsets for e in exposures],
         exptimes,
         params,
         imagetyp=imagetyp,
+        shading=shading,
         use_kernel=use_kernel,
     )
-    phdr, imsets = crj_headers(phdrs, result, params, output_name=output.name, mtype=mtype)
+    phdr, imsets = crj_headers(
+        phdrs, result, params, output_name=output.name, mtype=mtype, shadfile=shadfile
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", fits.verify.VerifyWarning)
         fitsio.write_exposure(fitsio.Exposure(phdr=phdr, imsets=imsets), output)
@@ -1493,6 +1655,14 @@ def run_acsrej(
         "members_updated": updated,
         "messages": messages,
     }
+
+
+def _shading_ref(phdr: fits.Header, input_dir: Path) -> RefFile | None:
+    """The SHADFILE to apply (SHADCORR = PERFORM, PEDIGREE not DUMMY), else None."""
+    if header_switch(phdr, "SHADCORR") != "PERFORM":
+        return None
+    ref = inspect_ref("SHADFILE", phdr.get("SHADFILE"), input_dir=input_dir)
+    return None if ref.dummy else ref
 
 
 def _messages(paths, exposures, params: CrRejParams, result: RejectResult, table: str):
