@@ -292,6 +292,14 @@ def run(name: str) -> dict:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+def _calacs_version() -> str | None:
+    """hstcal's calacs.e version when it is on PATH (its times are then measured too)."""
+    from acsprov.engine import _hstcal_version
+
+    executable = shutil.which("calacs.e")
+    return _hstcal_version(executable) if executable else None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
@@ -302,7 +310,8 @@ def main(argv: list[str] | None = None) -> int:
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "cpus": os.cpu_count(),
-        "calacs.e": shutil.which("calacs.e"),
+        # the version only: a path would name this machine
+        "calacs.e": _calacs_version(),
     }
     results = []
     for name in args.only or BENCHMARKS:
