@@ -125,13 +125,11 @@ def check_acs_file(path: str | os.PathLike[str], *, kind: str = "raw") -> fits.H
     if not path.is_file():
         raise BadInputError(f"{path}: no such {kind} file")
     try:
-        with fits.open(path, memmap=False, lazy_load_hdus=False) as hdul:
+        with fits.open(path, memmap=True, lazy_load_hdus=False) as hdul:
             hdul.verify("exception")
-            for hdu in hdul:
-                # touching .data forces a full read, which detects truncation
-                _ = hdu.data
+            _check_complete(hdul, path.stat().st_size)
             header = hdul[0].header.copy()
-    except (OSError, ValueError, TypeError, fits.VerifyError) as err:
+    except (OSError, ValueError, TypeError, KeyError, fits.VerifyError) as err:
         raise BadInputError(f"{path}: not a readable FITS file ({_first_line(err)})") from err
     instrument = str(header.get("INSTRUME", "")).strip()
     if instrument != "ACS":
@@ -139,6 +137,28 @@ def check_acs_file(path: str | os.PathLike[str], *, kind: str = "raw") -> fits.H
             f"{path}: INSTRUME is {instrument or 'missing'!r}, expected 'ACS'"
         )
     return header
+
+
+def _check_complete(hdul: fits.HDUList, file_size: int) -> None:
+    """Raise OSError if any HDU's data runs past the end of the file (truncation).
+
+    The size each header declares (FITS standard: ``|BITPIX|/8 * GCOUNT * (PCOUNT +
+    NAXIS1 * ... * NAXISn)``) is checked against the file's size, so no data is read.
+    """
+    for index, hdu in enumerate(hdul):
+        header = hdu.header
+        naxis = int(header.get("NAXIS", 0))
+        if naxis == 0:
+            continue
+        count = 1
+        for axis in range(1, naxis + 1):
+            count *= int(header[f"NAXIS{axis}"])
+        size = abs(int(header["BITPIX"])) // 8 * int(header.get("GCOUNT", 1)) * (
+            int(header.get("PCOUNT", 0)) + count)
+        end = hdul.fileinfo(index)["datLoc"] + size
+        if end > file_size:
+            raise OSError(f"extension {index} is truncated: its data needs {end} bytes, "
+                          f"the file has {file_size}")
 
 
 def set_empty_primary_bitpix(path: str | os.PathLike[str], bitpix: int) -> None:
