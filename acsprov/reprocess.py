@@ -173,16 +173,18 @@ def _runs(recipe: Recipe, rec: Recorder, root: Path, cache: Path, env: dict[str,
                 cwd=rundir,
                 label=f"{run.name}: {step.describe()}",
                 will_write=_existing(rundir, step),
-                overlap=step.action in READ_ONLY_ACTIONS,
+                overlap=step.action in ATOMIC_ACTIONS,
             ) as act:
                 ctx.act = act
                 outcomes.append(get_action(step.action)(ctx, step))
             ctx.act = None
 
 
-READ_ONLY_ACTIONS = frozenset({"copy", "copy_reference", "merge_asn", "calacs"})
-"""Actions that write only new files (calacs.e's in-place association table aside,
-declared by `_existing`): they may run while the previous action is being committed."""
+ATOMIC_ACTIONS = frozenset({"copy", "copy_reference", "merge_asn", "set_header", "bestrefs",
+                            "calacs"})
+"""Actions that write files only by replacing them (calacs.e's in-place association
+table aside, declared by `_existing`): they may run while the previous action is
+being committed."""
 
 
 def _existing(rundir: Path, step: Step) -> list[Path]:

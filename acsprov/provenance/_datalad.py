@@ -7,11 +7,12 @@ documents, JSON) go to git.  Annexed files are added *unlocked* (``annex.addunlo
 the work tree keeps a regular file and the annex a copy, so adding never replaces a
 path another action may be reading, and a write in place can never reach the annex.
 
-Each recorded action is one commit made by DataLad's ``save`` with a message that
-carries the run record (command, inputs, outputs, working directory) in the format of
-``datalad run --inject``: the action has already run in-process, and ``datalad rerun``
-executes the command again.  The commit works on absolute paths and never changes the
-process's working directory, so the recorder may make it in a background thread.
+Each recorded action is one commit whose message carries the run record (command,
+inputs, outputs, working directory) in the format of ``datalad run --inject``: the
+action has already run in-process, and ``datalad rerun`` executes the command again.
+The commit is written from hard links of the outputs taken when the action ended
+(:class:`PendingCommit`), with git and git-annex plumbing, so that the recorder can
+make it in a background thread while the next action runs.
 """
 
 from __future__ import annotations
@@ -22,13 +23,17 @@ import os
 import shutil
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "PendingCommit",
     "clear_directory",
     "ensure_dataset",
+    "freeze_action",
     "is_dataset",
     "save_action",
     "save_interrupted",
@@ -40,8 +45,12 @@ log = logging.getLogger(__name__)
 os.environ.setdefault("DATALAD_LOG_LEVEL", "WARNING")
 logging.getLogger("datalad").setLevel(logging.WARNING)
 
-GITATTRIBUTES = """\
-* annex.backend=BLAKE3_256E
+ANNEX_BACKEND = "BLAKE3_256E"
+STAGING = Path(".git") / "acsprov-staging"
+"""Where :func:`freeze_action` links outputs until their commit is made."""
+
+GITATTRIBUTES = f"""\
+* annex.backend={ANNEX_BACKEND}
 * annex.largefiles=((mimeencoding=binary)and(largerthan=0))
 *.fits annex.largefiles=anything
 *.fits.gz annex.largefiles=anything
@@ -90,9 +99,11 @@ def ensure_dataset(root: Path) -> None:
 
 
 def _configure(root: Path) -> None:
-    """Add annexed files unlocked (see the module docstring), never hard-linked."""
+    """Add annexed files unlocked (see the module docstring), never hard-linked; drop
+    the frozen outputs of commits a killed process left unmade."""
     for key, value in (("annex.addunlocked", "true"), ("annex.thin", "false")):
         subprocess.run(["git", "-C", str(root), "config", key, value], check=True)
+    shutil.rmtree(root / STAGING, ignore_errors=True)
 def _exclude_lock(root: Path) -> None:
     """Keep the work directory's lock file (:mod:`acsprov.lock`) out of git."""
     from ..lock import LOCK_NAME
@@ -130,7 +141,48 @@ def unlock(root: Path, paths: Iterable[Path]) -> None:
     dl.unlock(dataset=str(root), path=[str(p) for p in locked], result_renderer="disabled")
 
 
-def save_action(
+@dataclass
+class PendingCommit:
+    """An action's outputs, frozen as they were when it ended, waiting to be committed.
+
+    Each output is hard-linked into ``.git/acsprov-staging/``: acsprov replaces files
+    by renaming (a new inode), so the link keeps the content the action left even if
+    the next action rewrites the path meanwhile.  :meth:`commit` then writes the
+    commit from the links with git and git-annex plumbing, without reading the work
+    tree, and so may run in a background thread while the next action works.
+    """
+
+    root: Path
+    staging: Path
+    files: list[tuple[str, Path]]  # (path relative to the root, hard link)
+    message: str
+
+    def commit(self) -> str:
+        """Annex or hash each frozen file, stage it, and commit; return the sha."""
+        try:
+            entries = [f"100644 {self._blob(link)}\t{rel}" for rel, link in self.files]
+            if entries:
+                _git(self.root, "update-index", "--add", "--index-info",
+                     stdin="\n".join(entries) + "\n")
+            return _commit_index(self.root, self.message)
+        finally:
+            shutil.rmtree(self.staging, ignore_errors=True)
+
+    def _blob(self, link: Path) -> str:
+        """The git blob for a frozen file: an annex pointer, or the file itself."""
+        if not _annexed(link):
+            return _git(self.root, "hash-object", "-w", "--no-filters", str(link))
+        key = _git(self.root, "annex", "calckey", "--backend", ANNEX_BACKEND, str(link))
+        content = link.with_name(f"{link.name}.content")
+        shutil.copyfile(link, content)  # the annex gets its own copy, never the inode
+        # the key was just computed from this very content: no second checksum pass
+        _git(self.root, "-c", "annex.verify=false", "annex", "setkey", "--quiet", key,
+             str(content))
+        return _git(self.root, "hash-object", "-w", "--stdin",
+                    stdin=f"/annex/objects/{key}\n")
+
+
+def freeze_action(
     root: Path,
     *,
     command: str,
@@ -139,18 +191,16 @@ def save_action(
     outputs: Iterable[Path],
     message: str,
     extra: Mapping[str, Any],
-) -> str | None:
-    """Commit `outputs` with a DataLad run record of `command` run in `cwd`.
+) -> PendingCommit:
+    """Freeze `outputs` for a commit with a DataLad run record of `command` in `cwd`.
 
     The record is the one ``datalad run --inject --explicit`` writes: paths relative
     to `cwd`, `cwd` relative to the dataset, the dataset id, exit code 0, and
-    ``extra`` under the key ``acsprov``.  Returns the commit sha, or None if nothing
-    changed.
+    ``extra`` under the key ``acsprov``; ``datalad rerun`` executes it again.
     """
-    import datalad.api as dl
-
     rel = lambda p: os.path.relpath(os.path.abspath(p), cwd)  # noqa: E731
-    saved = [Path(p) for p in outputs if _inside(p, root) and os.path.lexists(p)]
+    saved = [Path(os.path.abspath(p)) for p in outputs
+             if _inside(p, root) and os.path.isfile(p)]
     record = {
         # datalad rerun formats the command with str.format ({inputs}, {outputs}...):
         # the literal braces of JSON parameters must be doubled to survive that
@@ -163,25 +213,49 @@ def save_action(
         "exit": 0,
         "acsprov": dict(extra),
     }
-    dsid = subprocess.run(["git", "-C", str(root), "config", "-f", ".datalad/config",
-                           "datalad.dataset.id"], capture_output=True, text=True,
-                          check=False).stdout.strip()
+    dsid = _git(root, "config", "-f", ".datalad/config", "datalad.dataset.id", check=False)
     if dsid:
         record["dsid"] = dsid
     text = json.dumps(record, indent=1, sort_keys=True, ensure_ascii=False)
     full = (f"[DATALAD RUNCMD] {message}\n\n=== Do not change lines below ===\n"
             f"{text}\n^^^ Do not change lines above ^^^\n")
-    results = dl.save(dataset=str(root), path=[str(p) for p in saved], message=full,
-                      result_renderer="disabled", on_failure="ignore",
-                      return_type="list")
-    failed = [r for r in results if r.get("status") in ("error", "impossible")]
-    if failed:
+    staging = root / STAGING / uuid.uuid4().hex
+    files = []
+    for index, path in enumerate(dict.fromkeys(saved)):
+        link = staging / str(index) / path.name
+        link.parent.mkdir(parents=True)
+        os.link(path, link)
+        files.append((path.relative_to(os.path.abspath(root)).as_posix(), link))
+    staging.mkdir(parents=True, exist_ok=True)
+    return PendingCommit(Path(root), staging, files, full)
+
+
+def save_action(root: Path, **arguments: Any) -> str:
+    """Commit an action's outputs now (:func:`freeze_action` then commit)."""
+    return freeze_action(root, **arguments).commit()
+
+
+def _annexed(path: Path) -> bool:
+    """Whether the dataset's ``.gitattributes`` annex `path`: FITS files, and other
+    non-empty binary files (a NUL byte near the start, as file's mime encoding)."""
+    if path.name.endswith((".fits", ".fits.gz")):
+        return True
+    with open(path, "rb") as fh:
+        head = fh.read(8192)
+    return bool(head) and b"\0" in head
+
+
+def _git(root: Path, *args: str, stdin: str | None = None, check: bool = True) -> str:
+    """Run git in `root`; return its stripped output (raise AcsprovError on failure)."""
+    proc = subprocess.run(["git", "-C", str(root), *args], input=stdin,
+                          capture_output=True, text=True, check=False)
+    if check and proc.returncode:
         from ..errors import AcsprovError
 
-        raise AcsprovError(f"datalad could not save {message!r}: {failed[0].get('message')}")
-    head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"],
-                          capture_output=True, text=True, check=False)
-    return head.stdout.strip() or None
+        detail = (proc.stderr.strip() or proc.stdout.strip()).splitlines()
+        raise AcsprovError(f"git {args[0]} failed in {root}: "
+                           f"{detail[-1] if detail else proc.returncode}")
+    return proc.stdout.strip()
 
 
 def _inside(path: Path, root: Path) -> bool:
@@ -227,12 +301,25 @@ def clear_directory(root: Path, path: Path, *, message: str) -> None:
     since their last commit (a product edited by hand, a half-done run) are removed
     too, as the run that follows makes them anew.
     """
-    if not path.exists():
-        return
+    if path.exists():
+        shutil.rmtree(path, ignore_errors=True)
+        commit_removal(root, path, message=message)
+
+
+def commit_removal(root: Path, path: Path, *, message: str) -> None:
+    """Commit the removal of `path` (already gone from the work tree) from the index."""
     rel = os.path.relpath(path, root)
-    git = ["git", "-C", str(root)]
-    subprocess.run([*git, "rm", "-r", "-q", "--force", "--ignore-unmatch", "--", rel],
-                   check=True, capture_output=True)
-    shutil.rmtree(path, ignore_errors=True)
-    if subprocess.run([*git, "diff", "--cached", "--quiet"], check=False).returncode:
-        subprocess.run([*git, "commit", "-q", "-m", message], check=True, capture_output=True)
+    _git(root, "rm", "-r", "-q", "--cached", "--ignore-unmatch", "--", rel)
+    if _git(root, "diff", "--cached", "--name-only", "--", rel):
+        _commit_index(root, message)
+
+
+def _commit_index(root: Path, message: str) -> str:
+    """Commit the index as it is, with plumbing: the work tree is neither read nor
+    refreshed (it may already hold what the next action wrote).  Returns the sha."""
+    tree = _git(root, "write-tree")
+    parent = _git(root, "rev-parse", "--verify", "-q", "HEAD", check=False)
+    sha = _git(root, "commit-tree", tree, *(["-p", parent] if parent else []), "-F", "-",
+               stdin=message)
+    _git(root, "update-ref", "-m", "acsprov: recorded action", "HEAD", sha)
+    return sha

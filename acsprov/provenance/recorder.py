@@ -21,6 +21,7 @@ import contextlib
 import datetime as dt
 import json
 import os
+import shutil
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
@@ -144,10 +145,12 @@ class Recorder:
         recorded by DataLad itself.
     background : bool
         Make each action's DataLad commit in a background thread, in order, while the
-        next action runs (a recipe run).  An activity waits for the commit before it
-        starts unless it is opened with ``overlap=True`` (it writes no file an earlier
-        action made), and the document is never rewritten while a commit may read it.
-        Call :meth:`close` (or :meth:`export`) at the end.
+        next action runs (a recipe run).  The outputs are frozen (hard-linked) when
+        the action ends, so a later action may replace them meanwhile.  An activity
+        waits for the commit before it starts unless it is opened with
+        ``overlap=True`` (it writes files only by replacing them, never in place), or
+        if it will write in place a file the commit still holds.  Call :meth:`close`
+        (or :meth:`export`) at the end.
     """
 
     def __init__(self, root: Path, *, name: str, datalad: bool = True,
@@ -234,8 +237,8 @@ class Recorder:
         rewrites association tables): annexed ones are unlocked first, so the action
         can never write into the annex, and are committed with the action.  Files
         replaced atomically (every acsprov write) need no unlocking.  `overlap` says
-        the action only reads files earlier actions made and writes new ones, so it
-        may run while the previous action's commit is still being made.
+        the action writes files only by replacing them (a rename, never in place), so
+        it may run while the previous action's commit is still being made.
         """
         will_write = [Path(os.path.abspath(p)) for p in will_write]
         if not overlap or any(p in self._pending_outputs or p.is_symlink()
@@ -293,17 +296,34 @@ class Recorder:
     def close(self) -> None:
         """Finish the last commit and stop the background committer."""
         try:
-            self.wait()
+            self._wait_timed()
         finally:
             if self._committer is not None:
                 self._committer.shutdown(wait=True)
                 self._committer = None
 
     def clear_directory(self, path: Path, *, message: str) -> None:
-        """Remove `path` from the dataset's work tree in a commit (history keeps it)."""
-        self._wait_timed()
-        if self.datalad:
+        """Remove `path` from the dataset's work tree in a commit (history keeps it).
+
+        With background commits the directory goes at once (a pending commit holds
+        links to what it commits) and the removal is committed after that commit.
+        """
+        if not self.datalad or not path.exists():
+            return
+        if self._committer is None:
             _datalad.clear_directory(self.root, path, message=message)
+            return
+        start = time.perf_counter()
+        shutil.rmtree(path, ignore_errors=True)
+        previous = self._pending
+
+        def commit() -> None:
+            if previous is not None:
+                previous.result()
+            _datalad.commit_removal(self.root, path, message=message)
+
+        self._pending = self._committer.submit(commit)
+        self._overhead += time.perf_counter() - start
 
     def export(self, formats: tuple[str, ...] = ("provn", "turtle"), *,
                graph: bool = True) -> list[Path]:
@@ -313,7 +333,7 @@ class Recorder:
         """
         from ._prov import EXPORT_FORMATS, build_document, serialize
 
-        self.wait()
+        self._wait_timed()
         doc = build_document(self.run)
         written = []
         for fmt in formats:
@@ -350,7 +370,6 @@ class Recorder:
 
         if not self.persist:
             return self.document_path
-        self.wait()  # the commit being made may still read the current document
         started = time.perf_counter()
         text = serialize(build_document(self.run), "json")
         with atomic_path(self.document_path) as tmp:
@@ -378,14 +397,15 @@ class Recorder:
                 "status": record.status,
             },
         )
+        pending = _datalad.freeze_action(self.root, **arguments)
         if self._committer is None:
-            self._save(arguments)
+            self._save(pending)
         else:
             self.wait()
-            self._pending = self._committer.submit(self._save, arguments)
+            self._pending = self._committer.submit(self._save, pending)
             self._pending_outputs = frozenset(Path(os.path.abspath(p)) for p in outputs)
 
-    def _save(self, arguments: dict[str, Any]) -> None:
+    def _save(self, pending: _datalad.PendingCommit) -> None:
         start = time.perf_counter()
-        _datalad.save_action(self.root, **arguments)
+        pending.commit()
         self._commit_seconds += time.perf_counter() - start
