@@ -24,7 +24,7 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -315,14 +315,7 @@ class Recorder:
             return
         start = time.perf_counter()
         shutil.rmtree(path, ignore_errors=True)
-        previous = self._pending
-
-        def commit() -> None:
-            if previous is not None:
-                previous.result()
-            _datalad.commit_removal(self.root, path, message=message)
-
-        self._pending = self._committer.submit(commit)
+        self._enqueue(lambda: _datalad.commit_removal(self.root, path, message=message))
         self._overhead += time.perf_counter() - start
 
     def export(self, formats: tuple[str, ...] = ("provn", "turtle"), *,
@@ -401,9 +394,21 @@ class Recorder:
         if self._committer is None:
             self._save(pending)
         else:
-            self.wait()
-            self._pending = self._committer.submit(self._save, pending)
-            self._pending_outputs = frozenset(Path(os.path.abspath(p)) for p in outputs)
+            self._enqueue(lambda: self._save(pending))
+            self._pending_outputs |= {Path(os.path.abspath(p)) for p in outputs}
+
+    def _enqueue(self, job: Callable[[], object]) -> None:
+        """Queue `job` after the commits already queued; it runs only if they succeeded,
+        so waiting for the last one waits for all and raises the first error."""
+        assert self._committer is not None
+        previous = self._pending
+
+        def chained() -> None:
+            if previous is not None:
+                previous.result()
+            job()
+
+        self._pending = self._committer.submit(chained)
 
     def _save(self, pending: _datalad.PendingCommit) -> None:
         start = time.perf_counter()
