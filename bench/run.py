@@ -336,7 +336,13 @@ def main(argv: list[str] | None = None) -> int:
         shown = f"{seconds:8.2f} s" if seconds is not None else "   error"
         print(f"{name:32s} {shown}  peak {record.get('peak_rss_mb', 0):7.0f} MB")
         (args.out / f"{name}.json").write_text(json.dumps(record, indent=2) + "\n")
-    summary = {"machine": machine, "results": results}
+    # the summary lists every benchmark's latest result: a run of some (--only)
+    # replaces theirs and keeps the others'
+    latest = {r["name"]: r for r in (json.loads(p.read_text())
+                                     for p in sorted(args.out.glob("*.json"))
+                                     if p.name != "summary.json")}
+    summary = {"machine": machine,
+               "results": [latest[name] for name in BENCHMARKS if name in latest]}
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return 0 if all(r["status"] == "ok" for r in results) else 1
 
