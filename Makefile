@@ -82,7 +82,7 @@ clean:
 # make container                        build $(IMAGE) with podman or docker, whichever runs
 # make test-container                   build from a local debootstrap base, run a recipe in it
 # make reprocess DATASET=... IN_CONTAINER=1   the same recipe inside $(IMAGE), WORKDIR on /data
-# make hstcal-lock                      re-solve container/hstcal.lock (needs conda-forge)
+# make hstcal-lock                      re-solve container/conda-hstcal.lock (needs conda-forge)
 IMAGE          ?= localhost/acsprov:latest
 HSTCAL         ?= none
 CRDS_BAKE      ?= none
@@ -110,6 +110,6 @@ hstcal-lock:
 	@engine=$$(container/engine.sh check) && \
 	  "$$engine" run --rm '$(MICROMAMBA_IMAGE)' /bin/bash -c \
 	    "micromamba create -q -y -p /tmp/h --override-channels -c conda-forge '$(HSTCAL_SPEC)' >&2 && \
-	     micromamba env export -p /tmp/h --explicit --md5" > container/hstcal.lock.new && \
-	  grep -q '/hstcal-' container/hstcal.lock.new && mv container/hstcal.lock.new container/hstcal.lock \
-	  || { rm -f container/hstcal.lock.new; echo "hstcal-lock: not regenerated" >&2; exit 1; }
+	     micromamba env export -p /tmp/h --explicit --md5" > container/conda-hstcal.lock.new && \
+	  grep -q '/hstcal-' container/conda-hstcal.lock.new && mv container/conda-hstcal.lock.new container/conda-hstcal.lock \
+	  || { rm -f container/conda-hstcal.lock.new; echo "hstcal-lock: not regenerated" >&2; exit 1; }

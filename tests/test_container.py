@@ -19,7 +19,7 @@ from helpers import make_raw
 
 ROOT = Path(__file__).resolve().parents[1]
 CONTAINERFILE = ROOT / "Containerfile"
-HSTCAL_LOCK = ROOT / "container" / "hstcal.lock"
+HSTCAL_LOCK = ROOT / "container" / "conda-hstcal.lock"
 REQUIREMENTS_LOCK = ROOT / "requirements.lock"
 _PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?==([^\s\\;]+)", re.MULTILINE)
 
