@@ -175,6 +175,17 @@ def _random_case(seed: int, shape=(40, 48), n=3):
     return exps, times
 
 
+def _assert_same_rejection(a, b):
+    """Two rejection results agree pixel for pixel: combined images and CR masks."""
+    for x, y in zip(a.combined, b.combined, strict=True):
+        np.testing.assert_array_equal(x.sci, y.sci)
+        np.testing.assert_array_equal(x.err, y.err)
+        np.testing.assert_array_equal(x.dq, y.dq)
+    for mx, my in zip(a.crmasks, b.crmasks, strict=True):
+        for u, v in zip(mx, my, strict=True):
+            np.testing.assert_array_equal(u, v)
+
+
 @pytest.mark.parametrize(
     ("seed", "changes", "imagetyp"),
     [
@@ -191,13 +202,7 @@ def test_kernel_and_numpy_twin_agree(seed, changes, imagetyp):
     a = rej.reject_cosmic_rays(exps, times, p, imagetyp=imagetyp)
     b = rej.reject_cosmic_rays(exps, times, p, imagetyp=imagetyp, use_kernel=False)
     assert a.info == b.info
-    for x, y in zip(a.combined, b.combined, strict=True):
-        np.testing.assert_array_equal(x.sci, y.sci)
-        np.testing.assert_array_equal(x.err, y.err)
-        np.testing.assert_array_equal(x.dq, y.dq)
-    for mx, my in zip(a.crmasks, b.crmasks, strict=True):
-        for u, v in zip(mx, my, strict=True):
-            np.testing.assert_array_equal(u, v)
+    _assert_same_rejection(a, b)
     assert sum(a.info["nrej"]) > 0
 
 
@@ -292,13 +297,7 @@ def test_kernel_and_numpy_twin_agree_with_shading():
     b = rej.reject_cosmic_rays(exps, times, p, shading=shading, use_kernel=False)
     c = rej.reject_cosmic_rays(exps, times, p)
     assert a.info == b.info and a.info["nrej"] != c.info["nrej"]
-    for x, y in zip(a.combined, b.combined, strict=True):
-        np.testing.assert_array_equal(x.sci, y.sci)
-        np.testing.assert_array_equal(x.err, y.err)
-        np.testing.assert_array_equal(x.dq, y.dq)
-    for mx, my in zip(a.crmasks, b.crmasks, strict=True):
-        for u, v in zip(mx, my, strict=True):
-            np.testing.assert_array_equal(u, v)
+    _assert_same_rejection(a, b)
 
 
 def test_shading_images_must_match_the_exposures():

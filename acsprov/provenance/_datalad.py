@@ -31,11 +31,10 @@ from typing import Any
 
 __all__ = [
     "PendingCommit",
-    "clear_directory",
+    "commit_removal",
     "ensure_dataset",
     "freeze_action",
     "is_dataset",
-    "save_action",
     "save_interrupted",
     "save_paths",
     "unlock",
@@ -230,11 +229,6 @@ def freeze_action(
     return PendingCommit(Path(root), staging, files, full)
 
 
-def save_action(root: Path, **arguments: Any) -> str:
-    """Commit an action's outputs now (:func:`freeze_action` then commit)."""
-    return freeze_action(root, **arguments).commit()
-
-
 def _annexed(path: Path) -> bool:
     """Whether the dataset's ``.gitattributes`` annex `path`: FITS files, and other
     non-empty binary files (a NUL byte near the start, as file's mime encoding)."""
@@ -292,18 +286,6 @@ def save_interrupted(root: Path) -> bool:
         return False
     save_paths(root, [prov], message="acsprov: PROV record of an interrupted run")
     return True
-
-
-def clear_directory(root: Path, path: Path, *, message: str) -> None:
-    """Remove `path` from the work tree and commit that; its history keeps every file.
-
-    The directory holds acsprov's working copies and products only: files changed
-    since their last commit (a product edited by hand, a half-done run) are removed
-    too, as the run that follows makes them anew.
-    """
-    if path.exists():
-        shutil.rmtree(path, ignore_errors=True)
-        commit_removal(root, path, message=message)
 
 
 def commit_removal(root: Path, path: Path, *, message: str) -> None:

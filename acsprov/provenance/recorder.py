@@ -305,17 +305,23 @@ class Recorder:
     def clear_directory(self, path: Path, *, message: str) -> None:
         """Remove `path` from the dataset's work tree in a commit (history keeps it).
 
-        With background commits the directory goes at once (a pending commit holds
-        links to what it commits) and the removal is committed after that commit.
+        The directory holds acsprov's working copies and products only: files changed
+        since their last commit (a product edited by hand, a half-done run) go too, as
+        the run that follows makes them anew.  With background commits the removal is
+        committed after the queued commits (they hold links to what they commit).
         """
         if not self.datalad or not path.exists():
             return
-        if self._committer is None:
-            _datalad.clear_directory(self.root, path, message=message)
-            return
         start = time.perf_counter()
         shutil.rmtree(path, ignore_errors=True)
-        self._enqueue(lambda: _datalad.commit_removal(self.root, path, message=message))
+
+        def commit() -> None:
+            _datalad.commit_removal(self.root, path, message=message)
+
+        if self._committer is None:
+            commit()
+        else:
+            self._enqueue(commit)
         self._overhead += time.perf_counter() - start
 
     def export(self, formats: tuple[str, ...] = ("provn", "turtle"), *,
