@@ -34,6 +34,31 @@ def cli(debug: bool) -> None:
         warnings.filterwarnings("ignore", module=r"astropy(\..*)?$")
 
 
+def _crds_options(func):
+    """--crds-url, --crds-path and --context: the real CRDS for archive data."""
+    func = click.option("--context", "crds_context", default=None, metavar="hst_NNNN.pmap",
+                        help="Pin the CRDS context for archive data (default: the recipe's "
+                             "crds_context, else the server's operational context).")(func)
+    func = click.option("--crds-path", type=click.Path(path_type=Path), default=None,
+                        help="CRDS cache for archive data (default $CRDS_PATH, else "
+                             "WORKDIR/crds_archive).")(func)
+    return click.option("--crds-url", default=None,
+                        help="CRDS server for archive data (default $CRDS_SERVER_URL, else "
+                             "https://hst-crds.stsci.edu).")(func)
+
+
+def _crds_request(crds_url: str | None, crds_path: Path | None, crds_context: str | None,
+                  workdir: Path) -> tuple[object, Path]:
+    """The real-CRDS request of the options, and the synthetic cache for simulated data."""
+    from .crdsworld import CrdsRequest, is_synthetic_cache
+    from .environment import default_crds_path
+
+    if crds_path is not None and is_synthetic_cache(crds_path):
+        return CrdsRequest(url=crds_url, context=crds_context), crds_path
+    return (CrdsRequest(url=crds_url, path=crds_path, context=crds_context),
+            default_crds_path(workdir))
+
+
 @cli.command()
 @click.argument("dataset")
 @click.option("--workdir", type=click.Path(path_type=Path), default=Path("work"),
@@ -41,13 +66,19 @@ def cli(debug: bool) -> None:
 @click.option("--source", type=click.Choice(["auto", "mast", "simulate"]), default=None,
               help="Where to get the data (default: the recipe's, normally auto).")
 @click.option("--mast-url", default=None, help="MAST base URL (default $ACSPROV_MAST_URL).")
-def reprocess(dataset: str, workdir: Path, source: str | None, mast_url: str | None) -> None:
-    """Run the recipe of DATASET (e.g. jd1y04010) in WORKDIR/DATASET/."""
-    from .environment import default_crds_path
+@_crds_options
+def reprocess(dataset: str, workdir: Path, source: str | None, mast_url: str | None,
+              crds_url: str | None, crds_path: Path | None, crds_context: str | None) -> None:
+    """Run the recipe DATASET (e.g. jd1y04010, or a recipe PATH.yaml) in WORKDIR/NAME/.
+
+    Simulated data are calibrated with acsprov's synthetic CRDS context; archive data
+    only with the real CRDS (CRDS_SERVER_URL, CRDS_PATH or the options).
+    """
     from .reprocess import reprocess as run_recipe
 
+    request, synthetic = _crds_request(crds_url, crds_path, crds_context, workdir)
     run_recipe(dataset, workdir=workdir, source=source, mast_url=mast_url,
-               crds_path=default_crds_path(workdir), say=click.echo)
+               crds_path=synthetic, say=click.echo, crds=request)  # type: ignore[arg-type]
 
 
 @cli.command()

@@ -37,6 +37,9 @@ class Context:
     """The recorded activity the action runs in."""
     rerun: bool = False
     """True when re-executing a recorded action: products it made may be replaced."""
+    references: Callable[[list[str]], None] | None = None
+    """Makes reference files (CRDS names) available in ``jref`` and checks them: the
+    run's CRDS world (:meth:`acsprov.crdsworld.CrdsWorld.ensure`); None outside a run."""
 
     @contextlib.contextmanager
     def environment(self) -> Iterator[None]:

@@ -1,0 +1,297 @@
+"""Archive data with the real CRDS: the unmodified crds client against a loopback server.
+
+The CRDS server (``loopback.CrdsServer``) serves a context named like a real one,
+``hst_1234.pmap``, built by the test from the simulator's reference files; the MAST
+server serves archive-mode files (the simulator's inputs with its marks removed and
+``CRDS_CTX`` naming that context).  Nothing of crds is mocked: it talks HTTP to
+127.0.0.1, checks every download's sha1, and acsprov checks them again.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from loopback import CrdsServer, serve, serve_mast, sha1
+
+from acsprov.cli import main
+from acsprov.crdsworld import ARCHIVE, CrdsRequest, MixedWorldsError, data_kind
+from acsprov.errors import ReferenceFileError
+from acsprov.fitsutil import sha256sum
+from acsprov.reprocess import reprocess
+
+CONTEXT = "hst_1234.pmap"
+
+#: One HRC exposure with Example 1's edits: quick, and it needs references of every kind
+#: calacs reads for HRC, plus a user bias copied from the one CRDS selects.
+HRC_RECIPE = """
+name: hrcarchive
+title: "HRC exposure from the archive with mybias.fits"
+source: mast
+datasets: [j8is01020]
+runs:
+  - name: example
+    steps:
+      - copy: {files: [j8is01j2q_raw.fits]}
+      - bestrefs: {files: [j8is01j2q_raw.fits]}
+      - copy_reference: {keyword: BIASFILE, header_of: j8is01j2q_raw.fits, to: mybias.fits}
+      - set_header: {files: [j8is01j2q_raw.fits], set: {BIASFILE: mybias.fits}}
+      - calacs: {input: j8is01j2q_raw.fits, options: {engine: native}}
+"""
+
+
+# ---------------------------------------------------------------------------------------
+# fixtures: the two servers' content
+
+
+@pytest.fixture(scope="module")
+def crds_files(tmp_path_factory, crds_cache) -> Path:
+    """What the loopback CRDS server holds: hst_1234.pmap over the simulator's references."""
+    from acsprov.simulate.crds_cache import build_crds_cache
+
+    root = tmp_path_factory.mktemp("crds_server")
+    references = sorted((crds_cache / "references" / "hst").glob("*.fits"))
+    build_crds_cache(root, references, context_serial=1234, link=False)
+    return root
+
+
+def archive_copy(src: Path, dst: Path, context: str = CONTEXT) -> list[Path]:
+    """Archive-mode copies of simulated files: no SIMULATE/SIMSEED or simulator HISTORY,
+    and the context the archive processed them with."""
+    dst.mkdir(parents=True, exist_ok=True)
+    out = []
+    for path in sorted(src.glob("*.fits")):
+        with fits.open(path) as hdul:
+            for hdu in hdul:
+                for key in ("SIMULATE", "SIMSEED"):
+                    hdu.header.remove(key, ignore_missing=True, remove_all=True)
+                history = [str(h) for h in hdu.header.get("HISTORY", [])]
+                hdu.header.remove("HISTORY", ignore_missing=True, remove_all=True)
+                for line in history:
+                    if "simulat" not in line.lower():
+                        hdu.header.add_history(line)
+            if path.name.endswith(("_raw.fits", "_flt.fits", "_flc.fits")):
+                hdul[0].header["CRDS_CTX"] = context
+            hdul.writeto(dst / path.name)
+        out.append(dst / path.name)
+    return out
+
+
+@pytest.fixture(scope="module")
+def archive_files(tmp_path_factory) -> callable:
+    """dataset -> directory of its archive-mode files (simulated once per module)."""
+    from acsprov.simulate import simulate_dataset
+
+    made: dict[str, Path] = {}
+
+    def get(dataset: str) -> Path:
+        if dataset not in made:
+            sim = tmp_path_factory.mktemp(f"sim_{dataset}")
+            simulate_dataset(dataset, sim)
+            made[dataset] = tmp_path_factory.mktemp(f"mast_{dataset}")
+            archive_copy(sim, made[dataset])
+        return made[dataset]
+
+    return get
+
+
+@contextmanager
+def servers(crds_files: Path, mast_root: Path) -> Iterator[tuple[CrdsServer, str]]:
+    state = CrdsServer(crds_files / "mappings" / "hst", crds_files / "references" / "hst",
+                       CONTEXT)
+    with serve(state) as crds, serve_mast(mast_root) as mast:
+        yield crds, mast.url
+
+
+def _recipe(tmp_path: Path, text: str = HRC_RECIPE) -> Path:
+    path = tmp_path / "hrcarchive.yaml"
+    path.write_text(text)
+    return path
+
+
+def _prov(root: Path) -> dict:
+    docs = sorted((root / "prov").glob("*.json"))
+    return json.loads(docs[-1].read_text())
+
+
+def _reference_entities(doc: dict) -> dict[str, dict]:
+    return {e["acsprov:path"]: e for e in doc["entity"].values()
+            if str(e.get("acsprov:path", "")).startswith("jref$")}
+
+
+def _pixels(path: Path) -> list[np.ndarray]:
+    with fits.open(path) as hdul:
+        return [np.array(h.data) for h in hdul if h.data is not None]
+
+
+# ---------------------------------------------------------------------------------------
+# archive data, real CRDS
+
+
+def test_archive_run_fetches_verifies_and_records_exactly_its_references(
+        tmp_path, crds_files, archive_files, monkeypatch, capsys):
+    monkeypatch.delenv("ACSPROV_OFFLINE")
+    cache = tmp_path / "crds"  # empty: everything must come from the server
+    with servers(crds_files, archive_files("j8is01020")) as (crds, mast_url):
+        said: list[str] = []
+        result = reprocess(str(_recipe(tmp_path)), workdir=tmp_path / "work",
+                           mast_url=mast_url, say=said.append,
+                           crds=CrdsRequest(url=crds.url, path=cache))
+    world = result.world
+    assert world is not None and world.kind == ARCHIVE
+    assert world.context == CONTEXT and world.server == crds.url
+    # the context was resolved once, from the server, before any reference was fetched
+    assert crds.calls[0] == "get_default_context"
+    assert any("archive data" in line and CONTEXT in line for line in said)
+
+    doc = _prov(result.root)
+    used = _reference_entities(doc)
+    fetched = sorted(n for n in crds.downloads if n.endswith(".fits"))
+    # exactly the references the run used were downloaded, each once
+    assert fetched == sorted({p.split("$", 1)[1] for p in used})
+    assert len(fetched) == len(set(fetched)) and len(fetched) >= 5, fetched
+    jref = cache / "references" / "hst" / "acs"
+    assert sorted(p.name for p in jref.glob("*.fits")) == fetched
+    served = crds_files / "references" / "hst"
+    for path, entity in used.items():
+        name = path.split("$", 1)[1]
+        assert entity["acsprov:crds_name"] == name
+        assert entity["acsprov:crds_sha1"] == sha1(served / name) == sha1(jref / name)
+        assert entity["acsprov:sha256"] == sha256sum(served / name)
+        assert entity["acsprov:crds_context"] == CONTEXT
+        assert entity["acsprov:crds_server"] == crds.url
+    steps = [a for a in doc["activity"].values()
+             if a["prov:type"]["$"] in ("acsprov:calacs", "acsprov:bestrefs")]
+    assert steps and all(a["acsprov:crds_context"] == CONTEXT and
+                         a["acsprov:crds_server"] == crds.url for a in steps)
+    flt = result.root / "example" / "j8is01j2q_flt.fits"
+    assert fits.getheader(flt)["CRDS_CTX"] == CONTEXT
+    assert "SIMULATE" not in fits.getheader(flt)
+
+    # acsprov prov show prints the server, the context and each reference's checksums
+    capsys.readouterr()
+    assert main(["prov", "show", str(flt)]) == 0
+    shown = capsys.readouterr().out
+    for name in fetched:
+        assert f"jref${name}" in shown
+    assert f"crds {CONTEXT} {crds.url}" in shown
+    assert f"sha1:{sha1(served / fetched[0])}" in shown
+
+
+def test_offline_cache_gives_pixel_identical_products(tmp_path, crds_files, archive_files,
+                                                     monkeypatch):
+    """A CRDS_PATH synced earlier, CRDS_MODE=local, no server: the same products."""
+    monkeypatch.delenv("ACSPROV_OFFLINE")
+    cache = tmp_path / "crds"
+    mast_root = archive_files("j8is01020")
+    with servers(crds_files, mast_root) as (crds, mast_url):
+        first = reprocess(str(_recipe(tmp_path)), workdir=tmp_path / "online",
+                          mast_url=mast_url, say=lambda m: None,
+                          crds=CrdsRequest(url=crds.url, path=cache))
+    before = sorted(p.name for p in cache.rglob("*.fits"))
+    monkeypatch.setenv("CRDS_MODE", "local")
+    with serve_mast(mast_root) as mast:  # the CRDS server is gone
+        second = reprocess(str(_recipe(tmp_path)), workdir=tmp_path / "offline",
+                           mast_url=mast.url, say=lambda m: None,
+                           crds=CrdsRequest(url="http://127.0.0.1:9", path=cache))
+    assert second.world is not None and second.world.offline
+    assert second.world.context == CONTEXT
+    assert sorted(p.name for p in cache.rglob("*.fits")) == before
+    for name in ("j8is01j2q_flt.fits",):
+        a, b = first.root / "example" / name, second.root / "example" / name
+        for x, y in zip(_pixels(a), _pixels(b), strict=True):
+            np.testing.assert_array_equal(x, y)
+    ref_a = {k: e["acsprov:sha256"] for k, e in _reference_entities(_prov(first.root)).items()}
+    ref_b = {k: e["acsprov:sha256"] for k, e in _reference_entities(_prov(second.root)).items()}
+    assert ref_a == ref_b
+
+
+def test_a_corrupted_reference_is_refused_with_one_line(tmp_path, crds_files, archive_files,
+                                                       monkeypatch, capsys):
+    monkeypatch.delenv("ACSPROV_OFFLINE")
+    cache = tmp_path / "crds"
+    with servers(crds_files, archive_files("j8is01020")) as (crds, mast_url):
+        bias = fits.getheader(archive_files("j8is01020") / "j8is01j2q_raw.fits")["BIASFILE"]
+        bad = bias.split("$", 1)[1]
+        crds.corrupt.add(bad)
+        code = main(["reprocess", str(_recipe(tmp_path)), "--workdir", str(tmp_path / "w"),
+                     "--mast-url", mast_url, "--crds-url", crds.url,
+                     "--crds-path", str(cache)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code != 0
+    assert len(err) == 1 and err[0].startswith("acsprov: error:")
+    assert bad in err[0] and "sha1sum" in err[0] and "does not match" in err[0]
+    assert not (cache / "references" / "hst" / "acs" / bad).exists()  # not kept for later
+    assert not list((tmp_path / "w" / "hrcarchive" / "example").glob("*_flt.fits"))
+    raw = tmp_path / "w" / "hrcarchive" / "example" / "j8is01j2q_raw.fits"
+    assert fits.getheader(raw)["BIASFILE"] == bias  # bestrefs left the file as it was
+
+
+def test_unreachable_server_without_cache_fails_naming_server_context_and_file(
+        tmp_path, crds_files, archive_files, monkeypatch, capsys):
+    monkeypatch.delenv("ACSPROV_OFFLINE")
+    with serve_mast(archive_files("j8is01020")) as mast:
+        code = main(["reprocess", str(_recipe(tmp_path)), "--workdir", str(tmp_path / "w"),
+                     "--mast-url", mast.url, "--crds-url", "http://127.0.0.1:9",
+                     "--crds-path", str(tmp_path / "empty"), "--context", CONTEXT])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == ReferenceFileError.exit_code and len(err) == 1
+    assert "http://127.0.0.1:9" in err[0] and f"first missing file: {CONTEXT}" in err[0]
+
+
+# ---------------------------------------------------------------------------------------
+# never mixed
+
+
+def test_simulated_data_with_the_real_crds_is_refused_before_anything_is_written(
+        tmp_path, capsys):
+    work = tmp_path / "work"
+    code = main(["reprocess", "j8is01merged", "--source", "simulate", "--workdir", str(work),
+                 "--crds-url", "http://127.0.0.1:9", "--context", CONTEXT])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == MixedWorldsError.exit_code and len(err) == 1
+    assert "simulated data" in err[0] and "--crds-url http://127.0.0.1:9" in err[0]
+    assert not work.exists()
+
+
+def test_archive_data_with_the_synthetic_cache_is_refused_before_anything_is_written(
+        tmp_path, crds_cache, capsys, monkeypatch):
+    work = tmp_path / "work"
+    monkeypatch.setenv("CRDS_PATH", str(crds_cache))  # as `eval "$(acsprov env)"` leaves it
+    code = main(["reprocess", str(_recipe(tmp_path)), "--workdir", str(work),
+                 "--mast-url", "http://127.0.0.1:9"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == MixedWorldsError.exit_code and len(err) == 1
+    assert "archive data" in err[0] and "synthetic" in err[0] and "hst_9001.pmap" in err[0]
+    assert not work.exists()
+    code = main(["reprocess", str(_recipe(tmp_path)), "--workdir", str(work),
+                 "--mast-url", "http://127.0.0.1:9", "--crds-path", str(crds_cache)])
+    assert code == MixedWorldsError.exit_code and not work.exists()
+
+
+def test_archive_files_from_an_auto_source_are_refused_with_the_synthetic_cache(
+        tmp_path, crds_cache, archive_files, monkeypatch):
+    """When only the data tell (source auto), they are checked before any step runs."""
+    monkeypatch.delenv("ACSPROV_OFFLINE")
+    monkeypatch.setenv("CRDS_PATH", str(crds_cache))
+    recipe = _recipe(tmp_path, HRC_RECIPE.replace("source: mast", "source: auto"))
+    with serve_mast(archive_files("j8is01020")) as mast, \
+            pytest.raises(MixedWorldsError, match="archive data are never calibrated"):
+        reprocess(str(recipe), workdir=tmp_path / "w", mast_url=mast.url,
+                  say=lambda m: None)
+    assert not (tmp_path / "w" / "hrcarchive" / "example").exists()
+
+
+def test_a_mixture_of_simulated_and_archive_files_is_refused(tmp_path, archive_files):
+    from acsprov.simulate import simulate_dataset
+
+    sim = simulate_dataset("j8is01020", tmp_path / "sim")
+    real = sorted(archive_files("j8is01020").glob("*_raw.fits"))
+    assert data_kind(real) == ARCHIVE and data_kind(sim) == "simulated"
+    with pytest.raises(MixedWorldsError, match="refusing to mix"):
+        data_kind([*real, *sim])
