@@ -81,6 +81,29 @@ def reprocess(dataset: str, workdir: Path, source: str | None, mast_url: str | N
                crds_path=synthetic, say=click.echo, crds=request)  # type: ignore[arg-type]
 
 
+@cli.group("recipe")
+def recipe_group() -> None:
+    """Write recipes for datasets of your own."""
+
+
+@recipe_group.command("new")
+@click.argument("rootname")
+@click.option("--like", default="jd1y04010", show_default=True, metavar="EXAMPLE",
+              help="The handbook recipe whose header edits to start from (acsprov recipes).")
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="File to write (default ROOTNAME.yaml; never replaced).")
+@click.option("--mast-url", default=None, help="MAST base URL (default $ACSPROV_MAST_URL).")
+def recipe_new(rootname: str, like: str, out: Path | None, mast_url: str | None) -> None:
+    """Write a recipe for any ACS association or exposure ROOTNAME; run it with
+    `acsprov reprocess ROOTNAME.yaml`."""
+    from .newrecipe import write_new_recipe
+
+    name = rootname.strip().lower()
+    path = write_new_recipe(name, out or Path(f"{name}.yaml"), like=like, base_url=mast_url,
+                            say=lambda m: click.echo(m, err=True))
+    click.echo(str(path))
+
+
 @cli.command()
 def recipes() -> None:
     """List the dataset recipes acsprov ships."""
@@ -154,15 +177,18 @@ def simulate(dataset: str, out: Path, seed: int | None) -> None:
 
 @cli.command()
 @click.argument("dataset")
-@click.option("--out", type=click.Path(path_type=Path), required=True)
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Directory to write into (default: DATASET/).")
 @click.option("--source", type=click.Choice(["auto", "mast", "simulate"]), default="auto",
               show_default=True)
 @click.option("--mast-url", default=None, help="MAST base URL (default $ACSPROV_MAST_URL).")
-def fetch(dataset: str, out: Path, source: str, mast_url: str | None) -> None:
-    """Obtain DATASET's archive files (MAST if reachable, else the simulator)."""
+def fetch(dataset: str, out: Path | None, source: str, mast_url: str | None) -> None:
+    """Obtain any DATASET's asn, raw, flt/flc and spt files (MAST if reachable, else the
+    simulator for the datasets it knows)."""
     from .sources import obtain
 
-    got = obtain(dataset, out, source=source, base_url=mast_url, say=click.echo)
+    got = obtain(dataset, out or Path(dataset.strip().lower()), source=source,
+                 base_url=mast_url, say=click.echo)
     for path in got.files:
         click.echo(str(path))
 
@@ -367,8 +393,17 @@ def prov_verify(target: Path) -> None:
 @click.option("--against-archive", "archive_dataset", metavar="DATASET", default=None,
               help="Compare DATASET's recalibrated _flt files with the archive's instead "
                    "(recipe name; runs the recipe first if WORKDIR/DATASET does not exist).")
+@click.option("--reproduce-archive", "reproduce_dataset", metavar="ROOTNAME", default=None,
+              help="Recalibrate ROOTNAME with the switches, reference files and context its "
+                   "archive _flt header names, and compare with the archive's _flt/_flc.")
 @click.option("--workdir", "top", type=click.Path(path_type=Path), default=Path("work"),
-              show_default=True, help="Top working directory for --against-archive.")
+              show_default=True,
+              help="Top working directory for --against-archive and --reproduce-archive.")
+@click.option("--source", type=click.Choice(["auto", "mast", "simulate"]), default=None,
+              help="Where --reproduce-archive gets the data (default auto).")
+@click.option("--mast-url", default=None, help="MAST base URL (default $ACSPROV_MAST_URL).")
+@click.option("--crds-url", default=None,
+              help="CRDS server for --reproduce-archive (default $CRDS_SERVER_URL).")
 @click.option("--engine", type=click.Choice(["auto", "native", "hstcal"]), default=None,
               help="Re-run calacs with this engine (default: the recorded one).")
 @click.option("--rtol", type=click.FloatRange(min=0), default=None,
@@ -382,9 +417,11 @@ def prov_verify(target: Path) -> None:
 @click.option("--crds-path", type=click.Path(path_type=Path), default=None,
               help="CRDS cache for the re-run (default: the one the run used).")
 @click.option("--keep-scratch", is_flag=True, help="Keep the re-run's scratch directory.")
-def audit(workdir: Path | None, archive_dataset: str | None, top: Path, engine: str | None,
-          rtol: float | None, atol: float | None, per_extension: tuple[str, ...],
-          report_dir: Path | None, crds_path: Path | None, keep_scratch: bool) -> None:
+def audit(workdir: Path | None, archive_dataset: str | None, reproduce_dataset: str | None,
+          top: Path, source: str | None, mast_url: str | None, crds_url: str | None,
+          engine: str | None, rtol: float | None, atol: float | None,
+          per_extension: tuple[str, ...], report_dir: Path | None, crds_path: Path | None,
+          keep_scratch: bool) -> None:
     """Re-run WORKDIR's recorded run and compare every product; exit 7 if not reproduced.
 
     With --against-archive DATASET, compare the recalibrated _flt files of
@@ -403,7 +440,19 @@ def audit(workdir: Path | None, archive_dataset: str | None, top: Path, engine: 
                                          default.atol if atol is None else atol)
     tolerances.update(parse_tolerance(text) for text in per_extension)
     say = lambda m: click.echo(m, err=True)  # noqa: E731
-    if archive_dataset is not None:
+    if reproduce_dataset is not None:
+        from .reproduce import reproduce_archive
+
+        if workdir is not None or archive_dataset is not None:
+            raise BadInputError("--reproduce-archive takes no WORKDIR or --against-archive")
+        request, synthetic = _crds_request(crds_url, crds_path, None, top)
+        reproduction = reproduce_archive(reproduce_dataset, workdir=top, source=source,
+                                         mast_url=mast_url, crds=request,  # type: ignore
+                                         synthetic_cache=synthetic, say=say)
+        result = reproduction.result
+        for note in result.notes:
+            click.echo(note)
+    elif archive_dataset is not None:
         if workdir is not None:
             raise BadInputError("give either WORKDIR or --against-archive DATASET, not both")
         root = _archive_audit_root(archive_dataset, top, say)

@@ -295,3 +295,96 @@ def test_a_mixture_of_simulated_and_archive_files_is_refused(tmp_path, archive_f
     assert data_kind(real) == ARCHIVE and data_kind(sim) == "simulated"
     with pytest.raises(MixedWorldsError, match="refusing to mix"):
         data_kind([*real, *sim])
+
+
+# ---------------------------------------------------------------------------------------
+# any dataset: fetch, recipe new, the archive audit
+
+
+def test_fetch_obtains_asn_raw_flt_flc_and_spt_of_any_dataset(tmp_path, monkeypatch, capsys):
+    from helpers import make_asn, make_raw
+
+    root = tmp_path / "mast"
+    root.mkdir()
+    make_asn(root / "ja0b01010_asn.fits", [("JA0B01A1Q", "EXP-DTH", True),
+                                           ("JA0B01010", "PROD-DTH", True)])
+    for suffix in ("raw", "flt", "flc", "spt"):
+        make_raw(root / f"ja0b01a1q_{suffix}.fits")
+    monkeypatch.chdir(tmp_path)
+    with serve_mast(root) as mast:
+        assert main(["fetch", "ja0b01010", "--source", "mast", "--mast-url", mast.url]) == 0
+    got = sorted(p.name for p in (tmp_path / "ja0b01010").iterdir())
+    assert got == ["ja0b01010_asn.fits", "ja0b01a1q_flc.fits", "ja0b01a1q_flt.fits",
+                   "ja0b01a1q_raw.fits", "ja0b01a1q_spt.fits"]
+    assert "from MAST" in capsys.readouterr().out
+
+
+def test_recipe_new_for_another_dataset_then_reprocess_runs_to_the_end(
+        tmp_path, crds_files, archive_files, monkeypatch, capsys):
+    monkeypatch.delenv("ACSPROV_OFFLINE")
+    out = tmp_path / "mine.yaml"
+    with servers(crds_files, archive_files("j8is01020")) as (crds, mast_url):
+        assert main(["recipe", "new", "j8is01020", "--like", "j8e654010", "--out", str(out),
+                     "--mast-url", mast_url]) == 0
+        text = out.read_text()
+        # members from the association table MAST served; Example 4's edits; comments
+        assert "j8is01j2q_raw.fits" in text and "j8is01j3q_raw.fits" in text
+        assert "DARKFILE: mydark.fits" in text and "PCTECORR: OMIT" in text
+        assert "# What to change:" in text and "crds_context" in text
+        assert main(["recipe", "new", "j8is01020", "--out", str(out)]) != 0  # never replaced
+        capsys.readouterr()
+        code = main(["reprocess", str(out), "--workdir", str(tmp_path / "w"),
+                     "--mast-url", mast_url, "--crds-url", crds.url,
+                     "--crds-path", str(tmp_path / "crds")])
+    said = capsys.readouterr()
+    assert code == 0, said.err
+    run = tmp_path / "w" / "j8is01020" / "recalibrate"
+    assert sorted(p.name for p in run.glob("*_fl?.fits")) == ["j8is01j2q_flt.fits",
+                                                              "j8is01j3q_flt.fits"]
+    assert (run / "j8is01021_crj.fits").is_file()
+    header = fits.getheader(run / "j8is01j2q_flt.fits")
+    assert header["DARKFILE"] == "mydark.fits" and header["CRDS_CTX"] == CONTEXT
+    assert f"CRDS context {CONTEXT}" in said.out
+
+
+def test_reproduce_archive_uses_exactly_the_archive_header_settings(
+        tmp_path, crds_files, archive_files, monkeypatch):
+    from acsprov.headers import REFERENCE_KEYWORDS
+    from acsprov.reproduce import reproduce_archive
+
+    monkeypatch.delenv("ACSPROV_OFFLINE")
+    mast_root = archive_files("j8is01020")
+    with servers(crds_files, mast_root) as (crds, mast_url):
+        rep = reproduce_archive("j8is01020", workdir=tmp_path / "w", mast_url=mast_url,
+                                crds=CrdsRequest(url=crds.url, path=tmp_path / "crds"),
+                                say=lambda m: None)
+    assert rep.context == rep.used_context == CONTEXT
+    root = tmp_path / "w" / "j8is01020_archive"
+    doc = _prov(root)
+    actions = [a["prov:type"]["$"] for a in doc["activity"].values()]
+    assert "acsprov:bestrefs" not in actions  # the header's references, not new ones
+    named = set()
+    for member in ("j8is01j2q", "j8is01j3q"):
+        flt = fits.getheader(mast_root / f"{member}_flt.fits")
+        ours = fits.getheader(root / "reproduce" / f"{member}_flt.fits")
+        for key in REFERENCE_KEYWORDS:
+            if str(flt.get(key, "N/A")).startswith("jref$"):
+                named.add(flt[key][5:])
+                assert ours[key] == flt[key], key
+        assert ours["CRDS_CTX"] == flt["CRDS_CTX"] == CONTEXT
+    used = {p[5:] for p in _reference_entities(doc)}
+    read = {n for n in used if n in named}
+    assert read and used <= named  # no reference the archive header does not name
+    # fetched: every reference the headers name (calacs reads a subset of them), no other
+    assert sorted(n for n in crds.downloads if n.endswith(".fits")) == sorted(named)
+    # calacs versions side by side, and agreement within the noise
+    assert set(rep.versions) == {"j8is01j2q_flt.fits", "j8is01j3q_flt.fits"}
+    for archive_version, ours in rep.versions.values():
+        assert archive_version != "?" and ours != "?"
+    assert len(rep.noise) == 2
+    for row in rep.noise:
+        assert row["pixels"] > 0.9 * 1024 * 1024
+        # measured: median 0.007 and 0.021 ERR, rms 0.009 and 0.023 ERR, all within 1 ERR
+        assert abs(row["median_sigma"]) < 0.1 and row["rms_sigma"] < 0.1
+        assert row["within_1sigma"] > 0.99
+    assert any("calacs" in n and "(archive)" in n for n in rep.result.notes)
