@@ -107,6 +107,9 @@ class CrdsWorld:
     """No server: every reference must already be in the cache."""
     sha1: dict[str, str] = field(default_factory=dict)
     """Reference name -> the server's sha1 (filled as references are verified)."""
+    chosen_by: str = "acsprov's synthetic cache"
+    """What chose the context: an option, the recipe, ``CRDS_CONTEXT`` (the container
+    image's pin), or the server's operational context."""
 
     @property
     def jref(self) -> Path:
@@ -169,6 +172,7 @@ class CrdsWorld:
     def summary(self) -> dict[str, str]:
         """The facts a run's PROV records about its CRDS."""
         return {"crds_world": self.kind, "crds_context": self.context,
+                "crds_context_chosen_by": self.chosen_by,
                 "crds_server": self.server, "crds_path": str(self.cache),
                 "crds_mode": "local (offline)" if self.offline else self.env.get(
                     "CRDS_MODE", "local"), "crds_version": refs.crds_version()}
@@ -290,6 +294,9 @@ def open_world(
     cache = cache.expanduser().absolute()
     offline = (request.env("CRDS_MODE") or "").lower() == "local"
     pinned = request.context or request.recipe_context or request.env("CRDS_CONTEXT")
+    chosen_by = ("--context" if request.context else "recipe crds_context"
+                 if request.recipe_context else _env_pin(request) if pinned
+                 else "the server's operational context at the start of the run")
     asked_offline = offline
     context, offline = refs.resolve_context(url, cache, pinned=pinned, offline=offline)
     if offline and not asked_offline:
@@ -299,10 +306,15 @@ def open_world(
     jref = request.env("jref")
     if jref and Path(jref).expanduser().absolute() != Path(env["jref"]):
         say(f"note: jref={jref} is not where crds keeps references; using {env['jref']}")
-    world = CrdsWorld(ARCHIVE, env, context, cache, url, offline=offline)
-    how = "pinned" if pinned else "the server's operational context"
-    say(f"{what}: archive data, calibrated with {world.describe()} ({how})")
+    world = CrdsWorld(ARCHIVE, env, context, cache, url, offline=offline, chosen_by=chosen_by)
+    say(f"{what}: archive data, calibrated with {world.describe()} (chosen by {chosen_by})")
     return world
+
+
+def _env_pin(request: CrdsRequest) -> str:
+    if request.env("ACSPROV_CRDS_SOURCE"):
+        return "CRDS_CONTEXT (the container image's pinned context)"
+    return "CRDS_CONTEXT"
 
 
 def _real(url: str | None) -> str | None:

@@ -159,7 +159,7 @@ def crds_environment(
         "CRDS_SERVER_URL": CRDS_SERVER_URL,
         "CRDS_CONTEXT": name,
         "CRDS_READONLY_CACHE": "1",
-        "jref": str(root / "references" / _OBSERVATORY) + os.sep,
+        "jref": str(reference_directory(root)) + os.sep,
     }
 
 

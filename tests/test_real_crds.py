@@ -185,7 +185,11 @@ def test_archive_run_fetches_verifies_and_records_exactly_its_references(
 
 def test_offline_cache_gives_pixel_identical_products(tmp_path, crds_files, archive_files,
                                                      monkeypatch):
-    """A CRDS_PATH synced earlier, CRDS_MODE=local, no server: the same products."""
+    """A CRDS_PATH synced earlier, CRDS_MODE=local, no server: the same products.
+
+    The second run has the container image's environment (CRDS_CONTEXT pinned, the
+    entrypoint's ACSPROV_CRDS_SOURCE): it does what a host run with that context does,
+    and its PROV says the image's pin chose the context."""
     monkeypatch.delenv("ACSPROV_OFFLINE")
     cache = tmp_path / "crds"
     mast_root = archive_files("j8is01020")
@@ -195,6 +199,8 @@ def test_offline_cache_gives_pixel_identical_products(tmp_path, crds_files, arch
                           crds=CrdsRequest(url=crds.url, path=cache))
     before = sorted(p.name for p in cache.rglob("*.fits"))
     monkeypatch.setenv("CRDS_MODE", "local")
+    monkeypatch.setenv("CRDS_CONTEXT", CONTEXT)
+    monkeypatch.setenv("ACSPROV_CRDS_SOURCE", f"pinned {CONTEXT} in {cache} for archive data")
     with serve_mast(mast_root) as mast:  # the CRDS server is gone
         second = reprocess(str(_recipe(tmp_path)), workdir=tmp_path / "offline",
                            mast_url=mast.url, say=lambda m: None,
@@ -209,6 +215,13 @@ def test_offline_cache_gives_pixel_identical_products(tmp_path, crds_files, arch
     ref_a = {k: e["acsprov:sha256"] for k, e in _reference_entities(_prov(first.root)).items()}
     ref_b = {k: e["acsprov:sha256"] for k, e in _reference_entities(_prov(second.root)).items()}
     assert ref_a == ref_b
+    chosen = {a.get("acsprov:crds_context_chosen_by")
+              for a in _prov(second.root)["activity"].values() if "acsprov:crds_context" in a}
+    assert chosen == {"CRDS_CONTEXT (the container image's pinned context)"}
+    first_chosen = {a.get("acsprov:crds_context_chosen_by")
+                    for a in _prov(first.root)["activity"].values()
+                    if "acsprov:crds_context" in a}
+    assert first_chosen == {"the server's operational context at the start of the run"}
 
 
 def test_a_corrupted_reference_is_refused_with_one_line(tmp_path, crds_files, archive_files,
@@ -388,3 +401,56 @@ def test_reproduce_archive_uses_exactly_the_archive_header_settings(
         assert abs(row["median_sigma"]) < 0.1 and row["rms_sigma"] < 0.1
         assert row["within_1sigma"] > 0.99
     assert any("calacs" in n and "(archive)" in n for n in rep.result.notes)
+
+
+# ---------------------------------------------------------------------------------------
+# end to end: Handbook Examples 1 and 2 on archive data
+
+
+@pytest.mark.slow
+def test_jd1y04010_from_mast_with_the_real_crds_end_to_end(
+        tmp_path, crds_files, archive_files, monkeypatch, capsys):
+    """The handbook's set-up (CRDS_SERVER_URL, an empty CRDS_PATH), `acsprov reprocess
+    jd1y04010 --source mast`; then the same recipe on the same inputs with the
+    references it fetched, locally (CRDS_MODE=local, no server): identical pixels."""
+    monkeypatch.delenv("ACSPROV_OFFLINE")
+    cache = tmp_path / "crds_cache_hst"
+    mast_root = archive_files("jd1y04010")
+    with servers(crds_files, mast_root) as (crds, mast_url):
+        monkeypatch.setenv("CRDS_SERVER_URL", crds.url)
+        monkeypatch.setenv("CRDS_PATH", str(cache))
+        monkeypatch.setenv("jref", f"{cache}/references/hst/acs/")
+        code = main(["reprocess", "jd1y04010", "--source", "mast", "--workdir",
+                     str(tmp_path / "online"), "--mast-url", mast_url])
+        said = capsys.readouterr()
+        assert code == 0, said.err
+    assert f"archive data calibrated with CRDS context {CONTEXT} from {crds.url}" in said.out
+    assert "SIMULATED" not in said.out
+    root = tmp_path / "online" / "jd1y04010"
+    used = _reference_entities(_prov(root))
+    fetched = sorted(n for n in crds.downloads if n.endswith(".fits"))
+    assert fetched == sorted({p.split("$", 1)[1] for p in used})
+    assert "8ch1518tj_cte.fits" in fetched  # named by Example 1's edit, not by bestrefs
+    jref = cache / "references" / "hst" / "acs"
+    assert sorted(p.name for p in jref.glob("*.fits")) == fetched
+    for path, entity in used.items():
+        assert entity["acsprov:crds_sha1"] == sha1(crds_files / "references" / "hst" /
+                                                   path.split("$", 1)[1])
+    products = sorted(p.relative_to(root) for p in root.glob("example*/*_f??.fits")) + \
+        sorted(p.relative_to(root) for p in root.glob("example*/*_crj.fits"))
+    assert [p.as_posix() for p in products] == [
+        "example1/jd1y04rlq_flc.fits", "example1/jd1y04rlq_flt.fits",
+        "example2/jd1y04rlq_flt.fits", "example2/jd1y04rnq_flt.fits",
+        "example2/jd1y04011_crj.fits"]
+
+    monkeypatch.setenv("CRDS_MODE", "local")
+    monkeypatch.setenv("CRDS_SERVER_URL", "http://127.0.0.1:9")
+    with serve_mast(mast_root) as mast:
+        code = main(["reprocess", "jd1y04010", "--source", "mast", "--workdir",
+                     str(tmp_path / "local"), "--mast-url", mast.url])
+    assert code == 0, capsys.readouterr().err
+    assert sorted(p.name for p in jref.glob("*.fits")) == fetched  # nothing more fetched
+    for rel in products:
+        for a, b in zip(_pixels(root / rel), _pixels(tmp_path / "local" / "jd1y04010" / rel),
+                        strict=True):
+            np.testing.assert_array_equal(a, b)
