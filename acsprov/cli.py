@@ -205,18 +205,19 @@ def env(workdir: Path) -> None:
     click.echo(export_lines(crds_environment(cache.absolute())))
 
 
-def _tool_env(workdir: Path) -> dict[str, str]:
-    """jref/CRDS variables: the user's own if jref is set, else the local cache's."""
-    import os
+def _tool_world(workdir: Path, files: tuple[Path, ...]):
+    """The CRDS world of FILES: the synthetic cache for simulated files, else the real
+    CRDS of the environment (CRDS_SERVER_URL, CRDS_PATH, CRDS_CONTEXT)."""
+    from .crdsworld import CrdsRequest, data_kind, open_world
+    from .environment import default_crds_path, ensure_local_crds
 
-    if os.environ.get("jref"):
-        keys = ("jref", "CRDS_PATH", "CRDS_MODE", "CRDS_OBSERVATORY", "CRDS_SERVER_URL",
-                "CRDS_CONTEXT", "CRDS_READONLY_CACHE")
-        return {k: os.environ[k] for k in keys if k in os.environ}
-    from .environment import default_crds_path, ensure_local_crds, tool_environment
-
-    cache = ensure_local_crds(default_crds_path(workdir), say=lambda m: click.echo(m, err=True))
-    return tool_environment(cache)
+    err = lambda m: click.echo(m, err=True)  # noqa: E731
+    existing = [f for f in files if f.is_file()]
+    kind = data_kind(existing) if existing else "simulated"
+    return open_world(kind, CrdsRequest(), workdir=workdir, say=click.echo,
+                      what=", ".join(f.name for f in files[:3]),
+                      synthetic_cache=lambda: ensure_local_crds(default_crds_path(workdir),
+                                                                say=err))
 
 
 def _standalone(action: str, params: dict, files: tuple[Path, ...], workdir: Path,
@@ -234,9 +235,10 @@ def _standalone(action: str, params: dict, files: tuple[Path, ...], workdir: Pat
         raise BadInputError("give files of one directory at a time")
     (directory,) = directories
     step = parse_step({action: params}, action)
-    env = _tool_env(workdir) if needs_env else {}
+    world = _tool_world(workdir, files) if needs_env else None
     command = shlex.join(["acsprov", *sys.argv[1:]]) if sys.argv[1:] else None
-    run_standalone(step, directory, env, say=click.echo, command=command)
+    run_standalone(step, directory, world.env if world else {}, say=click.echo,
+                   command=command, world=world)
 
 
 _WORKDIR = click.option("--workdir", type=click.Path(path_type=Path), default=Path("work"),
