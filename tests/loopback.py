@@ -106,8 +106,22 @@ class CrdsServer:
         raise KeyError(f"unknown method {method}")
 
 
+class _Handler(BaseHTTPRequestHandler):
+    """Answers with a body; logs nothing."""
+
+    def _send(self, body: bytes, kind: str) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
 def _handler(state: CrdsServer) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(_Handler):
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length", "0"))
             request = json.loads(self.rfile.read(length) or b"{}")
@@ -135,16 +149,6 @@ def _handler(state: CrdsServer) -> type[BaseHTTPRequestHandler]:
             if name in state.corrupt:
                 data[len(data) // 2] ^= 0x01
             self._send(bytes(data), "application/octet-stream")
-
-        def _send(self, body: bytes, kind: str) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", kind)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
 
     return Handler
 
@@ -189,7 +193,7 @@ class MastServer:
 def _mast_handler(state: MastServer) -> type[BaseHTTPRequestHandler]:
     from urllib.parse import parse_qs, urlparse
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(_Handler):
         def do_GET(self) -> None:
             url = urlparse(self.path)
             uri = parse_qs(url.query).get("uri", [""])[0]
@@ -200,15 +204,7 @@ def _mast_handler(state: MastServer) -> type[BaseHTTPRequestHandler]:
                     or "/" in name or not path.is_file():
                 self.send_error(404)
                 return
-            body = path.read_bytes()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/octet-stream")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
+            self._send(path.read_bytes(), "application/octet-stream")
 
     return Handler
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from astropy.io import fits
+from conftest import HRC_RECIPE as SIMULATED_HRC_RECIPE
 from loopback import CrdsServer, serve, serve_mast, sha1
 
 from acsprov.cli import main
@@ -27,22 +28,10 @@ from acsprov.reprocess import reprocess
 
 CONTEXT = "hst_1234.pmap"
 
-#: One HRC exposure with Example 1's edits: quick, and it needs references of every kind
-#: calacs reads for HRC, plus a user bias copied from the one CRDS selects.
-HRC_RECIPE = """
-name: hrcarchive
-title: "HRC exposure from the archive with mybias.fits"
-source: mast
-datasets: [j8is01020]
-runs:
-  - name: example
-    steps:
-      - copy: {files: [j8is01j2q_raw.fits]}
-      - bestrefs: {files: [j8is01j2q_raw.fits]}
-      - copy_reference: {keyword: BIASFILE, header_of: j8is01j2q_raw.fits, to: mybias.fits}
-      - set_header: {files: [j8is01j2q_raw.fits], set: {BIASFILE: mybias.fits}}
-      - calacs: {input: j8is01j2q_raw.fits, options: {engine: native}}
-"""
+#: conftest's HRC exposure with Example 1's edits, from the archive: quick, and it needs
+#: references of every kind calacs reads for HRC, plus a user bias copied from CRDS's.
+HRC_RECIPE = SIMULATED_HRC_RECIPE.replace("hrcbias", "hrcarchive").replace(
+    "source: simulate", "source: mast")
 
 
 # ---------------------------------------------------------------------------------------
@@ -270,6 +259,26 @@ def test_simulated_data_with_the_real_crds_is_refused_before_anything_is_written
     assert code == MixedWorldsError.exit_code and len(err) == 1
     assert "simulated data" in err[0] and "--crds-url http://127.0.0.1:9" in err[0]
     assert not work.exists()
+
+
+def test_simulated_data_say_loudly_they_use_the_synthetic_context(tmp_path, crds_cache,
+                                                                  monkeypatch):
+    """What `make reprocess` offline does: simulated data, synthetic context, said twice;
+    the handbook's CRDS variables in the environment are not used for them."""
+    monkeypatch.setenv("CRDS_SERVER_URL", "https://hst-crds.stsci.edu")
+    recipe = tmp_path / "hrcbias.yaml"
+    recipe.write_text(SIMULATED_HRC_RECIPE)
+    said: list[str] = []
+    result = reprocess(str(recipe), workdir=tmp_path / "w", crds_path=crds_cache,
+                       say=said.append)
+    assert result.world is not None and result.world.kind == "simulated"
+    assert result.world.context == "hst_9001.pmap"
+    assert any("ignoring CRDS_SERVER_URL" in line for line in said)
+    assert any("SIMULATED data, calibrated with acsprov's synthetic CRDS context "
+               "hst_9001.pmap" in line for line in said)
+    assert "SIMULATED data with the SYNTHETIC CRDS context hst_9001.pmap" in said[-1]
+    refs = _reference_entities(_prov(result.root))
+    assert refs and {e["acsprov:crds_world"] for e in refs.values()} == {"simulated"}
 
 
 def test_archive_data_with_the_synthetic_cache_is_refused_before_anything_is_written(
