@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from astropy.io import fits
 from conftest import HRC_RECIPE as SIMULATED_HRC_RECIPE
 from loopback import CrdsServer, serve, serve_mast, sha1
@@ -463,3 +464,31 @@ def test_jd1y04010_from_mast_with_the_real_crds_end_to_end(
         for a, b in zip(_pixels(root / rel), _pixels(tmp_path / "local" / "jd1y04010" / rel),
                         strict=True):
             np.testing.assert_array_equal(a, b)
+
+
+def test_recipe_crds_context_is_validated():
+    from acsprov.errors import RecipeError
+    from acsprov.recipe import parse_recipe
+
+    base = {"name": "x", "datasets": ["j8is01020"],
+            "runs": [{"name": "r", "steps": [{"copy": {"files": ["a_raw.fits"]}}]}]}
+    assert parse_recipe({**base, "crds_context": CONTEXT}).crds_context == CONTEXT
+    assert parse_recipe(base).crds_context is None
+    for bad in ("hst_1234.imap", "../hst_1.pmap", "jwst_1.pmap"):
+        with pytest.raises(RecipeError, match="not an HST CRDS context name"):
+            parse_recipe({**base, "crds_context": bad})
+
+
+def test_new_recipe_text_loads_and_keeps_the_example_edits():
+    from acsprov.newrecipe import new_recipe_text
+    from acsprov.recipe import parse_recipe
+
+    text = new_recipe_text("jd5702jpq", ["jd5702jpq"], like="jd5702jpq")
+    recipe = parse_recipe(yaml.safe_load(text))
+    steps = [s.action for s in recipe.runs[0].steps]
+    assert steps == ["copy", "bestrefs", "set_header", "calacs"]
+    edits = recipe.runs[0].steps[2].params["set"]
+    assert edits == {"PCTECORR": "PERFORM", "PCTETAB": "jref$8ch1518tj_cte.fits",
+                     "DRKCFILE": "jref$9362018jj_dkc.fits"}
+    assert recipe.runs[0].steps[3].params["input"] == ("jd5702jpq_raw.fits",)
+    assert text.startswith("# Recipe for JD5702JPQ")
