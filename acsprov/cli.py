@@ -34,6 +34,31 @@ def cli(debug: bool) -> None:
         warnings.filterwarnings("ignore", module=r"astropy(\..*)?$")
 
 
+def _crds_options(func):
+    """--crds-url, --crds-path and --context: the real CRDS for archive data."""
+    func = click.option("--context", "crds_context", default=None, metavar="hst_NNNN.pmap",
+                        help="Pin the CRDS context for archive data (default: the recipe's "
+                             "crds_context, else the server's operational context).")(func)
+    func = click.option("--crds-path", type=click.Path(path_type=Path), default=None,
+                        help="CRDS cache for archive data (default $CRDS_PATH, else "
+                             "WORKDIR/crds_archive).")(func)
+    return click.option("--crds-url", default=None,
+                        help="CRDS server for archive data (default $CRDS_SERVER_URL, else "
+                             "https://hst-crds.stsci.edu).")(func)
+
+
+def _crds_request(crds_url: str | None, crds_path: Path | None, crds_context: str | None,
+                  workdir: Path) -> tuple[object, Path]:
+    """The real-CRDS request of the options, and the synthetic cache for simulated data."""
+    from .crdsworld import CrdsRequest, is_synthetic_cache
+    from .environment import default_crds_path
+
+    if crds_path is not None and is_synthetic_cache(crds_path):
+        return CrdsRequest(url=crds_url, context=crds_context), crds_path
+    return (CrdsRequest(url=crds_url, path=crds_path, context=crds_context),
+            default_crds_path(workdir))
+
+
 @cli.command()
 @click.argument("dataset")
 @click.option("--workdir", type=click.Path(path_type=Path), default=Path("work"),
@@ -41,13 +66,42 @@ def cli(debug: bool) -> None:
 @click.option("--source", type=click.Choice(["auto", "mast", "simulate"]), default=None,
               help="Where to get the data (default: the recipe's, normally auto).")
 @click.option("--mast-url", default=None, help="MAST base URL (default $ACSPROV_MAST_URL).")
-def reprocess(dataset: str, workdir: Path, source: str | None, mast_url: str | None) -> None:
-    """Run the recipe of DATASET (e.g. jd1y04010) in WORKDIR/DATASET/."""
-    from .environment import default_crds_path
+@_crds_options
+def reprocess(dataset: str, workdir: Path, source: str | None, mast_url: str | None,
+              crds_url: str | None, crds_path: Path | None, crds_context: str | None) -> None:
+    """Run the recipe DATASET (e.g. jd1y04010, or a recipe PATH.yaml) in WORKDIR/NAME/.
+
+    Simulated data are calibrated with acsprov's synthetic CRDS context; archive data
+    only with the real CRDS (CRDS_SERVER_URL, CRDS_PATH or the options).
+    """
     from .reprocess import reprocess as run_recipe
 
+    request, synthetic = _crds_request(crds_url, crds_path, crds_context, workdir)
     run_recipe(dataset, workdir=workdir, source=source, mast_url=mast_url,
-               crds_path=default_crds_path(workdir), say=click.echo)
+               crds_path=synthetic, say=click.echo, crds=request)  # type: ignore[arg-type]
+
+
+@cli.group("recipe")
+def recipe_group() -> None:
+    """Write recipes for datasets of your own."""
+
+
+@recipe_group.command("new")
+@click.argument("rootname")
+@click.option("--like", default="jd1y04010", show_default=True, metavar="EXAMPLE",
+              help="The handbook recipe whose header edits to start from (acsprov recipes).")
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="File to write (default ROOTNAME.yaml; never replaced).")
+@click.option("--mast-url", default=None, help="MAST base URL (default $ACSPROV_MAST_URL).")
+def recipe_new(rootname: str, like: str, out: Path | None, mast_url: str | None) -> None:
+    """Write a recipe for any ACS association or exposure ROOTNAME; run it with
+    `acsprov reprocess ROOTNAME.yaml`."""
+    from .newrecipe import write_new_recipe
+
+    name = rootname.strip().lower()
+    path = write_new_recipe(name, out or Path(f"{name}.yaml"), like=like, base_url=mast_url,
+                            say=lambda m: click.echo(m, err=True))
+    click.echo(str(path))
 
 
 @cli.command()
@@ -123,15 +177,18 @@ def simulate(dataset: str, out: Path, seed: int | None) -> None:
 
 @cli.command()
 @click.argument("dataset")
-@click.option("--out", type=click.Path(path_type=Path), required=True)
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Directory to write into (default: DATASET/).")
 @click.option("--source", type=click.Choice(["auto", "mast", "simulate"]), default="auto",
               show_default=True)
 @click.option("--mast-url", default=None, help="MAST base URL (default $ACSPROV_MAST_URL).")
-def fetch(dataset: str, out: Path, source: str, mast_url: str | None) -> None:
-    """Obtain DATASET's archive files (MAST if reachable, else the simulator)."""
+def fetch(dataset: str, out: Path | None, source: str, mast_url: str | None) -> None:
+    """Obtain any DATASET's asn, raw, flt/flc and spt files (MAST if reachable, else the
+    simulator for the datasets it knows)."""
     from .sources import obtain
 
-    got = obtain(dataset, out, source=source, base_url=mast_url, say=click.echo)
+    got = obtain(dataset, out or Path(dataset.strip().lower()), source=source,
+                 base_url=mast_url, say=click.echo)
     for path in got.files:
         click.echo(str(path))
 
@@ -148,18 +205,19 @@ def env(workdir: Path) -> None:
     click.echo(export_lines(crds_environment(cache.absolute())))
 
 
-def _tool_env(workdir: Path) -> dict[str, str]:
-    """jref/CRDS variables: the user's own if jref is set, else the local cache's."""
-    import os
+def _tool_world(workdir: Path, files: tuple[Path, ...]):
+    """The CRDS world of FILES: the synthetic cache for simulated files, else the real
+    CRDS of the environment (CRDS_SERVER_URL, CRDS_PATH, CRDS_CONTEXT)."""
+    from .crdsworld import CrdsRequest, data_kind, open_world
+    from .environment import default_crds_path, ensure_local_crds
 
-    if os.environ.get("jref"):
-        keys = ("jref", "CRDS_PATH", "CRDS_MODE", "CRDS_OBSERVATORY", "CRDS_SERVER_URL",
-                "CRDS_CONTEXT", "CRDS_READONLY_CACHE")
-        return {k: os.environ[k] for k in keys if k in os.environ}
-    from .environment import default_crds_path, ensure_local_crds, tool_environment
-
-    cache = ensure_local_crds(default_crds_path(workdir), say=lambda m: click.echo(m, err=True))
-    return tool_environment(cache)
+    err = lambda m: click.echo(m, err=True)  # noqa: E731
+    existing = [f for f in files if f.is_file()]
+    kind = data_kind(existing) if existing else "simulated"
+    return open_world(kind, CrdsRequest(), workdir=workdir, say=click.echo,
+                      what=", ".join(f.name for f in files[:3]),
+                      synthetic_cache=lambda: ensure_local_crds(default_crds_path(workdir),
+                                                                say=err))
 
 
 def _standalone(action: str, params: dict, files: tuple[Path, ...], workdir: Path,
@@ -177,9 +235,10 @@ def _standalone(action: str, params: dict, files: tuple[Path, ...], workdir: Pat
         raise BadInputError("give files of one directory at a time")
     (directory,) = directories
     step = parse_step({action: params}, action)
-    env = _tool_env(workdir) if needs_env else {}
+    world = _tool_world(workdir, files) if needs_env else None
     command = shlex.join(["acsprov", *sys.argv[1:]]) if sys.argv[1:] else None
-    run_standalone(step, directory, env, say=click.echo, command=command)
+    run_standalone(step, directory, world.env if world else {}, say=click.echo,
+                   command=command, world=world)
 
 
 _WORKDIR = click.option("--workdir", type=click.Path(path_type=Path), default=Path("work"),
@@ -336,8 +395,17 @@ def prov_verify(target: Path) -> None:
 @click.option("--against-archive", "archive_dataset", metavar="DATASET", default=None,
               help="Compare DATASET's recalibrated _flt files with the archive's instead "
                    "(recipe name; runs the recipe first if WORKDIR/DATASET does not exist).")
+@click.option("--reproduce-archive", "reproduce_dataset", metavar="ROOTNAME", default=None,
+              help="Recalibrate ROOTNAME with the switches, reference files and context its "
+                   "archive _flt header names, and compare with the archive's _flt/_flc.")
 @click.option("--workdir", "top", type=click.Path(path_type=Path), default=Path("work"),
-              show_default=True, help="Top working directory for --against-archive.")
+              show_default=True,
+              help="Top working directory for --against-archive and --reproduce-archive.")
+@click.option("--source", type=click.Choice(["auto", "mast", "simulate"]), default=None,
+              help="Where --reproduce-archive gets the data (default auto).")
+@click.option("--mast-url", default=None, help="MAST base URL (default $ACSPROV_MAST_URL).")
+@click.option("--crds-url", default=None,
+              help="CRDS server for --reproduce-archive (default $CRDS_SERVER_URL).")
 @click.option("--engine", type=click.Choice(["auto", "native", "hstcal"]), default=None,
               help="Re-run calacs with this engine (default: the recorded one).")
 @click.option("--rtol", type=click.FloatRange(min=0), default=None,
@@ -351,9 +419,11 @@ def prov_verify(target: Path) -> None:
 @click.option("--crds-path", type=click.Path(path_type=Path), default=None,
               help="CRDS cache for the re-run (default: the one the run used).")
 @click.option("--keep-scratch", is_flag=True, help="Keep the re-run's scratch directory.")
-def audit(workdir: Path | None, archive_dataset: str | None, top: Path, engine: str | None,
-          rtol: float | None, atol: float | None, per_extension: tuple[str, ...],
-          report_dir: Path | None, crds_path: Path | None, keep_scratch: bool) -> None:
+def audit(workdir: Path | None, archive_dataset: str | None, reproduce_dataset: str | None,
+          top: Path, source: str | None, mast_url: str | None, crds_url: str | None,
+          engine: str | None, rtol: float | None, atol: float | None,
+          per_extension: tuple[str, ...], report_dir: Path | None, crds_path: Path | None,
+          keep_scratch: bool) -> None:
     """Re-run WORKDIR's recorded run and compare every product; exit 7 if not reproduced.
 
     With --against-archive DATASET, compare the recalibrated _flt files of
@@ -372,7 +442,19 @@ def audit(workdir: Path | None, archive_dataset: str | None, top: Path, engine: 
                                          default.atol if atol is None else atol)
     tolerances.update(parse_tolerance(text) for text in per_extension)
     say = lambda m: click.echo(m, err=True)  # noqa: E731
-    if archive_dataset is not None:
+    if reproduce_dataset is not None:
+        from .reproduce import reproduce_archive
+
+        if workdir is not None or archive_dataset is not None:
+            raise BadInputError("--reproduce-archive takes no WORKDIR or --against-archive")
+        request, synthetic = _crds_request(crds_url, crds_path, None, top)
+        reproduction = reproduce_archive(reproduce_dataset, workdir=top, source=source,
+                                         mast_url=mast_url, crds=request,  # type: ignore
+                                         synthetic_cache=synthetic, say=say)
+        result = reproduction.result
+        for note in result.notes:
+            click.echo(note)
+    elif archive_dataset is not None:
         if workdir is not None:
             raise BadInputError("give either WORKDIR or --against-archive DATASET, not both")
         root = _archive_audit_root(archive_dataset, top, say)

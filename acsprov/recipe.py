@@ -102,6 +102,9 @@ class Recipe:
     datasets: tuple[str, ...]
     runs: tuple[Run, ...]
     path: Path | None = None
+    crds_context: str | None = None
+    """The real CRDS context archive data are calibrated with (``hst_NNNN.pmap``);
+    None: the server's operational context, resolved at the start of the run."""
 
 
 def recipe_dir() -> Path:
@@ -150,10 +153,15 @@ def parse_recipe(data: object, *, path: Path | None = None) -> Recipe:
     where = str(path) if path else "recipe"
     if not isinstance(data, dict):
         raise RecipeError(f"{where}: a recipe is a mapping with name, datasets and runs")
-    _require_keys(data, {"name", "datasets", "runs"}, {"title", "handbook", "source"}, where)
+    _require_keys(data, {"name", "datasets", "runs"},
+                  {"title", "handbook", "source", "crds_context"}, where)
     source = str(data.get("source", "auto"))
     if source not in SOURCES:
         raise RecipeError(f"{where}: source {source!r} is not one of {', '.join(SOURCES)}")
+    crds_context = data.get("crds_context")
+    if crds_context is not None and not re.fullmatch(r"hst_\d+\.pmap", str(crds_context)):
+        raise RecipeError(f"{where}: crds_context {crds_context!r} is not an HST CRDS "
+                          "context name (hst_NNNN.pmap)")
     datasets = data["datasets"]
     if not isinstance(datasets, list) or not datasets:
         raise RecipeError(f"{where}: datasets must be a non-empty list of dataset names")
@@ -189,6 +197,7 @@ def parse_recipe(data: object, *, path: Path | None = None) -> Recipe:
         datasets=clean_datasets,
         runs=tuple(runs),
         path=path,
+        crds_context=None if crds_context is None else str(crds_context),
     )
 
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import hashlib
 import io
 import logging
 import os
@@ -39,7 +40,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,7 +55,9 @@ __all__ = [
     "CrdsError",
     "FileBestrefs",
     "RefChange",
+    "archive_environment",
     "bestrefs",
+    "cache_origin",
     "checksummed_mapping_text",
     "crds_environment",
     "crds_version",
@@ -62,7 +65,11 @@ __all__ = [
     "load_context",
     "operational_context",
     "reference_mapping_text",
+    "resolve_context",
     "resolve_jref",
+    "server_sha1",
+    "sha1sum",
+    "sync_references",
 ]
 
 #: A server URL containing "serverless": crds then makes no remote call at all.
@@ -152,7 +159,7 @@ def crds_environment(
         "CRDS_SERVER_URL": CRDS_SERVER_URL,
         "CRDS_CONTEXT": name,
         "CRDS_READONLY_CACHE": "1",
-        "jref": str(root / "references" / _OBSERVATORY) + os.sep,
+        "jref": str(reference_directory(root)) + os.sep,
     }
 
 
@@ -178,6 +185,195 @@ def crds_version() -> str:
     import crds
 
     return str(crds.__version__)
+
+
+# ---------------------------------------------------------------------------------------
+# the real CRDS: context, mappings and references from a server, checked against its sha1
+
+
+def cache_origin(cache: str | os.PathLike[str]) -> str:
+    """"synthetic" for a cache acsprov built, "crds" for one crds synced, else "none"."""
+    path = Path(cache).expanduser() / "config" / _OBSERVATORY / "server_config"
+    try:
+        info = ast.literal_eval(path.read_text())
+    except (OSError, ValueError, SyntaxError):
+        return "none"
+    if not isinstance(info, dict):
+        return "none"
+    history = " ".join(str(h) for h in info.get("context_history", []))
+    if "serverless" in str(info.get("server", "")) and "acsprov local context" in history:
+        return "synthetic"
+    return "crds"
+
+
+def _api(url: str):
+    """crds's client API pointed at `url` (its JSON-RPC proxy is module state)."""
+    from crds.client import api
+
+    with _quiet_crds():
+        api.set_crds_server(url)
+    return api
+
+
+def _unreachable(err: BaseException) -> str:
+    text = _first_line(err)
+    return text if len(text) < 200 else text[:200] + "..."
+
+
+def resolve_context(url: str, cache: Path, *, pinned: str | None, offline: bool
+                    ) -> tuple[str, bool]:
+    """The one context of an archive run, with its mappings synced into `cache`.
+
+    Parameters
+    ----------
+    url : str
+        The CRDS server.
+    cache : Path
+        ``CRDS_PATH`` (created if needed).
+    pinned : str, optional
+        A context given by the user or the recipe; default the server's operational one.
+    offline : bool
+        ``CRDS_MODE=local``: use only what `cache` holds.
+
+    Returns
+    -------
+    (str, bool)
+        The context and whether the run is offline (asked for, or the server could not
+        be reached but the cache holds the context).
+
+    Raises
+    ------
+    ReferenceFileError
+        If the context is not an HST ``.pmap`` name, or the cache lacks it and the
+        server cannot be reached (the message names server, context and the pmap).
+    CrdsError
+        If crds fails to sync the mappings (a checksum mismatch among them).
+    """
+    if pinned is not None and not re.fullmatch(r"hst_\d+\.pmap", pinned):
+        raise ReferenceFileError(f"{pinned!r} is not an HST CRDS context name (hst_NNNN.pmap)")
+    mappings = Path(cache) / "mappings" / _OBSERVATORY
+    reason = "CRDS_MODE=local"
+    context = pinned
+    if not offline:
+        try:
+            api = _api(url)
+            with _quiet_crds():
+                if context is None:
+                    context = str(api.get_default_context(_OBSERVATORY, "operational"))
+                api.S.get_server_info()
+        except Exception as err:  # crds raises its own errors and urllib's for a network failure
+            offline = True
+            reason = f"server cannot be reached ({_unreachable(err)})"
+    if context is None:
+        cached = Path(cache) / "config" / _OBSERVATORY / "server_config"
+        if cache_origin(cache) != "crds":
+            raise ReferenceFileError(
+                f"CRDS server {url}: {reason}, and {cache} holds no synced CRDS cache "
+                f"({cached} missing): cannot choose a context")
+        context = operational_context(cache)
+    if not re.fullmatch(r"hst_\d+\.pmap", context):
+        raise ReferenceFileError(f"CRDS server {url} names no HST context ({context!r})")
+    if offline:
+        if not (mappings / context).is_file():
+            raise ReferenceFileError(
+                f"CRDS server {url}: {reason}; context {context} is not in {cache} "
+                f"(first missing file: {context})")
+        return context, True
+    Path(cache).mkdir(parents=True, exist_ok=True)
+    env = archive_environment(url, Path(cache), context, offline=False)
+    _run_crds(("crds", "sync", "--contexts", context), env, cwd=Path(cache))
+    if not (mappings / context).is_file():
+        raise CrdsError(f"crds sync did not bring {context} from {url} into {cache}")
+    return context, False
+
+
+def reference_directory(cache: Path) -> Path:
+    """Where crds keeps HST references in `cache` (``hst/`` when flat, else ``hst/acs/``)."""
+    mode_file = Path(cache) / "config" / _OBSERVATORY / "ref_cache_subdir_mode"
+    try:
+        mode = mode_file.read_text().strip()
+    except OSError:
+        mode = "instrument"
+    base = Path(cache) / "references" / _OBSERVATORY
+    return base if mode == "flat" else base / "acs"
+
+
+def archive_environment(url: str, cache: Path, context: str, *, offline: bool
+                        ) -> dict[str, str]:
+    """The environment of crds, calacs and acstools for the real CRDS.
+
+    ``CRDS_MODE=local``: best references are computed here from the synced mappings
+    (what crds's default ``auto`` does with a current client); downloads still come
+    from `url` unless `offline`, with ``CRDS_DOWNLOAD_CHECKSUMS=1``.
+    """
+    root = Path(cache).expanduser().absolute()
+    return {
+        "CRDS_PATH": str(root),
+        "CRDS_MODE": "local",
+        "CRDS_OBSERVATORY": _OBSERVATORY,
+        "CRDS_SERVER_URL": url,
+        "CRDS_CONTEXT": context,
+        "CRDS_DOWNLOAD_CHECKSUMS": "1",
+        "jref": str(reference_directory(root)) + os.sep,
+    }
+
+
+def sync_references(env: Mapping[str, str], names: Sequence[str], *, server: str) -> None:
+    """Fetch reference files `names` into ``CRDS_PATH`` with ``crds sync --files``.
+
+    crds checks each download's size and sha1 against the server's catalogue; a file
+    that fails is removed here (crds leaves it in the cache) and the first crds error
+    is raised, on one line.
+    """
+    jref = Path(env["jref"])
+    try:
+        _run_crds(("crds", "sync", "--files", *names), env, cwd=Path(env["CRDS_PATH"]))
+    except CrdsError as err:
+        for name in names:
+            (jref / name).unlink(missing_ok=True)
+        raise CrdsError(f"{err} (server {server}, context {env.get('CRDS_CONTEXT')})") from None
+    absent = [n for n in names if not (jref / n).is_file()]
+    if absent:
+        raise ReferenceFileError(f"crds sync did not bring {absent[0]} from {server} "
+                                 f"(context {env.get('CRDS_CONTEXT')}) into {jref}")
+
+
+def server_sha1(env: Mapping[str, str], names: Sequence[str], *, offline: bool
+                ) -> dict[str, str]:
+    """Name -> sha1 of reference files as the CRDS server catalogues them.
+
+    Online, the server's ``get_file_info_map``; offline, the catalogue
+    (``download_metadata``) crds cached in ``CRDS_PATH`` when it last synced.
+    """
+    if not offline:
+        try:
+            api = _api(env["CRDS_SERVER_URL"])
+            with _quiet_crds():
+                infos = api.S.get_file_info_map(_OBSERVATORY, list(names), ["sha1sum"])
+            return {n: str(i["sha1sum"]) for n, i in infos.items() if isinstance(i, dict)}
+        except Exception as err:
+            raise ReferenceFileError(f"CRDS server {env['CRDS_SERVER_URL']}: cannot read "
+                                     f"the checksums of {names[0]} ({_unreachable(err)})"
+                                     ) from None
+    from crds.client.proxy import crds_decode
+
+    config = Path(env["CRDS_PATH"]) / "config" / _OBSERVATORY / "server_config"
+    try:
+        info = ast.literal_eval(config.read_text())
+        metadata = crds_decode(info["download_metadata"])
+    except (OSError, ValueError, SyntaxError, KeyError, TypeError) as err:
+        raise ReferenceFileError(f"{config}: no server catalogue of checksums cached "
+                                 f"({type(err).__name__}); sync with a server first") from None
+    return {n: str(metadata[n]["sha1sum"]) for n in names if isinstance(metadata.get(n), dict)}
+
+
+def sha1sum(path: str | os.PathLike[str]) -> str:
+    """The sha1 of a file, as CRDS catalogues files."""
+    digest = hashlib.sha1()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 # ---------------------------------------------------------------------------------------
@@ -301,6 +497,7 @@ def bestrefs(
     *,
     env: Mapping[str, str],
     update: bool = True,
+    prepare: Callable[[list[str]], None] | None = None,
 ) -> BestrefsResult:
     """Run ``crds bestrefs --files ... --update-bestrefs`` and report what it chose.
 
@@ -320,6 +517,10 @@ def bestrefs(
         Replace the files by their updated copies (new reference keywords, plus
         ``CRDS_CTX`` and ``CRDS_VER`` which crds writes).  If False the files are
         left untouched and only the recommendations are returned.
+    prepare : callable, optional
+        Called with the names of the selected reference files before any file is
+        replaced: the real CRDS fetches and verifies them there, so that a failure
+        leaves the files as they were.
 
     Returns
     -------
@@ -383,6 +584,9 @@ def bestrefs(
                 values = _read_keywords(workdir / path.name, (*keywords, "CRDS_VER"))
                 versions.add(values.pop("CRDS_VER") or "")
                 after[path] = values
+        if prepare is not None:
+            prepare(sorted({_basename(v) for values in after.values() for v in values.values()
+                            if v is not None and v.strip().upper() not in _NA_VALUES}))
         if update:
             for copy, original in staged:
                 os.replace(copy, original)

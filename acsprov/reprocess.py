@@ -9,6 +9,7 @@ whose run record re-executes it (``acsprov step ...``) under ``datalad rerun``.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import shlex
@@ -16,9 +17,23 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from astropy.io import fits
+
 from .actions import Context, Outcome, get_action
-from .environment import ensure_local_crds, tool_environment
+from .asn import read_asn
+from .crdsworld import (
+    SIMULATED,
+    CrdsRequest,
+    CrdsWorld,
+    data_kind,
+    expected_kind,
+    open_world,
+    plan_world,
+)
+from .environment import ensure_local_crds
+from .errors import AcsprovError
 from .fitsutil import check_acs_file
+from .headers import REFERENCE_KEYWORDS
 from .lock import work_lock
 from .provenance import Recorder
 from .provenance._datalad import is_dataset, save_interrupted
@@ -39,6 +54,8 @@ class ReprocessResult:
     outcomes: dict[str, list[Outcome]] = field(default_factory=dict)
     timing: dict[str, float] = field(default_factory=dict)
     """Seconds in actions and in recording them (see :attr:`Recorder.timing`)."""
+    world: CrdsWorld | None = None
+    """The CRDS the run used (synthetic for simulated data, the real one for archive data)."""
 
 
 def work_name(recipe: str, seed: int | None = None) -> str:
@@ -80,6 +97,7 @@ def reprocess(
     datalad: bool = True,
     say: Callable[[str], None] = print,
     seed: int | None = None,
+    crds: CrdsRequest | None = None,
 ) -> ReprocessResult:
     """Run the recipe `name` in ``<workdir>/<name>/``, recording every action.
 
@@ -94,7 +112,8 @@ def reprocess(
     mast_url : str, optional
         MAST base URL (default ``$ACSPROV_MAST_URL`` or MAST itself).
     crds_path : Path, optional
-        CRDS cache; default the local cache ``<workdir>/crds_cache``, built on first use.
+        The synthetic CRDS cache for simulated data; default ``<workdir>/crds_cache``,
+        built on first use.
     datalad : bool
         Keep the work directory as a DataLad dataset, one commit per action.
     say : callable
@@ -102,6 +121,10 @@ def reprocess(
     seed : int, optional
         Run the recipe on data simulated with this seed instead (a variant of the
         dataset), in ``<workdir>/<recipe>@<seed>/``.
+    crds : CrdsRequest, optional
+        The real CRDS for archive data (``--crds-url``, ``--crds-path``, ``--context``;
+        default the environment's ``CRDS_SERVER_URL``, ``CRDS_PATH``...).  The recipe's
+        ``crds_context`` is added to it.
 
     Raises
     ------
@@ -110,36 +133,64 @@ def reprocess(
         recorded, and the failing one is recorded with ``status=error``.
     WorkdirLockedError
         If another acsprov process is working in the same directory.
+    MixedWorldsError
+        If simulated data would meet the real CRDS or archive data the synthetic one;
+        when the source tells, before anything is written.
     """
     recipe = load_recipe(name)
     root = (Path(workdir) / work_name(recipe.name, seed)).absolute()
+    request = dataclasses.replace(crds or CrdsRequest(), recipe_context=recipe.crds_context)
+    chosen = "simulate" if seed is not None else (source or recipe.source)
+    plan_world(expected_kind(chosen, os.environ), request, what=f"recipe {recipe.name}")
     say(f"recipe {recipe.name}: {recipe.title}"
         + (f" (simulated with seed {seed})" if seed is not None else ""))
-    cache = ensure_local_crds(crds_path or Path(workdir) / "crds_cache", say=say)
+
+    def synthetic() -> Path:
+        return ensure_local_crds(crds_path or Path(workdir) / "crds_cache", say=say)
+
+    setup = _Setup(request, synthetic, Path(workdir))
     with work_lock(root):
         for path in remove_leftovers(root):
             say(f"removed {path.relative_to(root)}, left half-written by an interrupted run")
         if datalad and is_dataset(root) and save_interrupted(root):
             say("committed the PROV record an interrupted run left uncommitted")
-        return _reprocess(recipe, root, cache, source=source, mast_url=mast_url,
+        return _reprocess(recipe, root, setup, source=source, mast_url=mast_url,
                           datalad=datalad, say=say, seed=seed)
 
 
-def _reprocess(recipe: Recipe, root: Path, cache: Path, *, source: str | None,
+@dataclass(frozen=True)
+class _Setup:
+    """What decides a run's CRDS world once its data are known."""
+
+    request: CrdsRequest
+    synthetic: Callable[[], Path]
+    workdir: Path
+
+
+def _reprocess(recipe: Recipe, root: Path, setup: _Setup, *, source: str | None,
                mast_url: str | None, datalad: bool, say: Callable[[str], None],
                seed: int | None) -> ReprocessResult:
     """:func:`reprocess` with the work directory locked."""
-    env = tool_environment(cache)
-    rec = Recorder(root, name=recipe.name, datalad=datalad, aliases={env["jref"]: "jref$"},
-                   background=True)
+    rec = Recorder(root, name=recipe.name, datalad=datalad, background=True)
     result = ReprocessResult(recipe, root, document=rec.document_path)
     cal_fits = root / "cal_fits"
-    for dataset in recipe.datasets:
-        result.obtained.append(
-            _obtain(rec, dataset, cal_fits, source or recipe.source, mast_url, say, seed)
-        )
     try:
-        _runs(recipe, rec, root, cache, env, cal_fits, result, say)
+        for dataset in recipe.datasets:
+            result.obtained.append(
+                _obtain(rec, dataset, cal_fits, source or recipe.source, mast_url, say, seed)
+            )
+        files = [p for got in result.obtained for p in got.files]
+        world = open_world(data_kind(files), setup.request, synthetic_cache=setup.synthetic,
+                           workdir=setup.workdir, what=f"recipe {recipe.name}", say=say)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            rec.close()
+        raise
+    result.world = world
+    rec.aliases[Path(os.path.abspath(world.env["jref"]))] = "jref$"
+    rec.reference_attributes = world.attributes
+    try:
+        _runs(recipe, rec, root, world, cal_fits, result, say)
     except BaseException:
         with contextlib.suppress(Exception):  # the failure itself is what to report
             rec.export()
@@ -149,19 +200,26 @@ def _reprocess(recipe: Recipe, root: Path, cache: Path, *, source: str | None,
             rec.close()
     rec.export()
     result.timing = rec.timing
-    say(f"recipe {recipe.name} complete: products in {root}")
+    if world.kind == SIMULATED:
+        say(f"recipe {recipe.name} complete: products in {root}, made from SIMULATED data "
+            f"with the SYNTHETIC CRDS context {world.context}: not science products")
+    else:
+        say(f"recipe {recipe.name} complete: products in {root}, archive data calibrated "
+            f"with CRDS context {world.context} from {world.server}")
     return result
 
 
-def _runs(recipe: Recipe, rec: Recorder, root: Path, cache: Path, env: dict[str, str],
+def _runs(recipe: Recipe, rec: Recorder, root: Path, world: CrdsWorld,
           cal_fits: Path, result: ReprocessResult, say: Callable[[str], None]) -> None:
     """Do each run of the recipe, one recorded activity per step."""
+    env = world.env
     for run in recipe.runs:
         rundir = root / run.name
         rec.clear_directory(rundir, message=f"start {run.name} afresh "
                             "(earlier products stay in history)")
         rundir.mkdir(parents=True, exist_ok=True)
-        ctx = Context(rundir=rundir, cal_fits=cal_fits, env=env, say=say)
+        ctx = Context(rundir=rundir, cal_fits=cal_fits, env=env, say=say,
+                      references=lambda names: world.ensure(names, say=say))
         outcomes = result.outcomes.setdefault(run.name, [])
         say(f"run {run.name}: {run.description}" if run.description else f"run {run.name}")
         for index, step in enumerate(run.steps, start=1):
@@ -169,15 +227,57 @@ def _runs(recipe: Recipe, rec: Recorder, root: Path, cache: Path, env: dict[str,
             with rec.activity(
                 step.action,
                 params=dict(step.params),
-                command=step_command(step, crds_path=cache, cwd=rundir),
+                command=step_command(step, crds_path=world.cache, cwd=rundir),
                 cwd=rundir,
                 label=f"{run.name}: {step.describe()}",
                 will_write=_existing(rundir, step),
                 overlap=step.action in ATOMIC_ACTIONS,
             ) as act:
+                act.note(**world.summary())
+                world.ensure(step_references(step, rundir), say=say)
                 ctx.act = act
                 outcomes.append(get_action(step.action)(ctx, step))
             ctx.act = None
+
+
+def step_references(step: Step, rundir: Path) -> list[str]:
+    """CRDS names (``jref$`` values) in the headers of the files a step will read.
+
+    calacs, destripe and updatewcs read the reference files their inputs name (an
+    association's members included); copy_reference copies the one its keyword names.
+    bestrefs asks for the references it selects itself.
+    """
+    from .recipe import expand
+
+    params = step.params
+    if step.action == "calacs":
+        names = list(params["input"])
+    elif step.action == "destripe":
+        names = [params["file"]]
+    elif step.action == "updatewcs":
+        names = list(params["files"])
+    elif step.action == "copy_reference":
+        names = [params["header_of"]]
+    else:
+        return []
+    try:
+        paths = expand(names, rundir)
+    except AcsprovError:
+        return []  # the action reports the missing file itself
+    for path in list(paths):
+        if path.name.endswith("_asn.fits") and path.is_file():
+            paths += [rundir / f"{m.name.lower()}_raw.fits" for m in read_asn(path).exposures]
+    keywords = [params["keyword"]] if step.action == "copy_reference" else REFERENCE_KEYWORDS
+    out: set[str] = set()
+    for path in paths:
+        if not path.is_file():
+            continue
+        header = fits.getheader(path, 0)
+        for keyword in keywords:
+            value = str(header.get(keyword, "")).strip()
+            if value.lower().startswith("jref$"):
+                out.add(value[5:])
+    return sorted(out)
 
 
 ATOMIC_ACTIONS = frozenset({"copy", "copy_reference", "merge_asn", "set_header", "bestrefs",

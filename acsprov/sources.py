@@ -29,6 +29,8 @@ __all__ = [
     "DEFAULT_MAST_URL",
     "SOURCES",
     "Obtained",
+    "SourceError",
+    "download_asn",
     "mast_url",
     "obtain",
 ]
@@ -145,11 +147,29 @@ def _download_dataset(dataset: str, dest: Path, base: str) -> list[Path]:
         table = read_asn(asn)
         exposures = [validate_rootname(m.name) for m in table.exposures]
     for root in exposures:
-        for suffix, required in (("raw", True), ("flt", False), ("spt", False)):
+        for suffix, required in (("raw", True), ("flt", False), ("flc", False), ("spt", False)):
             got = _download(session, base, f"{root}_{suffix}.fits", dest, required=required)
             if got is not None:
                 files.append(got)
     return files
+
+
+def download_asn(dataset: str, dest: Path, *, base_url: str | None = None) -> Path | None:
+    """Download an association's table from MAST into `dest`; None if MAST has none.
+
+    Raises
+    ------
+    SourceError
+        If MAST cannot be reached (or ``ACSPROV_OFFLINE`` is set) or answers an error.
+    """
+    base = mast_url(base_url)
+    if os.environ.get("ACSPROV_OFFLINE"):
+        raise SourceError("ACSPROV_OFFLINE is set")
+    try:
+        return _download(requests.Session(), base, f"{dataset}_asn.fits", dest,
+                         required=False)
+    except _UnreachableError as err:
+        raise SourceError(f"MAST at {base} cannot be reached: {err}") from None
 
 
 def _download(

@@ -7,9 +7,11 @@
 #   none (default)  nothing; use what the image holds
 #   mappings        crds sync --contexts $CRDS_CONTEXT   (the rules only)
 #   references      ... --fetch-references               (rules and reference files)
-# If CRDS_PATH then holds no mappings of the pinned context (offline, nothing baked
-# in), the CRDS variables are dropped so acsprov uses its own local CRDS cache
-# (<workdir>/crds_cache), and ACSPROV_CRDS_SOURCE records which one applies.
+# The variables stay set: acsprov calibrates archive data with the pinned context
+# exactly as a host run with the same CRDS_CONTEXT does (fetching into CRDS_PATH what
+# is not baked in or synced), and simulated data with its own synthetic cache
+# (<workdir>/crds_cache), never the other way round.  ACSPROV_CRDS_SOURCE, recorded in
+# the PROV software agent, says which context archive data get and what CRDS_PATH holds.
 set -eu
 
 sync_failed() {
@@ -30,12 +32,12 @@ case "${ACSPROV_CRDS_SYNC:-none}" in
 esac
 
 if [ -n "${CRDS_PATH:-}" ] && [ -f "$CRDS_PATH/mappings/hst/${CRDS_CONTEXT:-none}" ]; then
-    export ACSPROV_CRDS_SOURCE="pinned $CRDS_CONTEXT in $CRDS_PATH"
+    export ACSPROV_CRDS_SOURCE="pinned $CRDS_CONTEXT in $CRDS_PATH for archive data; acsprov synthetic cache for simulated data"
 else
-    echo "acsprov image: no mappings of ${CRDS_CONTEXT:-?} in ${CRDS_PATH:-?}" \
-         "(nothing baked in or synced); using acsprov's local CRDS cache" >&2
-    unset jref CRDS_PATH CRDS_CONTEXT CRDS_SERVER_URL CRDS_OBSERVATORY
-    export ACSPROV_CRDS_SOURCE="acsprov local cache"
+    echo "acsprov image: no mappings of ${CRDS_CONTEXT:-?} in ${CRDS_PATH:-?} yet:" \
+         "archive data fetch them from ${CRDS_SERVER_URL:-?}; simulated data use" \
+         "acsprov's synthetic cache" >&2
+    export ACSPROV_CRDS_SOURCE="pinned ${CRDS_CONTEXT:-?} from ${CRDS_SERVER_URL:-?} into ${CRDS_PATH:-?} for archive data; acsprov synthetic cache for simulated data"
 fi
 
 exec "$@"

@@ -353,16 +353,20 @@ def test_entrypoint_uses_the_pinned_context_when_its_mappings_are_there(tmp_path
     env = dict(line.split("=", 1) for line in proc.stdout.splitlines() if "=" in line)
     assert env["jref"] == f"{crds}/references/hst/acs/"
     assert env["CRDS_CONTEXT"] == "hst_1358.pmap"
-    assert env["ACSPROV_CRDS_SOURCE"] == f"pinned hst_1358.pmap in {crds}"
+    assert env["ACSPROV_CRDS_SOURCE"] == (f"pinned hst_1358.pmap in {crds} for archive data; "
+                                          "acsprov synthetic cache for simulated data")
 
 
-def test_entrypoint_falls_back_to_the_local_cache_offline(tmp_path):
-    proc = _entrypoint(tmp_path, CRDS_PATH=str(tmp_path / "empty"), jref="/nowhere/")
+def test_entrypoint_keeps_the_pinned_context_without_its_mappings(tmp_path):
+    """Archive data in the image use the pinned context like a host run: nothing dropped."""
+    empty = tmp_path / "empty"
+    proc = _entrypoint(tmp_path, CRDS_PATH=str(empty), jref=f"{empty}/references/hst/acs/")
     assert proc.returncode == 0, proc.stderr
-    assert "using acsprov's local CRDS cache" in proc.stderr
+    assert "archive data fetch them from https://hst-crds.stsci.edu" in proc.stderr
     env = dict(line.split("=", 1) for line in proc.stdout.splitlines() if "=" in line)
-    assert "jref" not in env and "CRDS_PATH" not in env and "CRDS_CONTEXT" not in env
-    assert env["ACSPROV_CRDS_SOURCE"] == "acsprov local cache"
+    assert env["CRDS_PATH"] == str(empty) and env["CRDS_CONTEXT"] == "hst_1358.pmap"
+    assert env["ACSPROV_CRDS_SOURCE"].startswith(f"pinned hst_1358.pmap from "
+                                                 f"https://hst-crds.stsci.edu into {empty}")
 
 
 def test_entrypoint_rejects_an_unknown_sync_mode(tmp_path):

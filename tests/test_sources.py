@@ -2,44 +2,15 @@
 
 from __future__ import annotations
 
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import parse_qs, urlparse
 
 import pytest
 from helpers import make_asn, make_raw
+from loopback import serve_mast
 
 from acsprov.errors import BadInputError, DatasetError, SourceError
 from acsprov.fitsutil import sha256sum
 from acsprov.sources import obtain
-
-PREFIX = "mast:HST/product/"
-
-
-class _MastHandler(BaseHTTPRequestHandler):
-    root: Path
-    requests: list[str]
-
-    def do_GET(self):
-        url = urlparse(self.path)
-        uri = parse_qs(url.query).get("uri", [""])[0]
-        self.requests.append(uri)
-        name = uri[len(PREFIX):]
-        path = self.root / name
-        if url.path != "/api/v0.1/Download/file" or not uri.startswith(PREFIX) or "/" in name \
-                or not path.is_file():
-            self.send_error(404)
-            return
-        body = path.read_bytes()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/octet-stream")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
 
 
 @pytest.fixture
@@ -47,13 +18,8 @@ def mast(tmp_path):
     """A loopback server answering MAST's download API from a directory."""
     root = tmp_path / "mast"
     root.mkdir()
-    handler = type("H", (_MastHandler,), {"root": root, "requests": []})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield root, f"http://127.0.0.1:{server.server_address[1]}", handler.requests
-    server.shutdown()
-    server.server_close()
+    with serve_mast(root) as server:
+        yield root, server.url, server.requests
 
 
 def _association(root: Path) -> None:

@@ -37,6 +37,9 @@ class Context:
     """The recorded activity the action runs in."""
     rerun: bool = False
     """True when re-executing a recorded action: products it made may be replaced."""
+    references: Callable[[list[str]], None] | None = None
+    """Makes reference files (CRDS names) available in ``jref`` and checks them: the
+    run's CRDS world (:meth:`acsprov.crdsworld.CrdsWorld.ensure`); None outside a run."""
 
     @contextlib.contextmanager
     def environment(self) -> Iterator[None]:
@@ -100,12 +103,15 @@ def get_action(name: str) -> Action:
 
 
 def run_standalone(step: Step, directory: Path, env: dict[str, str], *,
-                   say: Callable[[str], None] = print, command: str | None = None) -> Outcome:
+                   say: Callable[[str], None] = print, command: str | None = None,
+                   world: Any = None) -> Outcome:
     """Perform one step outside a recipe, recorded like any other action.
 
     The PROV document goes to the work directory `directory` belongs to (the nearest
     one with a ``prov/`` directory), else to ``directory/prov/``; inside a DataLad
-    dataset the action is also committed.
+    dataset the action is also committed.  `world` (a
+    :class:`~acsprov.crdsworld.CrdsWorld`) fetches and checks the references the step
+    needs and gives them their CRDS attributes in PROV.
     """
     from ..errors import BadInputError
     from ..lock import work_lock
@@ -121,7 +127,15 @@ def run_standalone(step: Step, directory: Path, env: dict[str, str], *,
     with work_lock(root):
         rec = Recorder(root, name=step.action, datalad=is_dataset(root), aliases=aliases)
         ctx = Context(rundir=directory, cal_fits=directory / "cal_fits", env=env, say=say)
+        if world is not None:
+            rec.reference_attributes = world.attributes
+            ctx.references = lambda names: world.ensure(names, say=say)
         with rec.activity(step.action, params=dict(step.params), command=command,
                           cwd=directory, label=step.describe()) as act:
+            if world is not None:
+                from ..reprocess import step_references
+
+                act.note(**world.summary())
+                world.ensure(step_references(step, directory), say=say)
             ctx.act = act
             return get_action(step.action)(ctx, step)

@@ -17,7 +17,7 @@ def bestrefs(ctx: Context, step: Step) -> Outcome:
     paths = expand(step.params["files"], ctx.rundir)
     for path in paths:
         act.used(path, role="raw")
-    result = refs.bestrefs(paths, env=ctx.env, update=True)
+    result = refs.bestrefs(paths, env=ctx.env, update=True, prepare=ctx.references)
     jref = ctx.env.get("jref", "")
     seen: set[str] = set()
     for record in result.files:

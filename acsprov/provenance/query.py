@@ -152,6 +152,10 @@ def render_tree(node: Lineage) -> str:
         text = f"{e.get('acsprov:path', '?')}  sha256:{sha}"
         if _kind(e) == "acsprov:ReferenceFile":
             text += f"  ({e.get('acsprov:keyword', 'reference')})"
+            if e.get("acsprov:crds_context"):
+                text += (f"\n    crds {e['acsprov:crds_context']} "
+                         f"{e.get('acsprov:crds_server', '')}  "
+                         f"sha1:{e.get('acsprov:crds_sha1', '')}")
         elif e.get("acsprov:deleted") == "True":
             text += "  (temporary, deleted)"
         if n.activity is not None:

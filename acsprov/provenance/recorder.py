@@ -158,6 +158,9 @@ class Recorder:
                  persist: bool = True, background: bool = False) -> None:
         self.root = Path(root).absolute()
         self.aliases = {Path(os.path.abspath(k)): v for k, v in (aliases or {}).items()}
+        self.reference_attributes: Callable[[Path], Mapping[str, str]] | None = None
+        """Extra attributes of files outside the root (the CRDS facts of a reference
+        file: its CRDS name, the server's sha1, context and server), or None."""
         self.root.mkdir(parents=True, exist_ok=True)
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
         self.run = RunRecord(
@@ -218,9 +221,12 @@ class Recorder:
         elif path.exists():
             size = self._hash.remember(path, sha256)
         rel = self.relpath(path)
+        external = not self._inside(path)
+        if external and self.reference_attributes is not None:
+            attributes = {**self.reference_attributes(path), **attributes}
         return FileEntity(
             path=rel, sha256=sha256, role=role, size=size,
-            external=not self._inside(path),
+            external=external,
             attributes={k: str(v) for k, v in attributes.items()},
         )
 
