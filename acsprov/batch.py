@@ -462,8 +462,7 @@ def run_batch(
     targets : sequence of Target
         The datasets (see :func:`read_targets`).
     workdir : Path
-        Top working directory: each dataset in ``workdir/<name>/``, the CRDS cache
-        in ``workdir/crds_cache`` (``$ACSPROV_CRDS_PATH`` overrides it), the summary
+        Top working directory: each dataset in ``workdir/<name>/``, the summary
         in ``workdir/campaign.json`` and ``campaign.html``.  With a remote scheduler
         it must be a path every worker sees (a shared file system).
     scheduler : str, optional
@@ -501,8 +500,9 @@ def run_batch(
         raise BadInputError("--workers sizes the local cluster; a scheduler has its own")
     workdir = Path(workdir).absolute()
     workdir.mkdir(parents=True, exist_ok=True)
-    if not log.isEnabledFor(logging.DEBUG):  # the scheduler's chatter, unless --debug
-        logging.getLogger("distributed").setLevel(logging.ERROR)
+    quiet = not log.isEnabledFor(logging.DEBUG)
+    if quiet:  # Dask's chatter, unless --debug: a failure is a result, never a log line
+        _silence_dask()
     with work_lock(workdir):  # one campaign at a time in a work directory
         # built once here: the workers only read it
         crds_path = ensure_local_crds(default_crds_path(workdir), say=say)
@@ -519,7 +519,7 @@ def run_batch(
             cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
                                    dashboard_address=None, memory_limit=0,
                                    scheduler_kwargs={"dashboard": False},
-                                   silence_logs=logging.ERROR)
+                                   silence_logs=logging.CRITICAL if quiet else False)
             client = Client(cluster)
             label = f"local ({n} worker processes)"
         try:
@@ -528,6 +528,19 @@ def run_batch(
             client.close()
             if cluster is not None:
                 cluster.close()
+
+
+def _silence_dask() -> None:
+    """Keep Dask's shutdown noise off the terminal, here and in the worker processes.
+
+    When a local cluster closes, workers and the scheduler may log the connections
+    they lose (``CommClosedError`` with a traceback) after every task has returned;
+    those are not failures of the campaign.  Worker processes read the level from
+    ``DASK_LOGGING__DISTRIBUTED`` when they start.
+    """
+    os.environ["DASK_LOGGING__DISTRIBUTED"] = "critical"
+    for name in ("distributed", "tornado", "asyncio"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
 def _campaign(client: Any, targets: Sequence[Target], workdir: Path, crds_path: Path,

@@ -46,6 +46,12 @@ def reprocess(dataset: str, workdir: Path, source: str | None, mast_url: str | N
     from .environment import default_crds_path
     from .reprocess import reprocess as run_recipe
 
+    name, at, seed = dataset.partition("@")
+    if at:
+        from .errors import DatasetError
+
+        raise DatasetError(f"{dataset!r}: NAME@SEED (recipe {name} on data simulated with "
+                           f"seed {seed}) is for batch: acsprov batch {dataset}")
     run_recipe(dataset, workdir=workdir, source=source, mast_url=mast_url,
                crds_path=default_crds_path(workdir), say=click.echo)
 
@@ -138,7 +144,7 @@ def fetch(dataset: str, out: Path, source: str, mast_url: str | None) -> None:
 
 @cli.command()
 @click.option("--workdir", type=click.Path(path_type=Path), default=Path("work"),
-              show_default=True, help="Top working directory (cache in WORKDIR/crds_cache).")
+              show_default=True, help="Unused: the cache is per user ($ACSPROV_CRDS_PATH).")
 def env(workdir: Path) -> None:
     """Print `export` lines for the local CRDS cache: eval "$(acsprov env)"."""
     from .environment import default_crds_path, ensure_local_crds
@@ -184,7 +190,7 @@ def _standalone(action: str, params: dict, files: tuple[Path, ...], workdir: Pat
 
 _WORKDIR = click.option("--workdir", type=click.Path(path_type=Path), default=Path("work"),
                         show_default=True,
-                        help="Where the local CRDS cache is (WORKDIR/crds_cache) if jref is unset.")
+                        help="Unused: the local CRDS cache is per user ($ACSPROV_CRDS_PATH).")
 
 
 @cli.command("set-header")

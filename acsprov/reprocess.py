@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .actions import Context, Outcome, get_action
-from .environment import ensure_local_crds, tool_environment
+from .environment import default_crds_path, ensure_local_crds, tool_environment
 from .fitsutil import check_acs_file
 from .lock import work_lock
 from .provenance import Recorder
@@ -94,7 +94,8 @@ def reprocess(
     mast_url : str, optional
         MAST base URL (default ``$ACSPROV_MAST_URL`` or MAST itself).
     crds_path : Path, optional
-        CRDS cache; default the local cache ``<workdir>/crds_cache``, built on first use.
+        CRDS cache; default the user's local cache (:func:`default_crds_path`), built
+        on first use.
     datalad : bool
         Keep the work directory as a DataLad dataset, one commit per action.
     say : callable
@@ -115,7 +116,7 @@ def reprocess(
     root = (Path(workdir) / work_name(recipe.name, seed)).absolute()
     say(f"recipe {recipe.name}: {recipe.title}"
         + (f" (simulated with seed {seed})" if seed is not None else ""))
-    cache = ensure_local_crds(crds_path or Path(workdir) / "crds_cache", say=say)
+    cache = ensure_local_crds(crds_path or default_crds_path(), say=say)
     with work_lock(root):
         for path in remove_leftovers(root):
             say(f"removed {path.relative_to(root)}, left half-written by an interrupted run")
@@ -194,6 +195,40 @@ def _existing(rundir: Path, step: Step) -> list[Path]:
     return [rundir / name for name in step.params["input"] if name.endswith("_asn.fits")]
 
 
+def earlier_simulation(root: Path, dataset: str, seed: int | None) -> dict[str, str]:
+    """Files the latest earlier run of `root` simulated for `dataset` with `seed`.
+
+    Returns file name (in ``cal_fits/``) -> recorded sha256, or an empty dict if no
+    earlier run obtained that dataset from the simulator with the same seed.
+    """
+    from .provenance.query import documents
+
+    prov = Path(root) / "prov"
+    for path in reversed(documents(root) if prov.is_dir() else []):
+        try:
+            doc = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        for act_id, act in (doc.get("activity") or {}).items():
+            try:
+                params = json.loads(act.get("acsprov:parameters", "{}"))
+            except ValueError:
+                continue
+            if (not str(act.get("prov:type", {}).get("$", "")).endswith(":obtain")
+                    or params.get("dataset") != dataset or params.get("seed") != seed
+                    or act.get("acsprov:source") != "simulate"
+                    or act.get("acsprov:status") != "ok"):
+                continue
+            entities = doc.get("entity") or {}
+            files = {}
+            for gen in (doc.get("wasGeneratedBy") or {}).values():
+                ent = entities.get(gen.get("prov:entity"), {})
+                if gen.get("prov:activity") == act_id and ent.get("acsprov:path"):
+                    files[Path(ent["acsprov:path"]).name] = str(ent.get("acsprov:sha256"))
+            return files
+    return {}
+
+
 def _obtain(
     rec: Recorder,
     dataset: str,
@@ -208,7 +243,8 @@ def _obtain(
     if seed is not None:
         params["seed"] = seed
     with rec.activity("obtain", params=params, cwd=rec.root, label=f"obtain {dataset}") as act:
-        got = obtain(dataset, cal_fits, source=source, base_url=mast_url, say=say, seed=seed)
+        got = obtain(dataset, cal_fits, source=source, base_url=mast_url, say=say, seed=seed,
+                     reuse=earlier_simulation(rec.root, dataset, seed))
         for path in got.files:
             check_acs_file(path, kind="archive")
             act.generated(path, role="archive", source=got.source, origin=got.origin)

@@ -9,7 +9,7 @@
 #   references      ... --fetch-references               (rules and reference files)
 # If CRDS_PATH then holds no mappings of the pinned context (offline, nothing baked
 # in), the CRDS variables are dropped so acsprov uses its own local CRDS cache
-# (<workdir>/crds_cache), and ACSPROV_CRDS_SOURCE records which one applies.
+# ($ACSPROV_CRDS_PATH, or the user's ~/.cache/acsprov/crds_cache), and ACSPROV_CRDS_SOURCE records which one applies.
 set -eu
 
 sync_failed() {

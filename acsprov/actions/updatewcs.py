@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 from astropy.io import fits
@@ -46,6 +47,28 @@ def distortion_references(path: Path, jref: str) -> dict[str, Path]:
     return found
 
 
+@contextlib.contextmanager
+def stwcs_messages_once() -> Iterator[None]:
+    """Print each stwcs message once.
+
+    Some stwcs loggers have their own handler (to stdout) and also pass every record
+    on to the root logger's, so with logging configured (as the command does) each
+    message came out twice.  While this is active they keep to their own handler.
+    """
+    names = [n for n in logging.root.manager.loggerDict if n.split(".")[0] == "stwcs"]
+    changed = []
+    for name in names:
+        logger = logging.getLogger(name)
+        if logger.handlers and logger.propagate:
+            logger.propagate = False
+            changed.append(logger)
+    try:
+        yield
+    finally:
+        for logger in changed:
+            logger.propagate = True
+
+
 def update_wcs(path: Path, *, use_db: bool = False) -> None:
     """Run stwcs updatewcs on `path` atomically (a copy is updated, then renamed)."""
     from stwcs import updatewcs as stwcs_updatewcs
@@ -58,7 +81,8 @@ def update_wcs(path: Path, *, use_db: bool = False) -> None:
             level = quiet.level
             quiet.setLevel(logging.WARNING)
             try:
-                stwcs_updatewcs.updatewcs(str(work), use_db=use_db)
+                with stwcs_messages_once():
+                    stwcs_updatewcs.updatewcs(str(work), use_db=use_db)
             finally:
                 quiet.setLevel(level)
             os.replace(work, tmp)
