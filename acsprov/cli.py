@@ -327,6 +327,18 @@ def prov_graph(target: Path, out: Path | None) -> None:
         click.echo(str(path))
 
 
+@prov_group.command("lineage")
+@click.argument("target", type=click.Path(path_type=Path), default=Path("."))
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="HTML file to write (default: prov/lineage.html of the work directory).")
+def prov_lineage(target: Path, out: Path | None) -> None:
+    """Write the lineage page of a work directory: each product's chain, for people."""
+    from .provenance.lineage_page import write_lineage_page
+    from .provenance.query import dataset_root
+
+    click.echo(str(write_lineage_page(dataset_root(target), out)))
+
+
 @prov_group.command("verify")
 @click.argument("target", type=click.Path(path_type=Path), default=Path("."))
 def prov_verify(target: Path) -> None:

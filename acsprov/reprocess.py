@@ -21,7 +21,8 @@ from .environment import default_crds_path, ensure_local_crds, tool_environment
 from .fitsutil import check_acs_file
 from .lock import work_lock
 from .provenance import Recorder
-from .provenance._datalad import is_dataset, save_interrupted
+from .provenance._datalad import is_dataset, save_interrupted, save_paths
+from .provenance.lineage_page import write_lineage_page
 from .recipe import Recipe, Step, load_recipe
 from .sources import Obtained, obtain
 
@@ -149,9 +150,19 @@ def _reprocess(recipe: Recipe, root: Path, cache: Path, *, source: str | None,
         with contextlib.suppress(Exception):
             rec.close()
     rec.export()
+    page = write_lineage_page(root)
+    if datalad:
+        save_paths(root, [page], message=f"acsprov: lineage page of run {rec.run.run_id}")
     result.timing = rec.timing
-    say(f"recipe {recipe.name} complete: products in {root}")
+    say(f"recipe {recipe.name} complete: products in {_shown(root)}; how each was made: "
+        f"{_shown(page)}")
     return result
+
+
+def _shown(path: Path) -> str:
+    """`path` relative to the current directory when it is below it, else absolute."""
+    rel = os.path.relpath(path)
+    return path.as_posix() if rel.startswith("..") else rel
 
 
 def _runs(recipe: Recipe, rec: Recorder, root: Path, cache: Path, env: dict[str, str],
