@@ -107,7 +107,7 @@ def test_set_header_that_changes_nothing_says_so(capsys, tmp_path):
     assert raw.read_bytes() == before
 
 
-def test_stwcs_messages_are_printed_once():
+def test_stwcs_messages_are_printed_once(capsys):
     from stwcs import updatewcs  # noqa: F401  (creates stwcs's loggers and their handlers)
 
     from acsprov.actions.updatewcs import stwcs_messages_once
@@ -121,11 +121,17 @@ def test_stwcs_messages_are_printed_once():
         logger.warning("one message")  # as it was: through both handlers
         assert own.getvalue().count("one message") == 1
         assert root.getvalue().count("one message") == 1
+        capsys.readouterr()
         with stwcs_messages_once():
             logger.warning("another message")
+            for _ in range(2):  # as stwcs.distortion.mutil prints it, once per reading
+                print("- IDCTAB: Distortion model from row 3 for chip 1 : F606W")
+            print("a second line")
         assert own.getvalue().count("another message") == 1
         assert "another message" not in root.getvalue()
         assert logger.propagate  # restored afterwards
+        assert capsys.readouterr().out == (
+            "- IDCTAB: Distortion model from row 3 for chip 1 : F606W\na second line\n")
     finally:
         logger.removeHandler(own_handler)
         logging.getLogger().removeHandler(root_handler)

@@ -10,6 +10,7 @@ original only once stwcs succeeded.
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import os
 import shutil
@@ -51,9 +52,11 @@ def distortion_references(path: Path, jref: str) -> dict[str, Path]:
 def stwcs_messages_once() -> Iterator[None]:
     """Print each stwcs message once.
 
-    Some stwcs loggers have their own handler (to stdout) and also pass every record
-    on to the root logger's, so with logging configured (as the command does) each
-    message came out twice.  While this is active they keep to their own handler.
+    stwcs prints some lines itself each time it reads a table (the IDCTAB row of each
+    chip comes out twice for one file), and some of its loggers have their own handler
+    and also pass every record on to the root logger's.  While this is active, what
+    stwcs prints is collected and each distinct line printed once at the end, and
+    those loggers keep to their own handler.
     """
     names = [n for n in logging.root.manager.loggerDict if n.split(".")[0] == "stwcs"]
     changed = []
@@ -62,11 +65,16 @@ def stwcs_messages_once() -> Iterator[None]:
         if logger.handlers and logger.propagate:
             logger.propagate = False
             changed.append(logger)
+    printed = io.StringIO()
     try:
-        yield
+        with contextlib.redirect_stdout(printed):
+            yield
     finally:
         for logger in changed:
             logger.propagate = True
+        for line in dict.fromkeys(printed.getvalue().splitlines()):
+            if line.strip():
+                print(line)
 
 
 def update_wcs(path: Path, *, use_db: bool = False) -> None:
