@@ -307,6 +307,8 @@ def _write_crate(run: RecordedRun, staging: Path, products: list[str],
                 + (" (made from SIMULATED data)" if simulated else "")))
         for rel in documents:
             extra = {"description": "PROV document of the run"}
+            if rel.endswith(".html"):
+                extra["description"] = "lineage page of the run: each product's chain"
             if rel.endswith(".json"):
                 extra["conformsTo"] = {"@id": "https://www.w3.org/submissions/prov-json/"}
             files[rel] = crate.add_file(None, rel, properties=props(rel, **extra))
