@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .compare import VOLATILE_KEYWORDS, ProductDiff, Tolerance, compare_products
+from .compare import VOLATILE_KEYWORDS, ExtensionDiff, ProductDiff, Tolerance, compare_products
 from .errors import AcsprovError, BadInputError
 from .fitsutil import sha256sum
 
@@ -39,6 +39,7 @@ __all__ = [
     "audit_archive",
     "audit_run",
     "load_run",
+    "simulated_products",
 ]
 
 #: Keywords ignored when comparing with the archive: beside the volatile ones, those
@@ -114,6 +115,8 @@ class AuditResult:
     """What the compared sides are called (first, second)."""
     error: str | None = None
     """Why the re-run stopped, if a recorded action failed when done again."""
+    simulated: list[str] = field(default_factory=list)
+    """Products made from simulated data (``SIMULATE = T``), not real observations."""
 
     @property
     def passed(self) -> bool:
@@ -126,31 +129,64 @@ class AuditResult:
         bad = [p for p in self.products if not p.identical]
         details = []
         if self.kind == "archive":
-            verdict = "matches the archive" if self.passed else "differs from the archive"
-            text = (f"archive audit: {len(bad)} of {len(self.products)} _flt products "
-                    f"{verdict}")
-            for label, pick in (("switches", "switch_differences"),
-                                ("reference files", "reference_differences")):
-                found = sorted({f"{d['keyword']}={d['b']} (archive {d['a']})"
-                                for p in self.products for d in getattr(p, pick)})
-                details.append(f"{label} differing: {', '.join(found) or 'none'}")
+            n, k = len(self.products), len(bad)
+            if not bad:
+                text = (f"archive audit: the {n} _flt product matches the archive" if n == 1
+                        else f"archive audit: all {n} _flt products match the archive")
+            else:
+                text = (f"archive audit: {k} of {n} _flt product{'s' if n > 1 else ''} "
+                        f"differ{'s' if k == 1 else ''} from the archive")
+            for p in self.products:  # each product's own switches and reference files
+                own = [f"{d['keyword']}={d['b']} (archive {d['a']})"
+                       for d in p.switch_differences + p.reference_differences]
+                if own:
+                    details.append(f"{p.name}: {', '.join(own)}")
         else:
             verdict = "PASSED" if self.passed else "FAILED"
             text = (f"audit {verdict}: {len(self.products) - len(bad)} of "
                     f"{len(self.products)} products identical within tolerance")
         for p in bad[:3]:
-            exts = [e for e in p.extensions if not e.identical]
-            where = ", ".join(
-                f"{e.label} {e.n_outside} px in x {e.bbox['x0']}-{e.bbox['x1']} "
-                f"y {e.bbox['y0']}-{e.bbox['y1']} (max |diff| {e.max_abs_diff:.4g})"
-                if e.bbox else f"{e.label} header" for e in exts[:2])
-            details.append(f"{p.name}: {where or 'header'}")
+            exts = sorted((e for e in p.extensions if not e.identical),
+                          key=lambda e: e.extname == "DQ")  # SCI and ERR first
+            details.append(f"{p.name}: {', '.join(_where(e) for e in exts[:3]) or 'header'}")
         if self.error:
             details.insert(0, self.error)
         details += [f"{m}: missing" for m in self.missing[:3]]
         details += [f"{i['path']}: {i['message']}" for i in self.inputs
                     if i.get("status") != "ok"][:3]
+        if self.simulated:
+            details.append(f"{len(self.simulated)} of {len(self.products)} products made "
+                           "from SIMULATED data, not real observations")
         return text + ("; " + "; ".join(details) if details else "")
+
+
+def _where(ext: ExtensionDiff) -> str:
+    """Where and by how much one extension differs, in words."""
+    if not ext.bbox:
+        return f"{ext.label} header"
+    box = f"x {ext.bbox['x0']}-{ext.bbox['x1']} y {ext.bbox['y0']}-{ext.bbox['y1']}"
+    if ext.max_abs_diff is None:  # DQ: flags, not numbers
+        gained = sum(ext.dq_set.values())
+        lost = sum(ext.dq_cleared.values())
+        return (f"{ext.label} flags changed in {ext.n_outside} px in {box} "
+                f"({gained} flags gained, {lost} lost)")
+    return f"{ext.label} {ext.n_outside} px in {box} (max |diff| {ext.max_abs_diff:.4g})"
+
+
+def simulated_products(products: list[ProductDiff]) -> list[str]:
+    """Names of the compared products either side of which says ``SIMULATE = T``."""
+    from astropy.io import fits
+
+    found = []
+    for product in products:
+        for path in (product.a, product.b):
+            try:
+                if fits.getval(path, "SIMULATE", ext=0) is True:
+                    found.append(product.name)
+                    break
+            except (OSError, KeyError, IndexError):
+                continue
+    return found
 
 
 # -- reading the record --------------------------------------------------------
@@ -284,6 +320,7 @@ def audit_run(
                 result.notes.append(f"{rel}: its content differs from the recorded sha256 "
                                     "(changed after the run)")
             result.products.append(diff)
+        result.simulated = simulated_products(result.products)
     finally:
         if own_scratch and not keep_scratch:
             shutil.rmtree(base, ignore_errors=True)
@@ -403,6 +440,7 @@ def audit_archive(
         say(f"compare {rel} with the archive's {theirs.name}")
         result.products.append(compare_products(theirs, mine, name=rel, tolerances=tolerances,
                                                 ignore_keywords=ARCHIVE_IGNORE))
+    result.simulated = simulated_products(result.products)
     result.notes.append("differences from the archive are expected where the recipe changes "
                         "switches or reference files; the report says which and by how much")
     result.seconds = time.perf_counter() - started

@@ -65,6 +65,7 @@ def report_data(result: AuditResult) -> dict[str, Any]:
         "inputs": list(result.inputs),
         "missing": list(result.missing),
         "error": result.error,
+        "simulated": list(result.simulated),
         "products": [p.as_dict() for p in result.products],
     }
     return _finite(data)
@@ -205,6 +206,13 @@ def chip_figure(exts: list[ExtensionDiff], labels: tuple[str, str]) -> str | Non
                                    b["x1"] - b["x0"] + 1 + 2 * pad,
                                    b["y1"] - b["y0"] + 1 + 2 * pad,
                                    fill=False, edgecolor="#f0a202", linewidth=1.6))
+        if ext.peak:  # a ring of fixed size on screen: one pixel is findable at any scale
+            ax.plot([ext.peak["x"]], [ext.peak["y"]], marker="o", markersize=16,
+                    markerfacecolor="none", markeredgecolor="#00b050", markeredgewidth=2.2)
+            ax.annotate(f"x={ext.peak['x']}, y={ext.peak['y']}",
+                        (ext.peak["x"], ext.peak["y"]), xytext=(0.03, 0.04),
+                        textcoords="axes fraction", fontsize=8, color="#006b2e",
+                        bbox={"facecolor": "white", "alpha": 0.85, "edgecolor": "none"})
         else:
             ax.text(0.5, 0.5, "identical", transform=ax.transAxes, ha="center", va="center",
                     fontsize=12, color="#1b7f3b", fontweight="bold",
@@ -281,6 +289,9 @@ details { background:var(--card); border:1px solid var(--line); border-radius:12
 summary { cursor:pointer; font-weight:600; }
 ul.notes { color:var(--muted); }
 a { color:var(--accent); text-decoration:none; } a:hover { text-decoration:underline; }
+.simulated { background:#fff4c2; border:2px solid #c77700; color:#5a3b00; border-radius:12px;
+             padding:12px 18px; margin-bottom:18px; font-size:15px; }
+.muted { color:var(--muted); font-weight:400; }
 footer { color:var(--muted); font-size:12.5px; text-align:center; padding:24px; }
 """
 
@@ -336,11 +347,29 @@ def _region(ext: ExtensionDiff) -> str:
             f"<br><span class='mono'>{size[0]}×{size[1]} px</span>")
 
 
+#: ACS DQ flags (ACS Data Handbook, table of data quality flags).
+DQ_FLAGS: dict[int, str] = {
+    1: "Reed-Solomon error", 2: "data fill", 4: "bad detector pixel", 8: "masked",
+    16: "hot pixel", 32: "CTE tail", 64: "warm pixel", 128: "bad column",
+    256: "full-well saturation", 512: "bad reference pixel", 1024: "sink pixel",
+    2048: "A-to-D saturation", 4096: "cosmic ray (AstroDrizzle)",
+    8192: "cosmic ray (ACSREJ)", 16384: "user flag", 32768: "unused",
+}
+
+
 def _dq(ext: ExtensionDiff) -> str:
-    parts = [f"+{bit}: {n}" for bit, n in sorted(ext.dq_set.items(), key=lambda i: int(i[0]))]
-    parts += [f"−{bit}: {n}" for bit, n in sorted(ext.dq_cleared.items(),
-                                                   key=lambda i: int(i[0]))]
+    """DQ flags gained and lost, by name and number of pixels."""
+    def line(sign: str, bit: str, n: int) -> str:
+        return f"{sign}{bit} {_e(DQ_FLAGS.get(int(bit), ''))}: {n:,} px"
+
+    parts = [line("+", b, n) for b, n in sorted(ext.dq_set.items(), key=lambda i: int(i[0]))]
+    parts += [line("−", b, n) for b, n in sorted(ext.dq_cleared.items(),
+                                                  key=lambda i: int(i[0]))]
     return "<br>".join(parts) if parts else "—"
+
+
+def _peak(ext: ExtensionDiff) -> str:
+    return f"x={ext.peak['x']}, y={ext.peak['y']}" if ext.peak else "—"
 
 
 def _extension_table(product: ProductDiff, labels: tuple[str, str]) -> str:
@@ -353,9 +382,10 @@ def _extension_table(product: ProductDiff, labels: tuple[str, str]) -> str:
             f"<td class='mono'>{_num(ext.tolerance.rtol)} / {_num(ext.tolerance.atol)}</td>"
             f"<td class='num'>{ext.n_outside:,}</td>"
             f"<td class='num'>{_num(100 * ext.fraction_outside, 3)} %</td>"
-            f"<td class='num'>{_num(ext.max_abs_diff)}</td>"
-            f"<td class='num'>{_num(ext.max_rel_diff)}</td>"
-            f"<td>{_region(ext)}</td><td class='mono'>{_dq(ext)}</td>"
+            f"<td class='num'>{'flags' if ext.max_abs_diff is None else _num(ext.max_abs_diff)}"
+            f"</td><td class='num'>{_num(ext.max_rel_diff)}</td>"
+            f"<td>{_region(ext)}</td><td class='mono'>{_peak(ext)}</td>"
+            f"<td class='mono'>{_dq(ext)}</td>"
             f"<td class='num'>{_num(ext.stats_a.get('mean'))}<br>"
             f"{_num(ext.stats_b.get('mean'))}</td>"
             f"<td class='num'>{_num(ext.stats_a.get('std'))}<br>"
@@ -364,7 +394,8 @@ def _extension_table(product: ProductDiff, labels: tuple[str, str]) -> str:
         return "<p>No image extensions.</p>"
     return ("<table><tr><th>Extension</th><th>Size</th><th>rtol / atol</th>"
             "<th>Pixels outside</th><th>Fraction</th><th>Max |Δ|</th><th>Max rel.</th>"
-            "<th>Region (FITS x, y)</th><th>DQ bits (+set / −cleared)</th>"
+            "<th>Region (FITS x, y)</th><th>Largest difference at</th>"
+            "<th>DQ flags (+gained / −lost)</th>"
             f"<th>Mean<br>{_e(labels[0])} / {_e(labels[1])}</th>"
             f"<th>Std<br>{_e(labels[0])} / {_e(labels[1])}</th></tr>"
             f"{''.join(rows)}</table>")
@@ -411,24 +442,41 @@ def _anchor(name: str) -> str:
     return "p-" + "".join(ch if ch.isalnum() else "-" for ch in name)
 
 
-def _overview(products: list[ProductDiff]) -> str:
-    """One row per product, linking to its section."""
+def _column(p: ProductDiff, name: str) -> str:
+    """One extension kind of a product in the overview: pixels outside and by how much."""
+    exts = [e for e in p.extensions if e.extname == name]
+    if not exts:
+        return "—"
+    outside = sum(e.n_outside for e in exts)
+    if name == "DQ":
+        gained = sum(sum(e.dq_set.values()) for e in exts)
+        lost = sum(sum(e.dq_cleared.values()) for e in exts)
+        return (f"{outside:,} px changed<br>+{gained:,} flags / −{lost:,}" if outside
+                else "identical")
+    worst = max((e.max_abs_diff or 0.0 for e in exts), default=0.0)
+    return f"{outside:,} px<br>max |Δ| {_num(worst)}" if outside else "identical"
+
+
+def _overview(products: list[ProductDiff], labels: tuple[str, str]) -> str:
+    """One row per product, linking to its section: its own switches and references,
+    then SCI, ERR and DQ apart (DQ as flags gained and lost, never as numbers)."""
     rows = []
     for p in products:
         state = "ok" if p.identical else "bad"
-        outside = sum(e.n_outside for e in p.extensions)
-        worst = max((e.max_abs_diff for e in p.extensions), default=0.0)
-        where = ", ".join(e.label for e in p.extensions if not e.identical) or "—"
+        own = "<br>".join(f"<span class='{_keyword_class(d['keyword'], p)}'>"
+                          f"{_e(d['keyword'])}</span>={_e(d['b'])} "
+                          f"<span class='muted'>({_e(labels[0])} {_e(d['a'])})</span>"
+                          for d in p.switch_differences + p.reference_differences) or "none"
         rows.append(
             f"<tr class='{state}'><td class='mono'><a href='#{_e(_anchor(p.name))}'>"
             f"{_e(p.name)}</a></td><td><span class='badge {state}'>"
             f"{'identical' if p.identical else 'differs'}</span></td>"
-            f"<td class='mono'>{_e(where)}</td><td class='num'>{outside:,}</td>"
-            f"<td class='num'>{_num(worst)}</td>"
-            f"<td class='num'>{len(p.header_differences)}</td></tr>")
+            f"<td class='mono'>{own}</td>"
+            + "".join(f"<td class='num'>{_column(p, n)}</td>" for n in ("SCI", "ERR", "DQ"))
+            + "</tr>")
     return ("<table class='overview'><tr><th>Product</th><th>Verdict</th>"
-            "<th>Extensions differing</th><th>Pixels outside</th><th>Max |Δ|</th>"
-            f"<th>Header keywords differing</th></tr>{''.join(rows)}</table>")
+            "<th>Its switches and reference files that differ</th><th>SCI</th><th>ERR</th>"
+            f"<th>DQ flags</th></tr>{''.join(rows)}</table>")
 
 
 def _inputs(inputs: Iterable[dict[str, Any]]) -> str:
@@ -448,6 +496,16 @@ def _headline(result: AuditResult) -> str:
     return "; ".join(parts[:keep]) + ("; …" if len(parts) > keep else "")
 
 
+def _simulated_banner(result: AuditResult) -> str:
+    if not result.simulated:
+        return ""
+    names = ", ".join(result.simulated)
+    return (f"<div class='simulated' id='simulated'><b>SIMULATED DATA</b> — "
+            f"{len(result.simulated)} of {len(result.products)} products were made from "
+            "acsprov's simulator, not from real Hubble observations (SIMULATE = T): "
+            f"<span class='mono'>{_e(names)}</span></div>")
+
+
 def render_html(result: AuditResult) -> str:
     """The self-contained HTML page of `result`."""
     labels = result.labels
@@ -459,9 +517,6 @@ def render_html(result: AuditResult) -> str:
         title = "Archive audit: recalibrated products vs the archive's"
         verdict = "MATCHES THE ARCHIVE" if result.passed else "DIFFERS FROM THE ARCHIVE"
     bad_inputs = [i for i in result.inputs if i.get("status") != "ok"]
-    switches = sorted({d["keyword"] for p in result.products for d in p.switch_differences})
-    references = sorted({d["keyword"] for p in result.products
-                         for d in p.reference_differences})
     cards = [
         (len(result.products), "products compared"),
         (len(result.products) - len(differing), "identical within tolerance"),
@@ -471,9 +526,7 @@ def render_html(result: AuditResult) -> str:
     if result.kind == "rerun":
         cards.append((f"{len(result.inputs) - len(bad_inputs)}/{len(result.inputs)}",
                       "inputs as recorded"))
-    else:
-        cards.append((", ".join(switches) or "none", "switches differing"))
-        cards.append((", ".join(references) or "none", "reference files differing"))
+    cards.append((len(result.simulated), "from simulated data"))
     card_html = "".join(f"<div class='card'><div class='n'>{_e(n)}</div>"
                         f"<div class='l'>{_e(label)}</div></div>" for n, label in cards)
     tolerance_text = ", ".join(f"{k}: rtol {_num(t.rtol)}, atol {_num(t.atol)}" for k, t in
@@ -496,6 +549,7 @@ def render_html(result: AuditResult) -> str:
 <div class="banner {'ok' if result.passed else 'bad'}">
 <div class="verdict">{'✔' if result.passed else '✘'} {verdict}</div>
 <div class="text">{_e(_headline(result))}</div></div>
+{_simulated_banner(result)}
 <div class="cards">{card_html}</div>
 {f'<div class="card error"><b>{_e(result.error)}</b></div>' if result.error else ''}
 <p>Compared: <b>{_e(labels[0])}</b> (first) and <b>{_e(labels[1])}</b> (second).
@@ -504,7 +558,7 @@ Tolerances: {_e(tolerance_text)}; a pixel is outside when
 pointers and HISTORY.</p>
 {f'<details open><summary>Missing products</summary><ul>{missing}</ul></details>'
    if missing else ''}
-<section class="product"><h2>Products</h2>{_overview(ordered)}</section>
+<section class="product"><h2>Products</h2>{_overview(ordered, labels)}</section>
 {sections}
 {f'<details {"open" if bad_inputs else ""}><summary>Inputs ({len(result.inputs)} checked, '
  f'{len(bad_inputs)} not as recorded)</summary>{_inputs(result.inputs)}</details>'

@@ -20,13 +20,15 @@ Campaigns survive faults:
   removes the dead one's temporary files under the work directory's lock.
 
 The campaign's summary is written as JSON and HTML to ``<workdir>/campaign.json``
-and ``campaign.html``, rewritten as each dataset finishes.
+and ``campaign.html``, rewritten as each dataset finishes; datasets of earlier
+campaigns in the same work directory stay in it.  Each dataset's products, PROV
+document, lineage page and archive audit report (``<workdir>/reports/<name>/``) are
+linked from the page.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import html
 import json
 import logging
 import os
@@ -45,6 +47,7 @@ __all__ = [
     "Campaign",
     "DatasetResult",
     "Target",
+    "earlier_results",
     "parse_target",
     "read_targets",
     "recorded_state",
@@ -154,6 +157,13 @@ class DatasetResult:
     """The last progress messages of a failed run."""
     worker: str | None = None
     pid: int | None = None
+    simulated: bool | None = None
+    """True if the run's archive files came from the simulator (None: not known)."""
+    lineage: str | None = None
+    """The run's lineage page, relative to `workdir`."""
+    audit: str | None = None
+    """The archive audit report (HTML), relative to the campaign's work directory."""
+    audit_summary: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -312,6 +322,10 @@ def run_dataset(target: Target, workdir: str | os.PathLike[str], crds_path: str 
             result.products = list(state.products)
             result.document = (state.document.relative_to(root).as_posix()
                                if state.document else None)
+            result.simulated = _simulated(state.document)
+            if (root / "prov" / "lineage.html").is_file():
+                result.lineage = "prov/lineage.html"
+            _archive_audit(root, workdir, result, said.append)
     except Exception as err:  # a failed dataset is a result, never a stop
         result.status = "error"
         text = str(err).strip()
@@ -321,6 +335,44 @@ def run_dataset(target: Target, workdir: str | os.PathLike[str], crds_path: str 
     result.seconds = time.perf_counter() - start
     result.ended = _now()
     return result
+
+
+def _simulated(document: Path | None) -> bool | None:
+    """Whether the run recorded in `document` obtained its data from the simulator."""
+    if document is None:
+        return None
+    try:
+        doc = json.loads(document.read_text())
+    except (OSError, ValueError):
+        return None
+    flags = [str(a.get("acsprov:simulated", "")).lower() == "true" for a in _activities(doc)
+             if "acsprov:source" in a]
+    return any(flags) if flags else None
+
+
+def _archive_audit(root: Path, workdir: Path, result: DatasetResult,
+                   say: Callable[[str], None]) -> None:
+    """Compare the dataset's _flt products with the archive's; report in
+    ``<workdir>/reports/<name>/`` (outside the dataset, which it leaves untouched)."""
+    from .audit import audit_archive
+    from .audit_report import write_report
+
+    report = workdir / "reports" / root.name
+    if result.status == "skipped" and (report / "audit.html").is_file():
+        result.audit = (report / "audit.html").relative_to(workdir).as_posix()
+        try:
+            result.audit_summary = json.loads((report / "audit.json").read_text())["summary"]
+        except (OSError, ValueError, KeyError):
+            result.audit_summary = ""
+        return
+    try:
+        audited = audit_archive(root, say=say)
+    except AcsprovError as err:  # e.g. no archive _flt to compare with
+        result.audit_summary = f"no archive audit: {str(err).splitlines()[0]}"
+        return
+    html_path, _ = write_report(audited, report)
+    result.audit = html_path.relative_to(workdir).as_posix()
+    result.audit_summary = audited.summary()
 
 
 @dataclass
@@ -334,6 +386,8 @@ class Campaign:
     started: str
     ended: str = ""
     seconds: float = 0.0
+    earlier: list[dict[str, Any]] = field(default_factory=list)
+    """Datasets of earlier campaigns in the same work directory not run this time."""
 
     def count(self, status: str) -> int:
         """Number of datasets with `status`."""
@@ -361,12 +415,13 @@ class Campaign:
                 "ended": self.ended,
                 "seconds": round(self.seconds, 3),
                 "datasets": len(self.results),
+                "earlier_datasets": len(self.earlier),
                 "ok": self.count("ok"),
                 "skipped": self.count("skipped"),
                 "failed": len(self.failed),
                 "datasets_per_hour": round(self.throughput, 2),
             },
-            "datasets": [r.as_dict() for r in self.results],
+            "datasets": self.earlier + [r.as_dict() for r in self.results],
         }
 
 
@@ -383,39 +438,25 @@ def write_summary(campaign: Campaign, json_path: Path, html_path: Path) -> tuple
 
 
 def render_html(data: dict[str, Any]) -> str:
-    """The summary as a self-contained HTML page."""
-    esc = html.escape
-    head = data["campaign"]
-    colour = {"ok": "#d8f0d8", "skipped": "#e4ecf7", "error": "#f7d8d8",
-              "pending": "#f4f4f4", "interrupted": "#f7ecd0"}
-    rows = []
-    for r in data["datasets"]:
-        products = "<br>".join(esc(p) for p in r["products"]) or "&ndash;"
-        detail = esc(r["verification"] or "")
-        if r["error"]:
-            detail = (f"<b>{esc(r['error'])}</b><details><summary>traceback</summary>"
-                      f"<pre>{esc(r['traceback'] or '')}</pre>"
-                      f"<pre>{esc(chr(10).join(r['log']))}</pre></details>")
-        rows.append(
-            f"<tr style=\"background:{colour.get(r['status'], '#ffffff')}\">"
-            f"<td>{esc(r['name'])}</td><td>{esc(r['status'])}</td>"
-            f"<td>{r['seconds']:.1f}</td><td>{products}</td>"
-            f"<td>{esc(r['document'] or '')}</td><td>{detail}</td>"
-            f"<td>{esc(r['worker'] or '')}</td></tr>")
-    facts = "".join(f"<tr><th>{esc(k)}</th><td>{esc(str(v))}</td></tr>" for k, v in head.items())
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>acsprov campaign</title>
-<style>body{{font-family:sans-serif;margin:1.5em}}table{{border-collapse:collapse}}
-td,th{{border:1px solid #bbb;padding:3px 6px;vertical-align:top;text-align:left}}
-pre{{font-size:80%;white-space:pre-wrap}}</style></head><body>
-<h1>acsprov campaign</h1>
-<table>{facts}</table>
-<h2>Datasets</h2>
-<table><tr><th>dataset</th><th>status</th><th>seconds</th><th>products</th>
-<th>PROV document</th><th>verification / error</th><th>worker</th></tr>
-{chr(10).join(rows)}
-</table></body></html>
-"""
+    """The summary as a self-contained HTML page (Jinja2, autoescaped), its links
+    relative to the work directory where it is written."""
+    from .provenance.lineage_page import template
+
+    datasets = data["datasets"]
+    return template("campaign.html.j2").render(
+        head=data["campaign"], datasets=datasets,
+        simulated=[d["name"] for d in datasets if d.get("simulated")])
+
+
+def earlier_results(json_path: Path, names: Iterable[str]) -> list[dict[str, Any]]:
+    """Datasets an earlier summary in `json_path` lists that are not among `names`."""
+    try:
+        data = json.loads(Path(json_path).read_text())
+    except (OSError, ValueError):
+        return []
+    skip = set(names)
+    return [d for d in data.get("datasets", [])
+            if isinstance(d, dict) and d.get("name") not in skip]
 
 
 def _pending(target: Target, workdir: Path, status: str = "pending") -> DatasetResult:
@@ -462,8 +503,7 @@ def run_batch(
     targets : sequence of Target
         The datasets (see :func:`read_targets`).
     workdir : Path
-        Top working directory: each dataset in ``workdir/<name>/``, the CRDS cache
-        in ``workdir/crds_cache`` (``$ACSPROV_CRDS_PATH`` overrides it), the summary
+        Top working directory: each dataset in ``workdir/<name>/``, the summary
         in ``workdir/campaign.json`` and ``campaign.html``.  With a remote scheduler
         it must be a path every worker sees (a shared file system).
     scheduler : str, optional
@@ -501,8 +541,9 @@ def run_batch(
         raise BadInputError("--workers sizes the local cluster; a scheduler has its own")
     workdir = Path(workdir).absolute()
     workdir.mkdir(parents=True, exist_ok=True)
-    if not log.isEnabledFor(logging.DEBUG):  # the scheduler's chatter, unless --debug
-        logging.getLogger("distributed").setLevel(logging.ERROR)
+    quiet = not log.isEnabledFor(logging.DEBUG)
+    if quiet:  # Dask's chatter, unless --debug: a failure is a result, never a log line
+        _silence_dask()
     with work_lock(workdir):  # one campaign at a time in a work directory
         # built once here: the workers only read it
         crds_path = ensure_local_crds(default_crds_path(workdir), say=say)
@@ -519,7 +560,7 @@ def run_batch(
             cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
                                    dashboard_address=None, memory_limit=0,
                                    scheduler_kwargs={"dashboard": False},
-                                   silence_logs=logging.ERROR)
+                                   silence_logs=logging.CRITICAL if quiet else False)
             client = Client(cluster)
             label = f"local ({n} worker processes)"
         try:
@@ -530,12 +571,26 @@ def run_batch(
                 cluster.close()
 
 
+def _silence_dask() -> None:
+    """Keep Dask's shutdown noise off the terminal, here and in the worker processes.
+
+    When a local cluster closes, workers and the scheduler may log the connections
+    they lose (``CommClosedError`` with a traceback) after every task has returned;
+    those are not failures of the campaign.  Worker processes read the level from
+    ``DASK_LOGGING__DISTRIBUTED`` when they start.
+    """
+    os.environ["DASK_LOGGING__DISTRIBUTED"] = "critical"
+    for name in ("distributed", "tornado", "asyncio"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
 def _campaign(client: Any, targets: Sequence[Target], workdir: Path, crds_path: Path,
               source: str | None, progress: bool, label: str) -> Campaign:
     """Run the campaign on `client`, writing the summary as results come and at the end."""
     json_path, html_path = workdir / "campaign.json", workdir / "campaign.html"
     campaign = Campaign(workdir, [_pending(t, workdir) for t in targets], label,
-                        len(client.nthreads()), _now())
+                        len(client.nthreads()), _now(),
+                        earlier=earlier_results(json_path, [t.name for t in targets]))
     start = time.perf_counter()
     try:
         _run(client, campaign, targets, workdir, crds_path, source, progress, start,

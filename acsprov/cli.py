@@ -76,6 +76,12 @@ def reprocess(dataset: str, workdir: Path, source: str | None, mast_url: str | N
     """
     from .reprocess import reprocess as run_recipe
 
+    name, at, seed = dataset.partition("@")
+    if at:
+        from .errors import DatasetError
+
+        raise DatasetError(f"{dataset!r}: NAME@SEED (recipe {name} on data simulated with "
+                           f"seed {seed}) is for batch: acsprov batch {dataset}")
     request, synthetic = _crds_request(crds_url, crds_path, crds_context, workdir)
     run_recipe(dataset, workdir=workdir, source=source, mast_url=mast_url,
                crds_path=synthetic, say=click.echo, crds=request)  # type: ignore[arg-type]
@@ -195,7 +201,7 @@ def fetch(dataset: str, out: Path | None, source: str, mast_url: str | None) -> 
 
 @cli.command()
 @click.option("--workdir", type=click.Path(path_type=Path), default=Path("work"),
-              show_default=True, help="Top working directory (cache in WORKDIR/crds_cache).")
+              show_default=True, help="Unused: the cache is per user ($ACSPROV_CRDS_PATH).")
 def env(workdir: Path) -> None:
     """Print `export` lines for the local CRDS cache: eval "$(acsprov env)"."""
     from .environment import default_crds_path, ensure_local_crds
@@ -243,7 +249,7 @@ def _standalone(action: str, params: dict, files: tuple[Path, ...], workdir: Pat
 
 _WORKDIR = click.option("--workdir", type=click.Path(path_type=Path), default=Path("work"),
                         show_default=True,
-                        help="Where the local CRDS cache is (WORKDIR/crds_cache) if jref is unset.")
+                        help="Unused: the local CRDS cache is per user ($ACSPROV_CRDS_PATH).")
 
 
 @cli.command("set-header")
@@ -378,6 +384,18 @@ def prov_graph(target: Path, out: Path | None) -> None:
     document = _document(target)
     for path in draw_graph(document, out or document.with_suffix("")):
         click.echo(str(path))
+
+
+@prov_group.command("lineage")
+@click.argument("target", type=click.Path(path_type=Path), default=Path("."))
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="HTML file to write (default: prov/lineage.html of the work directory).")
+def prov_lineage(target: Path, out: Path | None) -> None:
+    """Write the lineage page of a work directory: each product's chain, for people."""
+    from .provenance.lineage_page import write_lineage_page
+    from .provenance.query import dataset_root
+
+    click.echo(str(write_lineage_page(dataset_root(target), out)))
 
 
 @prov_group.command("verify")

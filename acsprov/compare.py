@@ -93,8 +93,9 @@ class ExtensionDiff:
     n_pixels: int = 0
     n_outside: int = 0
     """Pixels outside the tolerance (for DQ: pixels whose flags changed)."""
-    max_abs_diff: float = 0.0
-    max_rel_diff: float = 0.0
+    max_abs_diff: float | None = 0.0
+    """Largest |b - a| (None for DQ, whose values are flags: see dq_set, dq_cleared)."""
+    max_rel_diff: float | None = 0.0
     bbox: dict[str, int] | None = None
     """Region of the differing pixels, FITS convention: 1-based, inclusive (x is the column)."""
     peak: dict[str, int] | None = None
@@ -310,7 +311,10 @@ def _image_diff(key: tuple[str, int], hdu_a: fits.ImageHDU, hdu_b: fits.ImageHDU
     if ext.n_outside and not changed.any():
         changed = magnitude > 0
     finite_mag = magnitude[np.isfinite(magnitude)]
-    ext.max_abs_diff = float(finite_mag.max()) if finite_mag.size else 0.0
+    # DQ values are sets of flags: their difference is no number (see dq_set/dq_cleared)
+    ext.max_abs_diff = None if is_dq else (float(finite_mag.max()) if finite_mag.size else 0.0)
+    if is_dq:
+        ext.max_rel_diff = None
     if ext.n_outside:
         rows, cols = np.nonzero(changed) if a.ndim == 2 else (np.zeros(1, int), np.nonzero(
             changed.ravel())[0])

@@ -94,6 +94,9 @@ def _inputs(input_file: str | os.PathLike[str] | Sequence[str | os.PathLike[str]
     if not paths:
         raise BadInputError("no calacs input given")
     for path in paths:
+        if path.is_dir():
+            raise BadInputError(f"{path} is a directory: give calacs _raw.fits or _asn.fits "
+                                f"files (e.g. {path / '*_asn.fits'})")
         if not path.is_file():
             raise BadInputError(f"Input file not found: {path}")
         if not path.name.endswith(("_raw.fits", "_asn.fits")):

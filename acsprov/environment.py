@@ -12,16 +12,26 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 __all__ = ["cache_is_complete", "default_crds_path", "ensure_local_crds", "tool_environment"]
 
 
-def default_crds_path(workdir: Path = Path("work")) -> Path:
-    """The CRDS cache acsprov uses: ``$ACSPROV_CRDS_PATH`` or ``<workdir>/crds_cache``."""
+def default_crds_path(workdir: Path | None = None) -> Path:
+    """The local CRDS cache acsprov uses: one per user, the same from any directory.
+
+    ``$ACSPROV_CRDS_PATH`` if set, else ``$XDG_CACHE_HOME/acsprov/crds_cache``
+    (``~/.cache/acsprov/crds_cache`` when ``XDG_CACHE_HOME`` is unset).  `workdir` is
+    accepted for callers that name one; the cache no longer lives in it.
+    """
+    del workdir
     explicit = os.environ.get("ACSPROV_CRDS_PATH")
-    return Path(explicit) if explicit else Path(workdir) / "crds_cache"
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "acsprov" / "crds_cache"
 
 
 def ensure_local_crds(cache: Path, *, say: Callable[[str], None] = print) -> Path:
@@ -42,17 +52,24 @@ def ensure_local_crds(cache: Path, *, say: Callable[[str], None] = print) -> Pat
             f"{cache} exists but is not a complete acsprov CRDS cache; "
             "remove it or point ACSPROV_CRDS_PATH elsewhere"
         )
-    say(f"building the local CRDS cache in {cache} (once; about a minute)")
+    say(f"building the local CRDS cache in {cache}: simulated reference files, "
+        "about 860 MB, once per user (10 s to a few minutes, depending on the machine)")
+    started = time.perf_counter()
     cache.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{cache.name}.", dir=cache.parent))
     try:
         build_simulated_cache(staging)
-        if cache.exists():
-            cache.rmdir()
-        os.replace(staging, cache)
+        try:
+            if cache.exists():
+                cache.rmdir()
+            os.replace(staging, cache)
+        except OSError:
+            if not cache_is_complete(cache):  # not another process's finished build
+                raise
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
+    say(f"local CRDS cache ready in {time.perf_counter() - started:.0f} s")
     return cache
 
 

@@ -122,6 +122,8 @@ def make_bundle(workdir: Path, out: Path, *, say: Callable[[str], None] = print)
         (staging / "recipe.yaml").write_text(recipe_from_run(run))
         (staging / "environment.json").write_text(
             json.dumps(environment_description(run), indent=1, sort_keys=True) + "\n")
+        if run_is_simulated(run):
+            say(f"{SIMULATED_NOTE} The bundle's metadata says so.")
         say(f"clone the DataLad dataset with its annexed content into {DATASET_DIR}/")
         _bare_dataset(workdir, staging / DATASET_DIR)
         _write_crate(run, staging, products, documents)
@@ -239,6 +241,16 @@ def environment_description(run: RecordedRun) -> dict[str, Any]:
     }
 
 
+SIMULATED_NOTE = ("SIMULATED DATA: the archive files of this run were made by acsprov's "
+                  "simulator, not observed by Hubble; so is every product.")
+
+
+def run_is_simulated(run: RecordedRun) -> bool:
+    """True if any archive file of `run` came from the simulator."""
+    return any(str(a.get("acsprov:simulated", "")).lower() == "true"
+               for a in run.activities if a["action"] == "obtain")
+
+
 def _write_crate(run: RecordedRun, staging: Path, products: list[str],
                  documents: list[str]) -> None:
     """ro-crate-metadata.json describing every file of the bundle (the data already there)."""
@@ -250,10 +262,15 @@ def _write_crate(run: RecordedRun, staging: Path, products: list[str],
     from . import __version__
 
     crate = ROCrate()
-    crate.name = f"acsprov run {run.name} ({run.run_id})"
-    crate.description = ("Recalibrated HST/ACS products with their W3C-PROV provenance, "
+    simulated = run_is_simulated(run)
+    crate.name = (f"acsprov run {run.name} ({run.run_id})"
+                  + (" — SIMULATED DATA" if simulated else ""))
+    crate.description = ((SIMULATED_NOTE + " " if simulated else "")
+                         + "Recalibrated HST/ACS products with their W3C-PROV provenance, "
                          "recipe, software environment and DataLad dataset "
                          f"(datalad clone <bundle>/{DATASET_DIR}).")
+    if simulated:
+        crate.root_dataset["keywords"] = ["simulated data", "HST", "ACS"]
     crate.datePublished = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     shas = {rel: sha256sum(staging / rel) for rel in _all_files(staging)
             if rel not in (METADATA, MANIFEST)}
@@ -286,9 +303,12 @@ def _write_crate(run: RecordedRun, staging: Path, products: list[str],
         warnings.simplefilter("ignore")  # the files are in place: nothing to copy
         for rel in products:
             files[rel] = crate.add_file(None, rel, properties=props(
-                rel, description=f"product {rel[5:]}"))
+                rel, description=f"product {rel[5:]}"
+                + (" (made from SIMULATED data)" if simulated else "")))
         for rel in documents:
             extra = {"description": "PROV document of the run"}
+            if rel.endswith(".html"):
+                extra["description"] = "lineage page of the run: each product's chain"
             if rel.endswith(".json"):
                 extra["conformsTo"] = {"@id": "https://www.w3.org/submissions/prov-json/"}
             files[rel] = crate.add_file(None, rel, properties=props(rel, **extra))

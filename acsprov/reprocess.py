@@ -30,13 +30,14 @@ from .crdsworld import (
     open_world,
     plan_world,
 )
-from .environment import ensure_local_crds
+from .environment import default_crds_path, ensure_local_crds
 from .errors import AcsprovError
 from .fitsutil import check_acs_file
 from .headers import REFERENCE_KEYWORDS
 from .lock import work_lock
 from .provenance import Recorder
-from .provenance._datalad import is_dataset, save_interrupted
+from .provenance._datalad import is_dataset, save_interrupted, save_paths
+from .provenance.lineage_page import write_lineage_page
 from .recipe import Recipe, Step, load_recipe
 from .sources import Obtained, obtain
 
@@ -112,8 +113,8 @@ def reprocess(
     mast_url : str, optional
         MAST base URL (default ``$ACSPROV_MAST_URL`` or MAST itself).
     crds_path : Path, optional
-        The synthetic CRDS cache for simulated data; default ``<workdir>/crds_cache``,
-        built on first use.
+        The synthetic CRDS cache for simulated data; default the user's local cache
+        (:func:`default_crds_path`), built on first use.
     datalad : bool
         Keep the work directory as a DataLad dataset, one commit per action.
     say : callable
@@ -146,7 +147,7 @@ def reprocess(
         + (f" (simulated with seed {seed})" if seed is not None else ""))
 
     def synthetic() -> Path:
-        return ensure_local_crds(crds_path or Path(workdir) / "crds_cache", say=say)
+        return ensure_local_crds(crds_path or default_crds_path(), say=say)
 
     setup = _Setup(request, synthetic, Path(workdir))
     with work_lock(root):
@@ -199,14 +200,24 @@ def _reprocess(recipe: Recipe, root: Path, setup: _Setup, *, source: str | None,
         with contextlib.suppress(Exception):
             rec.close()
     rec.export()
+    page = write_lineage_page(root)
+    if datalad:
+        save_paths(root, [page], message=f"acsprov: lineage page of run {rec.run.run_id}")
     result.timing = rec.timing
+    where = f"products in {_shown(root)}; how each was made: {_shown(page)}"
     if world.kind == SIMULATED:
-        say(f"recipe {recipe.name} complete: products in {root}, made from SIMULATED data "
+        say(f"recipe {recipe.name} complete: {where}; made from SIMULATED data "
             f"with the SYNTHETIC CRDS context {world.context}: not science products")
     else:
-        say(f"recipe {recipe.name} complete: products in {root}, archive data calibrated "
+        say(f"recipe {recipe.name} complete: {where}; archive data calibrated "
             f"with CRDS context {world.context} from {world.server}")
     return result
+
+
+def _shown(path: Path) -> str:
+    """`path` relative to the current directory when it is below it, else absolute."""
+    rel = os.path.relpath(path)
+    return path.as_posix() if rel.startswith("..") else rel
 
 
 def _runs(recipe: Recipe, rec: Recorder, root: Path, world: CrdsWorld,
@@ -294,6 +305,40 @@ def _existing(rundir: Path, step: Step) -> list[Path]:
     return [rundir / name for name in step.params["input"] if name.endswith("_asn.fits")]
 
 
+def earlier_simulation(root: Path, dataset: str, seed: int | None) -> dict[str, str]:
+    """Files the latest earlier run of `root` simulated for `dataset` with `seed`.
+
+    Returns file name (in ``cal_fits/``) -> recorded sha256, or an empty dict if no
+    earlier run obtained that dataset from the simulator with the same seed.
+    """
+    from .provenance.query import documents
+
+    prov = Path(root) / "prov"
+    for path in reversed(documents(root) if prov.is_dir() else []):
+        try:
+            doc = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        for act_id, act in (doc.get("activity") or {}).items():
+            try:
+                params = json.loads(act.get("acsprov:parameters", "{}"))
+            except ValueError:
+                continue
+            if (not str(act.get("prov:type", {}).get("$", "")).endswith(":obtain")
+                    or params.get("dataset") != dataset or params.get("seed") != seed
+                    or act.get("acsprov:source") != "simulate"
+                    or act.get("acsprov:status") != "ok"):
+                continue
+            entities = doc.get("entity") or {}
+            files = {}
+            for gen in (doc.get("wasGeneratedBy") or {}).values():
+                ent = entities.get(gen.get("prov:entity"), {})
+                if gen.get("prov:activity") == act_id and ent.get("acsprov:path"):
+                    files[Path(ent["acsprov:path"]).name] = str(ent.get("acsprov:sha256"))
+            return files
+    return {}
+
+
 def _obtain(
     rec: Recorder,
     dataset: str,
@@ -308,7 +353,8 @@ def _obtain(
     if seed is not None:
         params["seed"] = seed
     with rec.activity("obtain", params=params, cwd=rec.root, label=f"obtain {dataset}") as act:
-        got = obtain(dataset, cal_fits, source=source, base_url=mast_url, say=say, seed=seed)
+        got = obtain(dataset, cal_fits, source=source, base_url=mast_url, say=say, seed=seed,
+                     reuse=earlier_simulation(rec.root, dataset, seed))
         for path in got.files:
             check_acs_file(path, kind="archive")
             act.generated(path, role="archive", source=got.source, origin=got.origin)

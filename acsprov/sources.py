@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
@@ -68,6 +68,7 @@ def obtain(
     base_url: str | None = None,
     say: Callable[[str], None] = print,
     seed: int | None = None,
+    reuse: Mapping[str, str] | None = None,
 ) -> Obtained:
     """Put a dataset's archive files (asn, raw, flt, spt) into `dest`.
 
@@ -88,6 +89,11 @@ def obtain(
         Simulator seed: the same dataset simulated anew (another realisation of noise,
         cosmic rays and sky).  Only the simulator has variants, so a seed with
         ``source="mast"`` is an error and with ``"auto"`` goes to the simulator.
+    reuse : mapping, optional
+        File name -> sha256 of the files an earlier run simulated for the same
+        dataset and seed.  When the simulator is used and every one of them is in
+        `dest` with that sha256, they are taken as they are instead of simulated
+        again (the simulator is deterministic: it would make the same bytes).
     """
     dataset = dataset.strip().lower()
     if not _DATASET.match(dataset):
@@ -115,7 +121,7 @@ def obtain(
                 return Obtained(dataset, "mast", base, tuple(files))
         else:
             say("ACSPROV_OFFLINE is set: using the SIMULATOR, not MAST")
-    return _simulate(dataset, dest, say, seed)
+    return _simulate(dataset, dest, say, seed, reuse)
 
 
 class _UnreachableError(Exception):
@@ -123,16 +129,23 @@ class _UnreachableError(Exception):
 
 
 def _simulate(dataset: str, dest: Path, say: Callable[[str], None],
-              seed: int | None = None) -> Obtained:
+              seed: int | None = None, reuse: Mapping[str, str] | None = None) -> Obtained:
+    from .fitsutil import sha256sum
     from .simulate import DATASETS, DEFAULT_SEED, simulate_dataset
 
     if dataset not in DATASETS:
         known = ", ".join(sorted(DATASETS))
         raise DatasetError(f"the simulator does not know dataset {dataset!r}; it knows {known}")
     seed = DEFAULT_SEED if seed is None else seed
+    origin = f"acsprov.simulate seed={seed}"
+    if reuse and all((dest / name).is_file() and sha256sum(dest / name) == sha
+                     for name, sha in reuse.items()):
+        say(f"SIMULATED {dataset} (seed {seed}): reusing the {len(reuse)} files simulated "
+            "earlier, unchanged (sha256 checked): not real data")
+        return Obtained(dataset, "simulate", origin, tuple(dest / n for n in sorted(reuse)))
     files = simulate_dataset(dataset, dest, seed=seed)
     say(f"SIMULATED {dataset} with acsprov's simulator (seed {seed}): not real data")
-    return Obtained(dataset, "simulate", f"acsprov.simulate seed={seed}", tuple(files))
+    return Obtained(dataset, "simulate", origin, tuple(files))
 
 
 def _download_dataset(dataset: str, dest: Path, base: str) -> list[Path]:

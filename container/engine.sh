@@ -122,7 +122,8 @@ run() {
     read -r digest id < <(IMAGE=$IMAGE inspect)
     local args=(run --rm -v "$(cd "$data" && pwd):/data" -w /data
         --network "${CONTAINER_NETWORK:-host}"
-        -e "ACSPROV_IMAGE_DIGEST=$digest" -e "ACSPROV_IMAGE_ID=$id")
+        -e "ACSPROV_IMAGE_DIGEST=$digest" -e "ACSPROV_IMAGE_ID=$id"
+        -e "ACSPROV_CRDS_PATH=/data/crds_cache")
     # Products belong to whoever runs make: their uid inside (rootless podman: keep-id).
     # CONTAINER_USER=image keeps the image's own non-root user instead.
     if [ "${CONTAINER_USER:-}" != image ]; then

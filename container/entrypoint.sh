@@ -10,7 +10,7 @@
 # The variables stay set: acsprov calibrates archive data with the pinned context
 # exactly as a host run with the same CRDS_CONTEXT does (fetching into CRDS_PATH what
 # is not baked in or synced), and simulated data with its own synthetic cache
-# (<workdir>/crds_cache), never the other way round.  ACSPROV_CRDS_SOURCE, recorded in
+# ($ACSPROV_CRDS_PATH), never the other way round.  ACSPROV_CRDS_SOURCE, recorded in
 # the PROV software agent, says which context archive data get and what CRDS_PATH holds.
 set -eu
 

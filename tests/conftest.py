@@ -14,19 +14,32 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
 
 
+@pytest.fixture(scope="session")
+def cache_home(tmp_path_factory):
+    """The session's $XDG_CACHE_HOME: the user's cache directory, never the real one."""
+    return tmp_path_factory.mktemp("xdg-cache")
+
+
 @pytest.fixture(autouse=True)
-def _offline(monkeypatch):
-    """Keep every test off the network: `auto` sources go straight to the simulator."""
+def _offline(monkeypatch, cache_home):
+    """Keep every test off the network: `auto` sources go straight to the simulator.
+
+    The per-user local CRDS cache is the session's (built once, by the first test that
+    needs it), not the one of the user running the tests.
+    """
     monkeypatch.setenv("ACSPROV_OFFLINE", "1")
     monkeypatch.setenv("ACSPROV_MAST_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache_home))
+    monkeypatch.delenv("ACSPROV_CRDS_PATH", raising=False)
 
 
 @pytest.fixture(scope="session")
-def crds_cache(tmp_path_factory):
-    """The local CRDS cache with all simulated reference files, built once per session."""
+def crds_cache(cache_home):
+    """The local CRDS cache with all simulated reference files, built once per session
+    where acsprov looks for it by default (``$XDG_CACHE_HOME/acsprov/crds_cache``)."""
     from acsprov.environment import ensure_local_crds
 
-    return ensure_local_crds(tmp_path_factory.mktemp("crds") / "crds_cache", say=lambda m: None)
+    return ensure_local_crds(cache_home / "acsprov" / "crds_cache", say=lambda m: None)
 
 
 #: One HRC exposure recalibrated with a user bias (Handbook Example 1's edits, on HRC):

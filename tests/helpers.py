@@ -1,7 +1,9 @@
-"""Small hand-made ACS files for unit tests (not the simulator's, which is tested itself)."""
+"""Small hand-made ACS files for unit tests (not the simulator's, which is tested itself),
+and drawing HTML pages in headless Chromium."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -55,3 +57,55 @@ def make_asn(path: Path, rows: Iterable[tuple[str, str, object]], **keywords: ob
 def primary(path: Path) -> Mapping[str, object]:
     """The primary header of `path` as a plain dict."""
     return dict(fits.getheader(path, 0))
+
+
+CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--no-first-run")
+#: Where test screenshots are kept for people to look at ($ACSPROV_SCREENSHOTS), if set.
+SCREENSHOTS = os.environ.get("ACSPROV_SCREENSHOTS")
+
+
+def chromium() -> str:
+    """The Chromium to draw pages with (/usr/bin/chromium, or one on PATH)."""
+    import shutil
+
+    import pytest
+
+    for name in ("/usr/bin/chromium", "chromium", "chromium-browser", "google-chrome"):
+        path = shutil.which(name)
+        if path:
+            return path
+    pytest.fail("chromium is not on PATH; `make test` installs it (or NO_CHROMIUM=1 deselects "
+                "the browser tests)")
+
+
+def browse(page: Path, tmp: Path, *, size: tuple[int, int] = (1400, 1800),
+           name: str = "page") -> tuple[str, np.ndarray]:
+    """Draw `page` in headless Chromium: its DOM as the browser built it, and a screenshot.
+
+    The screenshot is also copied to ``$ACSPROV_SCREENSHOTS/<name>.png`` when set.
+    """
+    import shutil
+    import subprocess
+    import tempfile
+
+    from PIL import Image
+
+    shot = tmp / f"{name}.png"
+    base = [chromium(), *CHROMIUM_FLAGS]
+    runs = []
+    for extra in ([f"--screenshot={shot}", f"--window-size={size[0]},{size[1]}"],
+                  ["--dump-dom"]):
+        profile = tempfile.mkdtemp(prefix="chromium-profile-", dir=tmp)
+        runs.append(subprocess.run([*base, f"--user-data-dir={profile}", *extra,
+                                    Path(page).absolute().as_uri()],
+                                   capture_output=True, text=True, timeout=180, check=False))
+    assert runs[0].returncode == 0 and shot.is_file(), runs[0].stderr[-2000:]
+    assert runs[1].returncode == 0, runs[1].stderr[-2000:]
+    if SCREENSHOTS:
+        Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(shot, Path(SCREENSHOTS) / f"{name}.png")
+    pixels = np.asarray(Image.open(shot).convert("RGB"))
+    assert pixels.shape[:2] == (size[1], size[0])
+    assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 200, "the page looks blank"
+    return runs[1].stdout, pixels

@@ -78,6 +78,7 @@ def _chromium() -> str:
     pytest.fail("chromium is not on PATH; `make test` installs it (apt-get install chromium)")
 
 
+@pytest.mark.browser
 def test_html_report_renders_in_headless_chromium(archive_report, tmp_path):
     _, (html_path, _) = archive_report
     shot = tmp_path / "report.png"

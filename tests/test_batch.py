@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import psutil
 import pytest
 from astropy.io import fits
@@ -111,6 +112,7 @@ def test_campaign_reports_failures_skips_verified_and_redoes_changed(tmp_path, c
     work = tmp_path / "work"
     first = _batch(campaign_env, work, "hrcpair@1", "broken", "hrcpair@2")
     assert first.returncode == 8, first.stderr
+    assert "Traceback" not in first.stderr and "CommClosedError" not in first.stderr
     assert first.stderr.strip().splitlines()[-1].startswith(
         "acsprov: error: 1 of 3 datasets failed (first: broken:")
     runs = _summary(work)
@@ -304,3 +306,41 @@ def test_leftovers_of_a_killed_writer_are_removed_but_not_in_git(tmp_path):
         path.write_bytes(b"x")
     assert remove_leftovers(tmp_path) == [half]
     assert annex.exists() and product.exists() and not half.exists()
+
+
+@pytest.mark.browser
+def test_campaign_page_accumulates_and_links_everything(tmp_path, campaign_env):
+    """Two batch commands on one work directory: one page lists both datasets, each
+    with links to its products, PROV document, lineage page and archive audit report."""
+    import re
+    from urllib.parse import unquote
+
+    from helpers import browse
+
+    work = tmp_path / "work"
+    for target in ("hrcpair@31", "hrcpair@32"):
+        proc = _batch(campaign_env, work, target, workers=1)
+        assert proc.returncode == 0, proc.stderr
+        assert "Traceback" not in proc.stderr and "CommClosedError" not in proc.stderr
+    runs = _summary(work)
+    assert set(runs) == {"hrcpair@31", "hrcpair@32"}  # the first command's dataset stays
+    for name, run in runs.items():
+        assert run["status"] == "ok" and run["simulated"] is True
+        assert run["lineage"] == "prov/lineage.html"
+        assert run["audit"] == f"reports/{name}/audit.html"
+        assert "SIMULATED data" in run["audit_summary"]
+    data = json.loads((work / "campaign.json").read_text())
+    assert data["campaign"]["earlier_datasets"] == 1
+    page = work / "campaign.html"
+    links = {unquote(h) for h in re.findall(r'href="([^"]+)"', page.read_text())}
+    for name, run in runs.items():
+        expected = {f"{name}/{p}" for p in run["products"]} | {
+            f"{name}/{run['document']}", f"{name}/prov/lineage.html", run["audit"]}
+        assert expected <= links, expected - links
+    assert all((work / link).is_file() for link in links)  # no dead ends
+    dom, pixels = browse(page, tmp_path, size=(1500, 700), name="campaign")
+    assert "SIMULATED DATA" in dom and "from earlier commands" in dom
+    for text in ("hrcpair@31", "hrcpair@32", "PROV document", "lineage", "audit report",
+                 "pair/j8is01021_crj.fits"):
+        assert text in dom
+    assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 200

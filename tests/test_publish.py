@@ -122,3 +122,13 @@ def test_publish_refuses_bad_requests(recorded_hrc_run, bundle, tmp_path, capsys
     with pytest.raises(BundleError, match="uncommitted changes"):
         make_bundle(copy, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_bundle_of_simulated_data_says_so(bundle):
+    graph = json.loads((bundle / "ro-crate-metadata.json").read_text())["@graph"]
+    by_id = {e["@id"]: e for e in graph}
+    root = by_id["./"]
+    assert root["name"].endswith("SIMULATED DATA")
+    assert root["description"].startswith("SIMULATED DATA: the archive files of this run")
+    assert "simulated data" in root["keywords"]
+    assert by_id[f"data/{PRODUCT}"]["description"].endswith("(made from SIMULATED data)")

@@ -20,13 +20,17 @@ def flt(tmp_path, crds_cache, monkeypatch):
     return next(p for p in files if p.name.endswith("_flt.fits")), env["jref"]
 
 
-def test_updatewcs_applies_the_local_distortion_model(flt):
+def test_updatewcs_applies_the_local_distortion_model(flt, capsys):
     path, jref = flt
     refs = distortion_references(path, jref)
     assert set(refs) == {"IDCTAB", "NPOLFILE", "D2IMFILE"}
     before = fits.getheader(path, ("SCI", 1))
     assert "A_ORDER" not in before
+    capsys.readouterr()
     update_wcs(path)
+    lines = capsys.readouterr().out.splitlines()  # Example 5's file: each stwcs line once
+    assert any(line.startswith("- IDCTAB: Distortion model from row") for line in lines)
+    assert len(lines) == len(set(lines))
     after = fits.getheader(path, ("SCI", 1))
     idc = fits.getval(path, "IDCTAB").split("$")[-1].replace("_idc.fits", "")
     assert after["WCSNAME"] == f"IDC_{idc}"

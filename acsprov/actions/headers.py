@@ -21,6 +21,10 @@ def set_header(ctx: Context, step: Step) -> Outcome:
         act.generated(path, role="raw", derived_from=[path])
         for change in edit.changes:
             ctx.say(f"  {path.name}: {change.keyword} {change.before!r} -> {change.after!r}")
+        if not edit.changes:
+            ctx.say(f"  {path.name}: unchanged ("
+                    + ", ".join(f"{k} is already {v!r}" for k, v in step.params["set"].items())
+                    + ")")
     act.note(header_changes=[
         {
             "file": act.relpath(edit.path),

@@ -10,9 +10,11 @@ original only once stwcs succeeded.
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 from astropy.io import fits
@@ -46,6 +48,35 @@ def distortion_references(path: Path, jref: str) -> dict[str, Path]:
     return found
 
 
+@contextlib.contextmanager
+def stwcs_messages_once() -> Iterator[None]:
+    """Print each stwcs message once.
+
+    stwcs prints some lines itself each time it reads a table (the IDCTAB row of each
+    chip comes out twice for one file), and some of its loggers have their own handler
+    and also pass every record on to the root logger's.  While this is active, what
+    stwcs prints is collected and each distinct line printed once at the end, and
+    those loggers keep to their own handler.
+    """
+    names = [n for n in logging.root.manager.loggerDict if n.split(".")[0] == "stwcs"]
+    changed = []
+    for name in names:
+        logger = logging.getLogger(name)
+        if logger.handlers and logger.propagate:
+            logger.propagate = False
+            changed.append(logger)
+    printed = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(printed):
+            yield
+    finally:
+        for logger in changed:
+            logger.propagate = True
+        for line in dict.fromkeys(printed.getvalue().splitlines()):
+            if line.strip():
+                print(line)
+
+
 def update_wcs(path: Path, *, use_db: bool = False) -> None:
     """Run stwcs updatewcs on `path` atomically (a copy is updated, then renamed)."""
     from stwcs import updatewcs as stwcs_updatewcs
@@ -58,7 +89,8 @@ def update_wcs(path: Path, *, use_db: bool = False) -> None:
             level = quiet.level
             quiet.setLevel(logging.WARNING)
             try:
-                stwcs_updatewcs.updatewcs(str(work), use_db=use_db)
+                with stwcs_messages_once():
+                    stwcs_updatewcs.updatewcs(str(work), use_db=use_db)
             finally:
                 quiet.setLevel(level)
             os.replace(work, tmp)

@@ -264,6 +264,8 @@ def save_paths(root: Path, paths: Iterable[Path], *, message: str) -> None:
     """Commit `paths` (plain save, no run record: derived files, not actions)."""
     import datalad.api as dl
 
+    _ensure_git_annex()
+
     dl.save(dataset=str(root), path=[str(p) for p in paths], message=message,
             result_renderer="disabled")
 

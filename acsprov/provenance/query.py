@@ -25,6 +25,7 @@ __all__ = [
     "documents",
     "history_before",
     "lineage",
+    "merged_records",
     "render_tree",
     "verify",
 ]
@@ -71,16 +72,8 @@ def _relations(doc: dict[str, Any], kind: str) -> Iterator[dict[str, Any]]:
     yield from (doc.get(kind) or {}).values()
 
 
-def lineage(product: Path) -> Lineage:
-    """The chain of activities and files that made `product` (its current content).
-
-    All PROV documents of the work directory are read together: identifiers name
-    file versions by content and path, so a file made in one run and used in a later
-    one (a standalone ``acsprov updatewcs`` after a recipe, say) links up.
-    """
-    root = dataset_root(product)
-    rel = Path(os.path.abspath(product)).relative_to(root).as_posix()
-    current = sha256sum(product) if product.exists() else None
+def merged_records(root: Path) -> dict[str, Any]:
+    """All PROV-JSON documents of a work directory as one (identifiers are global)."""
     merged: dict[str, Any] = {}
     for number, path in enumerate(documents(root)):
         for kind, records in _load(path).items():
@@ -91,6 +84,20 @@ def lineage(product: Path) -> Lineage:
             else:  # relations have per-document blank-node ids: keep them apart
                 merged.setdefault(kind, {}).update(
                     {f"{number}/{key}": value for key, value in records.items()})
+    return merged
+
+
+def lineage(product: Path) -> Lineage:
+    """The chain of activities and files that made `product` (its current content).
+
+    All PROV documents of the work directory are read together: identifiers name
+    file versions by content and path, so a file made in one run and used in a later
+    one (a standalone ``acsprov updatewcs`` after a recipe, say) links up.
+    """
+    root = dataset_root(product)
+    rel = Path(os.path.abspath(product)).relative_to(root).as_posix()
+    current = sha256sum(product) if product.exists() else None
+    merged = merged_records(root)
     entities = merged.get("entity") or {}
     generated = {g.get("prov:entity") for g in _relations(merged, "wasGeneratedBy")}
     matches = [eid for eid, e in entities.items()
