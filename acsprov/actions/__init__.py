@@ -75,7 +75,7 @@ Action = Callable[[Context, Step], Outcome]
 
 
 def _registry() -> dict[str, Action]:
-    from . import bestrefs, calacs, destripe, files, headers, updatewcs
+    from . import bestrefs, calacs, destripe, drizzle, files, headers, updatewcs
 
     return {
         "copy": files.copy,
@@ -86,6 +86,7 @@ def _registry() -> dict[str, Action]:
         "calacs": calacs.calacs,
         "destripe": destripe.destripe,
         "updatewcs": updatewcs.updatewcs,
+        "drizzle": drizzle.drizzle,
     }
 
 
