@@ -205,10 +205,12 @@ def drizzle(inputs: Sequence[Path], output: str, params: Mapping[str, Any] | Non
     try:
         for path in inputs:
             shutil.copyfile(path, scratch / path.name)
-        quiet = [logging.getLogger(n) for n in ("drizzlepac", "stwcs", "astropy")]
+        # AstroDrizzle logs INFO to its log file; the terminal gets warnings only
+        quiet = [h for h in logging.getLogger().handlers
+                 if type(h) is logging.StreamHandler]
         levels = [q.level for q in quiet]
         for q in quiet:
-            q.setLevel(logging.WARNING)
+            q.setLevel(max(q.level, logging.WARNING))
         try:
             # AstroDrizzle prints its progress; its log file keeps it
             with contextlib.chdir(scratch), contextlib.redirect_stdout(io.StringIO()):
