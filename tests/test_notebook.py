@@ -25,7 +25,7 @@ def test_committed_notebooks_have_no_outputs():
 def test_walkthrough_covers_the_handbook_examples():
     text = "\n".join(c.source for c in nbformat.read(WALKTHROUGH, as_version=4).cells)
     for needle in ("Example 1", "Example 2", "Example 3", "Example 4", "Example 5",
-                   '"bestrefs"', '"set-header"', '"calacs"', "jd5702jpq", '"updatewcs"',
+                   '"bestrefs"', '"set-header"', '"calacs"', "jd5702jpq", "updatewcs:",
                    "drizzle:", '"prov", "show"', '"audit"'):
         assert needle in text, needle
 
