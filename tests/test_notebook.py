@@ -37,7 +37,7 @@ def test_walkthrough_runs(tmp_path, crds_cache, monkeypatch):
     monkeypatch.setenv("ACSPROV_NOTEBOOK_WORK", str(tmp_path / "work"))
     monkeypatch.setenv("ACSPROV_CRDS_PATH", str(crds_cache))
     monkeypatch.setenv("ACSPROV_ENGINE", "native")
-    monkeypatch.setenv("MPLBACKEND", "Agg")
+    monkeypatch.delenv("MPLBACKEND", raising=False)  # the kernel shows figures inline
     nb = nbformat.read(WALKTHROUGH, as_version=4)
     client = NotebookClient(nb, timeout=1200, kernel_name="python3",
                             resources={"metadata": {"path": str(tmp_path)}})
