@@ -477,7 +477,7 @@ def reproduce(bundle: Path, out: Path | None, crds_path: Path | None,
     """
     from .audit import AuditFailedError
     from .audit_report import write_report
-    from .reproduce import reproduce_bundle
+    from .reproduce_bundle import reproduce_bundle
 
     out = out or Path(f"reproduce-{Path(bundle).resolve().name}")
     result = reproduce_bundle(bundle, out, crds_path=crds_path,

@@ -17,7 +17,7 @@ from astropy.io import fits
 
 from acsprov.cli import main
 from acsprov.publish import make_bundle
-from acsprov.reproduce import recorded_inputs, reproduce_bundle
+from acsprov.reproduce_bundle import recorded_inputs, reproduce_bundle
 
 QUIET = {"say": lambda m: None}
 
