@@ -298,6 +298,29 @@ def updatewcs(files: tuple[Path, ...], workdir: Path) -> None:
     _standalone("updatewcs", {"files": [f.name for f in files]}, files, workdir)
 
 
+@cli.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--output", required=True, help="Rootname of the products (OUTPUT_drz.fits).")
+@click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
+              help="An AstroDrizzle parameter, e.g. --param final_pixfrac=0.8 (repeatable).")
+@_WORKDIR
+def drizzle(files: tuple[Path, ...], output: str, params: tuple[str, ...],
+            workdir: Path) -> None:
+    """AstroDrizzle FILES (_flt/_flc with an updated WCS) into OUTPUT_drz.fits, recorded."""
+    import yaml
+
+    from .errors import BadInputError
+
+    parameters = {}
+    for text in params:
+        name, sep, value = text.partition("=")
+        if not sep or not name.strip():
+            raise BadInputError(f"--param {text!r}: give NAME=VALUE")
+        parameters[name.strip()] = yaml.safe_load(value) if value.strip() else ""
+    _standalone("drizzle", {"input": [f.name for f in files], "output": output,
+                            "parameters": parameters}, files, workdir)
+
+
 @cli.command("calacs")
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--engine", type=click.Choice(["auto", "native", "hstcal"]), default="auto",
@@ -532,6 +555,38 @@ def publish(workdir: Path | None, out: Path | None, check_bundle: Path | None) -
         raise BadInputError("give WORKDIR and --out BUNDLE (or --check BUNDLE)")
     bundle = make_bundle(workdir, out, say=lambda m: click.echo(m, err=True))
     click.echo(f"bundle: {bundle}")
+
+
+@cli.command()
+@click.argument("bundle", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="New directory for the reproduction (default: ./reproduce-<bundle>).")
+@click.option("--crds-path", type=click.Path(path_type=Path), default=None,
+              help="CRDS cache holding the recorded reference files (default: acsprov's "
+                   "local cache, built in OUT).")
+@click.option("--report", "report_dir", type=click.Path(path_type=Path), default=None,
+              help="Directory for reproduce.html and reproduce.json (default: OUT/report).")
+def reproduce(bundle: Path, out: Path | None, crds_path: Path | None,
+              report_dir: Path | None) -> None:
+    """Re-derive every product of a published BUNDLE from what it records; exit 7 if not.
+
+    The archive files come from the bundle's DataLad dataset, the reference files
+    from the CRDS cache (each checked against its recorded sha256), the actions,
+    parameters and engine from its PROV document; every product is compared with
+    the bundle's as `acsprov audit` does.
+    """
+    from .audit import AuditFailedError
+    from .audit_report import write_report
+    from .reproduce_bundle import reproduce_bundle
+
+    out = out or Path(f"reproduce-{Path(bundle).resolve().name}")
+    result = reproduce_bundle(bundle, out, crds_path=crds_path,
+                              say=lambda m: click.echo(m, err=True))
+    for path in write_report(result, report_dir or out / "report", stem="reproduce"):
+        click.echo(f"report: {path}")
+    click.echo(result.summary().replace("audit ", "reproduce ", 1))
+    if not result.passed:
+        raise AuditFailedError(result.summary())
 
 
 @cli.command(hidden=True)

@@ -51,6 +51,7 @@ STEP_PARAMETERS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "calacs": (frozenset({"input"}), frozenset({"options"})),
     "destripe": (frozenset({"file"}), frozenset({"cte"})),
     "updatewcs": (frozenset({"files"}), frozenset()),
+    "drizzle": (frozenset({"input", "output"}), frozenset({"parameters"})),
 }
 
 #: Options a recipe's calacs step may set.
@@ -287,6 +288,12 @@ def _parse_step(step: object, where: str) -> Step:
     elif action == "destripe":
         clean["file"] = _names(params["file"], where)[0]
         clean["cte"] = bool(params.get("cte", False))
+    elif action == "drizzle":
+        from .drizzle import validate_parameters
+
+        clean["input"] = _names(params["input"], where, globs=True)
+        clean["output"] = _names(params["output"], where)[0]
+        clean["parameters"] = validate_parameters(params.get("parameters", {}), where)
     return Step(action, clean)
 
 

@@ -78,7 +78,7 @@ Action = Callable[[Context, Step], Outcome]
 
 
 def _registry() -> dict[str, Action]:
-    from . import bestrefs, calacs, destripe, files, headers, updatewcs
+    from . import bestrefs, calacs, destripe, drizzle, files, headers, updatewcs
 
     return {
         "copy": files.copy,
@@ -89,6 +89,7 @@ def _registry() -> dict[str, Action]:
         "calacs": calacs.calacs,
         "destripe": destripe.destripe,
         "updatewcs": updatewcs.updatewcs,
+        "drizzle": drizzle.drizzle,
     }
 
 

@@ -144,8 +144,19 @@ def _tree(doc: dict[str, Any], entity_id: str, seen: frozenset[str]) -> Lineage:
     for source in dict.fromkeys(sources):
         if source in entities:
             node.inputs.append(_tree(doc, source, seen))
-    for ref in dict.fromkeys(u for u in used if _kind(entities[u]) == "acsprov:ReferenceFile"):
+    for ref in dict.fromkeys(u for u in used if _kind(entities[u]) == "acsprov:ReferenceFile"
+                             and u not in sources):
         node.inputs.append(Lineage(entity=entities[ref]))
+    # a reference file of the run's own (mybias.fits, mydark.fits), with its lineage
+    from ..headers import REFERENCE_KEYWORDS
+
+    local_refs = [u.get("prov:entity") for u in _relations(doc, "used")
+                  if u.get("prov:activity") == activity_id
+                  and str(u.get("prov:role", "")).upper() in REFERENCE_KEYWORDS]
+    for ref in dict.fromkeys(local_refs):
+        if ref in entities and ref not in sources and \
+                _kind(entities[ref]) != "acsprov:ReferenceFile":
+            node.inputs.append(_tree(doc, ref, seen))
     return node
 
 

@@ -83,7 +83,11 @@ class Activity:
              **attributes: object) -> Path:
         """Record that the activity read `path` (as it is now); return the path."""
         path = Path(path)
-        self.record.used.append(self._rec.entity(path, role, sha256, attributes))
+        item = self._rec.entity(path, role, sha256, attributes)
+        # one usage per file version and role (a reference file read for each of
+        # several inputs is used once)
+        if not any(u.key == item.key and u.role == item.role for u in self.record.used):
+            self.record.used.append(item)
         self._inputs.append(path)
         return path
 
