@@ -106,8 +106,14 @@ def test_the_graph_sees_module_and_function_level_imports():
     assert "acsprov.calib.imset" in graph["acsprov.calib.fitsio"]
     # inside a function, relative: engine.calacs defers the native engine's import
     assert "acsprov.calib.calacs" in graph["acsprov.engine"]
-    # "from acsprov.calib import acsrej" is an edge to the package acsprov.calib.acsrej
-    assert any(t.startswith("acsprov.calib.") for t in graph["acsprov.calib.calacs"])
+    # "from acsprov.calib.acsrej import find_root" (in a function): the package
+    assert "acsprov.calib.acsrej" in graph["acsprov.calib.calacs"]
+    # "from . import bestrefs, ..." in a package's function: its submodules
+    assert "acsprov.actions.bestrefs" in graph["acsprov.actions"]
+    # "from .context import Context" in a submodule: its sibling
+    assert "acsprov.actions.context" in graph["acsprov.actions.bestrefs"]
+    # nothing outside the package
+    assert all(t.startswith("acsprov") for edges in graph.values() for t in edges)
 
 
 def test_find_cycles_reports_a_planted_cycle():
