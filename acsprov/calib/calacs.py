@@ -58,11 +58,7 @@ from acsprov.asn import Member, read_asn
 from acsprov.calib.acs2d import run_acs2d
 from acsprov.calib.acsccd import run_acsccd
 from acsprov.calib.fitsio import Exposure, atomic_path, read_exposure, write_exposure
-from acsprov.calib.reffiles import (
-    RefFile,
-    inspect_ref,
-    ref_name_given,
-)
+from acsprov.calib.reffiles import RefFile, inspect_ref, ref_name_given
 from acsprov.calib.steps import ExposureKeys, header_switch
 from acsprov.calib.trailer import Trailer
 from acsprov.calib.version import ENGINE, ENGINE_NAME, ENGINE_VERSION

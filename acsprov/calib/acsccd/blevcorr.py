@@ -24,11 +24,7 @@ from acsprov.calib.acsccd.context import CcdContext
 from acsprov.calib.acsccd.pixels import BIAS_SHIFT_APERTURES, SM4MJD, _f32, _kernels
 from acsprov.calib.fitsio import hstio_double, hstio_float
 from acsprov.calib.imset import ImSet
-from acsprov.calib.reffiles import (
-    AMPS,
-    CcdParams,
-    OverscanRegion,
-)
+from acsprov.calib.reffiles import AMPS, CcdParams, OverscanRegion
 from acsprov.calib.steps import ExposureKeys, add_history, log_refinfo, ref_history, sdqflags
 from acsprov.errors import BadInputError
 

@@ -11,13 +11,9 @@ from astropy.io import fits
 from acsprov.calib.acsrej.params import CrRejParams, _f32
 from acsprov.calib.acsrej.reject import RejectResult
 from acsprov.calib.imset import ImSet
-from acsprov.calib.reffiles import (
-    RefFile,
-)
+from acsprov.calib.reffiles import RefFile
 from acsprov.calib.steps import State, ref_history, update_switch
-from acsprov.errors import (
-    BadInputError,
-)
+from acsprov.errors import BadInputError
 
 __all__ = ["crj_headers", "find_root"]
 

@@ -13,13 +13,8 @@ from typing import Any
 import numpy as np
 from astropy.io import fits
 
-from acsprov.calib.reffiles import (
-    RowNotFoundError,
-)
-from acsprov.errors import (
-    AcsprovError,
-    ReferenceFileError,
-)
+from acsprov.calib.reffiles import RowNotFoundError
+from acsprov.errors import AcsprovError, ReferenceFileError
 
 __all__ = [
     "MAX_FILES",

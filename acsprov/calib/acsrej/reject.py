@@ -23,9 +23,7 @@ from acsprov.calib.acsrej.shading import (
 )
 from acsprov.calib.acsrej.sky import sky_levels
 from acsprov.calib.imset import ImSet
-from acsprov.errors import (
-    BadInputError,
-)
+from acsprov.errors import BadInputError
 
 __all__ = ["CRFLAG", "RejectResult", "flag_rejected", "initial_guess", "reject_cosmic_rays"]
 

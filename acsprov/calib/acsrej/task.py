@@ -24,17 +24,9 @@ from acsprov.calib.acsrej.reject import (
     reject_cosmic_rays,
 )
 from acsprov.calib.imset import ImSet
-from acsprov.calib.reffiles import (
-    RefFile,
-    inspect_ref,
-    read_shading,
-    resolve_ref_path,
-)
+from acsprov.calib.reffiles import RefFile, inspect_ref, read_shading, resolve_ref_path
 from acsprov.calib.steps import header_switch
-from acsprov.errors import (
-    BadInputError,
-    ReferenceFileError,
-)
+from acsprov.errors import BadInputError, ReferenceFileError
 
 __all__ = ["run_acsrej"]
 
