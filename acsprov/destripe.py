@@ -117,7 +117,7 @@ def destripe_plus(
         _warnings.simplefilter("ignore", UserWarning)
         from acstools import acs_destripe
 
-    from .calib.pipeline import run_native
+    from .calib.calacs import run_native
 
     raw = Path(raw)
     if not raw.is_file():

@@ -211,7 +211,7 @@ def run_calacs(
     start = time.perf_counter()
     if chosen == "hstcal":
         if overwrite:
-            from .calib.pipeline import planned_outputs
+            from .calib.calacs import planned_outputs
 
             for path in paths:
                 for old in planned_outputs(path):
@@ -234,9 +234,9 @@ def run_calacs(
         derivations: list[tuple[Path, tuple[Path, ...]]] = []
         checksums: dict[Path, str] = {}
     else:
-        from .calib.pipeline import ENGINE_NAME, ENGINE_VERSION, run_native
+        from .calib.calacs import ENGINE_NAME, ENGINE_VERSION, run_native
 
-        command = ["acsprov.calib.pipeline.run_native", *(str(p) for p in paths)]
+        command = ["acsprov.calib.calacs.run_native", *(str(p) for p in paths)]
         intermediates, derivations, written, checksums = [], [], [], {}
         for path in paths:
             native = run_native(path, temp_files=temp_files, verbose=verbose, quiet=quiet,

@@ -17,10 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from astropy.io import fits
-
 from .actions import Context, Outcome, get_action
-from .asn import read_asn
+from .actions.references import step_references
 from .crdsworld import (
     SIMULATED,
     CrdsRequest,
@@ -31,9 +29,7 @@ from .crdsworld import (
     plan_world,
 )
 from .environment import default_crds_path, ensure_local_crds
-from .errors import AcsprovError
 from .fitsutil import check_acs_file
-from .headers import REFERENCE_KEYWORDS
 from .lock import work_lock
 from .provenance import Recorder
 from .provenance._datalad import is_dataset, save_interrupted, save_paths
@@ -249,46 +245,6 @@ def _runs(recipe: Recipe, rec: Recorder, root: Path, world: CrdsWorld,
                 ctx.act = act
                 outcomes.append(get_action(step.action)(ctx, step))
             ctx.act = None
-
-
-def step_references(step: Step, rundir: Path) -> list[str]:
-    """CRDS names (``jref$`` values) in the headers of the files a step will read.
-
-    calacs, destripe and updatewcs read the reference files their inputs name (an
-    association's members included); copy_reference copies the one its keyword names.
-    bestrefs asks for the references it selects itself.
-    """
-    from .recipe import expand
-
-    params = step.params
-    if step.action == "calacs":
-        names = list(params["input"])
-    elif step.action == "destripe":
-        names = [params["file"]]
-    elif step.action == "updatewcs":
-        names = list(params["files"])
-    elif step.action == "copy_reference":
-        names = [params["header_of"]]
-    else:
-        return []
-    try:
-        paths = expand(names, rundir)
-    except AcsprovError:
-        return []  # the action reports the missing file itself
-    for path in list(paths):
-        if path.name.endswith("_asn.fits") and path.is_file():
-            paths += [rundir / f"{m.name.lower()}_raw.fits" for m in read_asn(path).exposures]
-    keywords = [params["keyword"]] if step.action == "copy_reference" else REFERENCE_KEYWORDS
-    out: set[str] = set()
-    for path in paths:
-        if not path.is_file():
-            continue
-        header = fits.getheader(path, 0)
-        for keyword in keywords:
-            value = str(header.get(keyword, "")).strip()
-            if value.lower().startswith("jref$"):
-                out.add(value[5:])
-    return sorted(out)
 
 
 ATOMIC_ACTIONS = frozenset({"copy", "copy_reference", "merge_asn", "set_header", "bestrefs",

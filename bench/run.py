@@ -123,7 +123,8 @@ def _hstcal(args: list[str], cwd: Path, expect: str) -> float | None:
 @benchmark(setup=_wfc_nocte)
 def native_ccd_2d_full_frame(scratch: Path) -> dict:
     """ACSCCD and ACS2D on one WFC full frame (in memory), and hstcal's on the same file."""
-    from acsprov.calib.calacs import run_acs2d, run_acsccd
+    from acsprov.calib.acs2d import run_acs2d
+    from acsprov.calib.acsccd import run_acsccd
     from acsprov.calib.fitsio import read_exposure
 
     raw, _ = _wfc_exposure(scratch)
@@ -164,8 +165,8 @@ def native_association_nocte(scratch: Path) -> dict:
 @benchmark(setup=_wfc_cte)
 def native_cte_full_frame(scratch: Path) -> dict:
     """ACSCTE on one WFC full frame (blv_tmp -> blc_tmp), and acscte.e on the same file."""
-    from acsprov.calib.calacs import run_acsccd
-    from acsprov.calib.cte import run_acscte
+    from acsprov.calib.acsccd import run_acsccd
+    from acsprov.calib.acscte import run_acscte
     from acsprov.calib.fitsio import read_exposure, write_exposure
 
     raw, _ = _wfc_exposure(scratch)

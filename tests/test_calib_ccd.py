@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from acsprov.calib import ccd
-from acsprov.calib.calacs import run_acsccd, run_single
+from acsprov.calib import acsccd
+from acsprov.calib.acsccd import CCD_STEPS, blevcorr, run_acsccd
+from acsprov.calib.calacs import run_single
 from acsprov.calib.fitsio import read_exposure
 from acsprov.calib.imset import ImSet
 from acsprov.calib.reffiles import (
@@ -27,7 +28,7 @@ from acsprov.calib.reffiles import (
     read_ccdtab,
     resolve_ref_path,
 )
-from acsprov.calib.steps import CCD_STEPS, State, plan_step, plan_steps, record_step
+from acsprov.calib.steps import State, plan_step, plan_steps, record_step
 from acsprov.errors import BadInputError, ReferenceFileError
 
 PED = "INFLIGHT 01/01/2003 01/01/2004"
@@ -214,7 +215,7 @@ def test_flag_bad_pixels_marks_saturation_and_table_rows():
     im = make_imset(sci, LTV1=1.0, LTV2=0.0)
     rows = np.array([[0, 0, 3, 1, 16],   # x 0..2 of row 0 in trimmed coords -> raw cols 1..3
                      [4, 1, 9, 2, 4]])   # column 4 -> raw col 5, rows 1..9 clipped to 1..3
-    out, info = ccd.flag_bad_pixels(im, rows, atodsat=65535)
+    out, info = acsccd.flag_bad_pixels(im, rows, atodsat=65535)
     expected = np.zeros((4, 6), np.uint16)
     expected[0, 1:4] |= 16
     expected[1:4, 5] |= 4
@@ -226,12 +227,12 @@ def test_flag_bad_pixels_marks_saturation_and_table_rows():
 def test_flag_bad_pixels_does_not_change_input():
     im = make_imset(np.full((3, 3), 70000.0))
     snap = snapshot(im)
-    ccd.flag_bad_pixels(im, np.array([[0, 0, 1, 1, 4]]), atodsat=65535)
+    acsccd.flag_bad_pixels(im, np.array([[0, 0, 1, 1, 4]]), atodsat=65535)
     assert_unchanged(im, snap)
 
 
 def test_flag_bad_pixels_with_no_matching_rows_sets_placeholder():
-    out, _ = ccd.flag_bad_pixels(make_imset(np.zeros((3, 3))), np.zeros((0, 5), int),
+    out, _ = acsccd.flag_bad_pixels(make_imset(np.zeros((3, 3))), np.zeros((0, 5), int),
                                  atodsat=65535)
     assert out.dq[1, 1] == 64 and out.dq.sum() == 64
 
@@ -240,7 +241,7 @@ def test_flag_bad_pixels_with_no_matching_rows_sets_placeholder():
 def test_subtract_bias_subtracts_and_combines_errors_and_flags():
     im = make_imset([[10.0, 20.0]], err=[[3.0, 0.0]], dq=[[1, 0]])
     bias = make_imset([[1.0, 2.5]], err=[[4.0, 0.5]], dq=[[2, 8]])
-    out, _ = ccd.subtract_bias(im, bias)
+    out, _ = acsccd.subtract_bias(im, bias)
     np.testing.assert_array_equal(out.sci, [[9.0, 17.5]])
     np.testing.assert_allclose(out.err, [[5.0, 0.5]])
     np.testing.assert_array_equal(out.dq, [[3, 8]])
@@ -249,18 +250,18 @@ def test_subtract_bias_subtracts_and_combines_errors_and_flags():
 def test_subtract_bias_does_not_change_input():
     im = make_imset([[10.0, 20.0]])
     snap = snapshot(im)
-    ccd.subtract_bias(im, make_imset([[1.0, 1.0]]))
+    acsccd.subtract_bias(im, make_imset([[1.0, 1.0]]))
     assert_unchanged(im, snap)
 
 
 def test_subtract_bias_rejects_other_shape():
     with pytest.raises(BadInputError, match="BIASFILE"):
-        ccd.subtract_bias(make_imset(np.zeros((2, 2))), make_imset(np.zeros((2, 3))))
+        acsccd.subtract_bias(make_imset(np.zeros((2, 2))), make_imset(np.zeros((2, 3))))
 
 
 # --------------------------------------------------------------------------- gain, noise
 def test_amp_geometry_single_hrc_amp_goes_to_slot_b():
-    geom = ccd.amp_geometry("HRC", 1, ccd_params(), fits.Header(), (4, 6))
+    geom = acsccd.amp_geometry("HRC", 1, ccd_params(), fits.Header(), (4, 6))
     assert geom.gain[1] == 2.0 and geom.readnoise[1] == 3.0
     assert (geom.ampx, geom.ampy) == (0, 0)
 
@@ -270,28 +271,28 @@ def test_amp_geometry_wfc_adds_ltv1_to_ampx():
     params = ccd_params(atodgain=(2.0, 4.0, 0.0, 0.0), readnoise=(1.0, 2.0, 0.0, 0.0),
                         ampx=5, ampy=20)
     hdr = fits.Header([("LTV1", 2.0), ("LTV2", 0.0)])
-    geom = ccd.amp_geometry("WFC", 1, params, hdr, (3, 12))
+    geom = acsccd.amp_geometry("WFC", 1, params, hdr, (3, 12))
     assert (geom.ampx, geom.ampy) == (7, 3)
-    out, _ = ccd.to_electrons(make_imset(np.ones((3, 12)), LTV1=2.0), geom)
+    out, _ = acsccd.to_electrons(make_imset(np.ones((3, 12)), LTV1=2.0), geom)
     np.testing.assert_array_equal(out.sci[0], [2.0] * 7 + [4.0] * 5)
     assert out.hdr["BUNIT"] == "ELECTRONS"
 
 
 def test_to_electrons_rejects_missing_gain():
     # CCDAMP 'C' only, but a chip-1 WFC imset: amps A/B have no gain (calacs errors out)
-    geom = ccd.amp_geometry("WFC", 1, ccd_params(), fits.Header(), (2, 2))
+    geom = acsccd.amp_geometry("WFC", 1, ccd_params(), fits.Header(), (2, 2))
     with pytest.raises(BadInputError, match="GAIN"):
-        ccd.to_electrons(make_imset(np.ones((2, 2))), geom)
+        acsccd.to_electrons(make_imset(np.ones((2, 2))), geom)
 
 
 def test_init_noise_is_poisson_plus_read_noise_plus_previous_error():
-    geom = ccd.amp_geometry("HRC", 1, ccd_params(), fits.Header(), (1, 3))
+    geom = acsccd.amp_geometry("HRC", 1, ccd_params(), fits.Header(), (1, 3))
     im = make_imset([[16.0, -5.0, 0.0]], err=[[0.0, 0.0, 4.0]])
     snap = snapshot(im)
-    out, _ = ccd.init_noise(im, geom)
+    out, _ = acsccd.init_noise(im, geom)
     np.testing.assert_allclose(out.err, [[5.0, 3.0, 5.0]], rtol=1e-7)
     assert_unchanged(im, snap)
-    bias, _ = ccd.init_noise(im, geom, bias_exposure=True)
+    bias, _ = acsccd.init_noise(im, geom, bias_exposure=True)
     np.testing.assert_array_equal(bias.err, [[3.0, 3.0, 3.0]])
 
 
@@ -306,7 +307,7 @@ def test_subtract_overscan_fits_a_line_to_the_overscan():
                             biassecta=(0, 1), biassectb=(6, 7), virtual=False)
     im = make_imset(sci)
     snap = snapshot(im)
-    out, info = ccd.subtract_overscan(im, region, ccd_params(), detector="HRC", ccdamp="C",
+    out, info = acsccd.subtract_overscan(im, region, ccd_params(), detector="HRC", ccdamp="C",
                                       sdqflags=31743)
     np.testing.assert_allclose(out.sci[:, 2:6], 100.0, atol=1e-4)
     np.testing.assert_allclose(out.sci[:, :2], sci[:, :2])  # overscan left as is
@@ -317,7 +318,7 @@ def test_subtract_overscan_fits_a_line_to_the_overscan():
 
 
 def test_subtract_overscan_without_oscntab_row_subtracts_ccdtab_bias():
-    out, info = ccd.subtract_overscan(make_imset(np.full((2, 2), 500.0)), None, ccd_params(),
+    out, info = acsccd.subtract_overscan(make_imset(np.full((2, 2), 500.0)), None, ccd_params(),
                                       detector="HRC", ccdamp="C", sdqflags=31743)
     # CCDBIASC (100 DN) times ATODGNC (2) = 200 electrons
     np.testing.assert_array_equal(out.sci, 300.0)
@@ -328,13 +329,13 @@ def test_bias_shift_kernel_matches_numpy_twin():
     rng = np.random.default_rng(1)
     amp = rng.normal(4300.0, 30.0, (7, 9))
     args = (12, 4300.0, 5.8e-4, 0.3, 1.2e-2)
-    np.testing.assert_array_equal(ccd._dsi_kernel(amp, *args), ccd._dsi_numpy(amp, *args))
+    np.testing.assert_array_equal(blevcorr._dsi_kernel(amp, *args), blevcorr._dsi_numpy(amp, *args))
 
 
 def test_bias_shift_of_flat_subarray_removes_the_level():
     level = 4000.0
     im = make_imset(np.full((2068, 2072), level), MEANBLEV=0.0)
-    out, info = ccd.bias_shift([im], subarray_amp="A")
+    out, info = acsccd.bias_shift([im], subarray_amp="A")
     expected = level * (1 - 0.3 * 2.9188919e-3)  # DSI term at the steady-state DC level
     assert info["after"]["A"] == pytest.approx(expected, rel=1e-9)
     assert out[0].hdr["MEANBLEV"] == pytest.approx(expected, rel=1e-6)
@@ -344,7 +345,7 @@ def test_bias_shift_of_flat_subarray_removes_the_level():
 
 def test_apply_crosstalk_adds_mirror_pixel_left_then_right():
     im = make_imset([[1000.0, 0.0, 0.0, 2000.0]])
-    out, _ = ccd.apply_crosstalk(im, scale=0.001)
+    out, _ = acsccd.apply_crosstalk(im, scale=0.001)
     left = 1000.0 + 2.0       # mirror (2000) x 0.001, from the untouched right half
     right = 2000.0 + left * 0.001  # mirror is the already-corrected left pixel
     np.testing.assert_allclose(out.sci, [[left, 0.0, 0.0, right]], rtol=1e-7)
@@ -361,7 +362,7 @@ def test_destripe_removes_level_and_row_stripes():
         sci = np.broadcast_to(5.0 + stripe, (ny, nx)).astype(np.float32).copy()
         sci[:, 24:nx - 24] += 30.0
         chips.append(make_imset(sci, CCDCHIP=chip))
-    (c2, c1), info = ccd.destripe(*chips)
+    (c2, c1), info = acsccd.destripe(*chips)
     level = 5.0 + 0.01 * np.mean(np.arange(1, ny))  # row 0 (at the amp) is never used
     assert info["blev"]["A"] == pytest.approx(level, rel=1e-9)
     assert info["blev"]["D"] == pytest.approx(level, rel=1e-9)
@@ -389,7 +390,7 @@ def test_destripe_removes_level_and_row_stripes():
     ],
 )
 def test_darktime_overhead_rules(subarray, aperture, expstart, flashdur, flashsta, expected):
-    final, _ = ccd.darktime(100.0, ccd_params(), expstart=expstart, subarray=subarray,
+    final, _ = acsccd.darktime(100.0, ccd_params(), expstart=expstart, subarray=subarray,
                             aperture=aperture, flashdur=flashdur, flashsta=flashsta)
     assert final == expected
 
@@ -400,7 +401,7 @@ def test_flag_full_well_full_frame_compares_science_area():
     sat[1, 2] = 50.0   # in the science area
     sat[1, 0] = 50.0   # in the overscan column: ignored
     region = OverscanRegion((1, 1), (0, 0), (-1, -1), (-1, -1), (0, 0), (5, 5), False)
-    out, info = ccd.flag_full_well(im, sat, region, offset=(0, 0), full_frame=True)
+    out, info = acsccd.flag_full_well(im, sat, region, offset=(0, 0), full_frame=True)
     assert info["n_saturated"] == 1 and out.dq[1, 2] == 256 and out.dq.sum() == 256
 
 
@@ -409,7 +410,7 @@ def test_flag_full_well_subarray_uses_untrimmed_origin_like_calacs():
     sat = np.full((10, 10), 1000.0, np.float32)
     sat[3, 4] = 50.0  # SATUFILE pixel (x0 + 2, y0 + 1) with offset (2, 2)
     region = OverscanRegion((1, 1), (0, 0), (-1, -1), (-1, -1), (0, 0), (5, 5), False)
-    out, _ = ccd.flag_full_well(im, sat, region, offset=(2, 2), full_frame=False)
+    out, _ = acsccd.flag_full_well(im, sat, region, offset=(2, 2), full_frame=False)
     assert out.dq[1, 2] == 256 and out.dq.sum() == 256
 
 
@@ -419,12 +420,12 @@ def test_flag_sinks_flags_sink_downstream_and_trail(use_kernel):
     sink = np.array([[0.0], [-1.0], [-55000.0], [200.0], [100.0], [10.0], [0.0]], np.float32)
     sci = np.array([[0], [0], [50], [0], [0], [0], [0]], np.float32)
     im = make_imset(sci)
-    out, info = ccd.flag_sinks(im, sink, bottom_up=True, use_kernel=use_kernel)
+    out, info = acsccd.flag_sinks(im, sink, bottom_up=True, use_kernel=use_kernel)
     # rows 1, 2 flagged; trail 200 > 50, 100 > 50 flagged; 10 <= 50 ends the trail
     np.testing.assert_array_equal(out.dq[:, 0], [0, 1024, 1024, 1024, 1024, 0, 0])
     assert info["n_flagged"] == 4
     flipped = make_imset(sci[::-1].copy())
-    top, _ = ccd.flag_sinks(flipped, sink[::-1].copy(), bottom_up=False, use_kernel=use_kernel)
+    top, _ = acsccd.flag_sinks(flipped, sink[::-1].copy(), bottom_up=False, use_kernel=use_kernel)
     np.testing.assert_array_equal(top.dq[::-1, 0], [0, 1024, 1024, 1024, 1024, 0, 0])
     assert im.dq.sum() == 0
 
@@ -432,7 +433,7 @@ def test_flag_sinks_flags_sink_downstream_and_trail(use_kernel):
 def test_trim_overscan_moves_ltv_and_crpix():
     im = make_imset(np.arange(48.0).reshape(6, 8), LTV1=2.0, LTV2=0.0, CRPIX1=5.0, CRPIX2=3.0)
     region = OverscanRegion((2, 1), (0, 2), (-1, -1), (-1, -1), (0, 1), (7, 7), True)
-    out, _ = ccd.trim_overscan(im, region)
+    out, _ = acsccd.trim_overscan(im, region)
     assert out.shape == (4, 5)
     np.testing.assert_array_equal(out.sci, im.sci[0:4, 2:7])
     assert (out.hdr["LTV1"], out.hdr["CRPIX1"], out.hdr["CRPIX2"]) == (0.0, 3.0, 3.0)

@@ -18,7 +18,7 @@ import pytest
 from astropy.io import fits
 
 from acsprov.calib import _cte_kernels as kern
-from acsprov.calib import cte
+from acsprov.calib import acscte
 from acsprov.calib.fitsio import Exposure, read_exposure, write_exposure
 from acsprov.calib.imset import ImSet
 from acsprov.errors import BadInputError, ReferenceFileError
@@ -42,13 +42,13 @@ def _profiles(cte_len: int, widths: list[float]) -> tuple[np.ndarray, np.ndarray
 
 
 def _trapset(qlev, dpde, *, cte_len=10, n_par=3, n_forward=5, widths=None, name="parallel",
-             iz=None, sens=None) -> cte.TrapSet:
+             iz=None, sens=None) -> acscte.TrapSet:
     qlev = np.asarray(qlev, dtype=np.float64)
     widths = widths or list(np.linspace(1.5, 4.5, qlev.size))
     rp, cp = _profiles(cte_len, widths)
     iz = np.arange(8192) if iz is None else np.asarray(iz)
     sens = np.ones((4, iz.size)) if sens is None else np.asarray(sens, dtype=np.float64)
-    return cte.TrapSet(name=name, extver=1, cte_date0=52334.86, cte_date1=57710.0,
+    return acscte.TrapSet(name=name, extver=1, cte_date0=52334.86, cte_date1=57710.0,
                        cte_len=cte_len, n_forward=n_forward, n_par=n_par, qlev=qlev,
                        dpde=np.asarray(dpde, dtype=np.float64),
                        ntraps=int(np.count_nonzero(qlev < 999999.0)), iz=iz.astype(np.int64),
@@ -67,7 +67,7 @@ def _shift(col, traps, qlev, dq, rprof, cprof, cte_len, *, python=False):
     return col
 
 
-def _write_pctetab(path: Path, *, name: str | None = cte.CTE_NAME, ntraps: int = 3,
+def _write_pctetab(path: Path, *, name: str | None = acscte.CTE_NAME, ntraps: int = 3,
                    cte_len: int = 6, pedigree: str = "INFLIGHT 01/01/2017 01/01/2018") -> Path:
     """A small generation-3 PCTETAB: 5 sets of QPROF/SCLBYCOL/RPROF/CPROF."""
     prim = fits.PrimaryHDU()
@@ -244,12 +244,12 @@ def test_correction_inverts_a_simulated_readout():
     tset = _trapset([5.0, 50.0, 500.0, 5000.0], [20.0, 15.0, 10.0, 5.0], n_forward=5)
     traps = np.ascontiguousarray(np.broadcast_to(
         ((np.arange(nrow) + 1) / nrow).astype(np.float32), (ncol, nrow)))
-    observed = cte.simulate_readout(truth, traps, tset)
+    observed = acscte.simulate_readout(truth, traps, tset)
     assert np.abs(observed - truth).max() > 20  # strong trails
-    corrected = cte.correct_columns(observed, traps, tset, read_noise=0.5, fix_rocr=False)
+    corrected = acscte.correct_columns(observed, traps, tset, read_noise=0.5, fix_rocr=False)
     # the model only depends on which packets fill which species: same pattern, exact
     np.testing.assert_allclose(corrected, truth, rtol=0, atol=1e-3)
-    np.testing.assert_allclose(cte.simulate_readout(corrected, traps, tset), observed,
+    np.testing.assert_allclose(acscte.simulate_readout(corrected, traps, tset), observed,
                                rtol=0, atol=1e-3)
 
 
@@ -262,9 +262,9 @@ def test_correction_reads_out_to_the_observation_near_trap_levels():
     tset = _trapset([5.0, 50.0, 500.0, 5000.0], [20.0, 15.0, 10.0, 5.0], n_forward=3)
     traps = np.ascontiguousarray(np.broadcast_to(
         ((np.arange(nrow) + 1) / nrow).astype(np.float32), (ncol, nrow)))
-    observed = cte.simulate_readout(truth, traps, tset)
-    corrected = cte.correct_columns(observed, traps, tset, read_noise=0.5, fix_rocr=False)
-    np.testing.assert_allclose(cte.simulate_readout(corrected, traps, tset), observed,
+    observed = acscte.simulate_readout(truth, traps, tset)
+    corrected = acscte.correct_columns(observed, traps, tset, read_noise=0.5, fix_rocr=False)
+    np.testing.assert_allclose(acscte.simulate_readout(corrected, traps, tset), observed,
                                rtol=0, atol=1e-3)
     # in chunks (as with a progress bar) the result is the same
     class Counter:
@@ -274,7 +274,7 @@ def test_correction_reads_out_to_the_observation_near_trap_levels():
             self.done += n
 
     bar = Counter()
-    chunked = cte.correct_columns(observed, traps, tset, read_noise=0.5, fix_rocr=False,
+    chunked = acscte.correct_columns(observed, traps, tset, read_noise=0.5, fix_rocr=False,
                                   chunk=3, progress=bar)
     np.testing.assert_array_equal(chunked, corrected)
     assert bar.done == ncol
@@ -305,13 +305,13 @@ def test_smoothing_removes_about_the_read_noise():
     rng = np.random.default_rng(11)
     image = (50 + rng.normal(0, 4.0, (64, 256))).astype(np.float32)
     image[30, 100] = 3000.0
-    smooth = cte.smooth_readnoise(image, 4.0)
+    smooth = acscte.smooth_readnoise(image, 4.0)
     assert smooth.dtype == np.float32
     removed = np.sqrt(np.mean((image.astype(np.float64) - smooth) ** 2))
     assert 2.0 < removed <= 4.0 + 1e-5  # stops once the removed noise reaches the read noise
     assert smooth.std() < image.std()
     assert smooth[30, 100] > 2900  # a real source is kept
-    np.testing.assert_array_equal(cte.smooth_readnoise(image, 0.05), image)
+    np.testing.assert_array_equal(acscte.smooth_readnoise(image, 0.05), image)
 
 
 def test_smoothing_kernels_match_their_python_twins():
@@ -332,9 +332,9 @@ def test_smoothing_kernels_match_their_python_twins():
 
 # --------------------------------------------------------------------------- scalings
 def test_time_scaling_is_linear_between_the_table_dates():
-    assert cte.scale_fraction(52334.86, 52334.86, 57710.0) == 0.0
-    assert cte.scale_fraction(57710.0, 52334.86, 57710.0) == 1.0
-    assert cte.scale_fraction(60397.57, 52334.86, 57710.0) == pytest.approx(1.5)
+    assert acscte.scale_fraction(52334.86, 52334.86, 57710.0) == 0.0
+    assert acscte.scale_fraction(57710.0, 52334.86, 57710.0) == 1.0
+    assert acscte.scale_fraction(60397.57, 52334.86, 57710.0) == pytest.approx(1.5)
     tset = _trapset([5.0], [1.0])
     assert tset.scaled(58001.25) == pytest.approx((58001.25 - 52334.86) / (57710 - 52334.86))
 
@@ -347,7 +347,7 @@ def test_trap_map_scales_columns_between_the_table_rows():
                      [1.0, 2.0, 3.0, 1.0],   # SENS_1536
                      [1.0, 2.0, 3.0, 5.0]])  # SENS_2048
     tset = _trapset([5.0], [1.0], iz=iz, sens=sens)
-    traps = cte.column_trap_map((3, 2048), tset, column_offset=11, scale_frac=0.5)
+    traps = acscte.column_trap_map((3, 2048), tset, column_offset=11, scale_frac=0.5)
     assert traps.shape == (3, 2048) and traps.dtype == np.float32
     rows = np.arange(2048)
     ramp = (rows + 1) / 2048.0
@@ -368,7 +368,7 @@ def test_trap_map_scales_columns_between_the_table_rows():
 
 def test_trap_map_leaves_unlisted_columns_empty():
     tset = _trapset([5.0], [1.0], iz=np.array([0, 1]), sens=np.ones((4, 2)))
-    traps = cte.column_trap_map((4, 16), tset, column_offset=0, scale_frac=1.0)
+    traps = acscte.column_trap_map((4, 16), tset, column_offset=0, scale_frac=1.0)
     assert (traps[2:] == 0).all() and (traps[:2] > 0).all()
 
 
@@ -388,32 +388,32 @@ def test_trap_map_leaves_unlisted_columns_empty():
 )
 def test_readout_frame_puts_each_amp_at_packet_zero(amp, serial, index):
     quad = np.arange(5 * 7, dtype=np.float32).reshape(5, 7)  # 5 rows, 7 columns
-    cols = cte.to_readout_frame(quad, amp, serial)
+    cols = acscte.to_readout_frame(quad, amp, serial)
     assert cols.flags.c_contiguous
     assert cols.shape == ((5, 7) if serial else (7, 5))
     for c in range(cols.shape[0]):
         for r in range(cols.shape[1]):
             assert cols[c, r] == index(quad, c, r)
-    np.testing.assert_array_equal(cte.from_readout_frame(cols, amp, serial), quad)
+    np.testing.assert_array_equal(acscte.from_readout_frame(cols, amp, serial), quad)
 
 
 def test_amp_regions_split_the_chip_at_ampx():
-    left, right = cte.amp_regions("ABCD", 2, 2072, 2068, (2048, 4096))
+    left, right = acscte.amp_regions("ABCD", 2, 2072, 2068, (2048, 4096))
     assert (left.amp, left.cols, left.rows, left.column_offset) == (
         "C", slice(0, 2072), slice(0, 2048), 0)
     assert (right.amp, right.cols, right.column_offset) == ("D", slice(2072, 4096), 2072)
-    a, b = cte.amp_regions("ABCD", 1, 2048, 2048, (2048, 4096))
+    a, b = acscte.amp_regions("ABCD", 1, 2048, 2048, (2048, 4096))
     assert (a.amp, a.column_offset, b.amp, b.column_offset) == ("A", 4096, "B", 4096 + 2048)
-    (sub,) = cte.amp_regions("A", 1, 2048, 2068, (2048, 2048))
+    (sub,) = acscte.amp_regions("A", 1, 2048, 2068, (2048, 2048))
     assert (sub.cols, sub.rows, sub.column_offset) == (slice(0, 2048), slice(0, 2048), 4096)
-    assert cte.amp_regions("A", 2, 2048, 2068, (2048, 2048)) == []
+    assert acscte.amp_regions("A", 2, 2048, 2068, (2048, 2048)) == []
 
 
 # --------------------------------------------------------------------------- PCTETAB
 def test_read_pctetab_reads_all_five_sets(tmp_path):
-    table = cte.read_pctetab(_write_pctetab(tmp_path / "cte.fits", ntraps=3, cte_len=6))
+    table = acscte.read_pctetab(_write_pctetab(tmp_path / "cte.fits", ntraps=3, cte_len=6))
     assert (table.cte_name, table.cte_ver, table.fix_rocr, table.thresh) == (
-        cte.CTE_NAME, "3.0", 1, -10.0)
+        acscte.CTE_NAME, "3.0", 1, -10.0)
     assert set(table.sets) == {"parallel", "A", "B", "C", "D"}
     par = table.sets["parallel"]
     assert (par.ntraps, par.cte_len, par.n_par, par.n_forward) == (3, 6, 7, 5)
@@ -434,31 +434,31 @@ def test_read_pctetab_reads_all_five_sets(tmp_path):
 )
 def test_old_generation_pctetab_is_refused(tmp_path, name, match):
     path = _write_pctetab(tmp_path / "old_cte.fits", name=name)
-    with pytest.raises(cte.PctetabError, match=match):
-        cte.read_pctetab(path)
-    assert issubclass(cte.PctetabError, ReferenceFileError)
+    with pytest.raises(acscte.PctetabError, match=match):
+        acscte.read_pctetab(path)
+    assert issubclass(acscte.PctetabError, ReferenceFileError)
 
 
 def test_pctetab_without_a_set_keyword_is_refused(tmp_path):
     path = _write_pctetab(tmp_path / "cte.fits")
     with fits.open(path, mode="update") as hdul:
         del hdul[5].header["PCTENPAR"]
-    with pytest.raises(cte.PctetabError, match="PCTENPAR missing from extension 5"):
-        cte.read_pctetab(path)
+    with pytest.raises(acscte.PctetabError, match="PCTENPAR missing from extension 5"):
+        acscte.read_pctetab(path)
 
 
 def test_header_overrides_follow_calacs_rules():
     hdr = fits.Header([("PCTENFOR", 3), ("PCTENPAR", 1), ("PCTETLEN", 40), ("FIXROCR", 0)])
-    assert cte.header_overrides(hdr) == {"n_forward": 3, "cte_len": 40, "fix_rocr": 0}
+    assert acscte.header_overrides(hdr) == {"n_forward": 3, "cte_len": 40, "fix_rocr": 0}
     with pytest.raises(BadInputError, match="FIXROCR = 2 is invalid"):
-        cte.header_overrides(fits.Header([("FIXROCR", 2)]))
+        acscte.header_overrides(fits.Header([("FIXROCR", 2)]))
 
 
 # --------------------------------------------------------------------------- task shells
 def test_apply_acscte_corrects_and_records_the_step(tmp_path):
     exposure = _exposure(tmp_path)
     before = exposure.imsets[0].sci.copy()
-    product = cte.apply_acscte(exposure, output_name="jtest01q_blc_tmp.fits")
+    product = acscte.apply_acscte(exposure, output_name="jtest01q_blc_tmp.fits")
     np.testing.assert_array_equal(exposure.imsets[0].sci, before)  # input untouched
     assert exposure.phdr["PCTECORR"] == "PERFORM"
     im = product.imsets[0]
@@ -470,7 +470,7 @@ def test_apply_acscte_corrects_and_records_the_step(tmp_path):
     np.testing.assert_array_equal(im.dq, exposure.imsets[0].dq)
     phdr = product.phdr
     assert phdr["PCTECORR"] == "COMPLETE"
-    assert (phdr["CTE_NAME"], phdr["CTE_VER"]) == (cte.CTE_NAME, cte.CTE_VER)
+    assert (phdr["CTE_NAME"], phdr["CTE_VER"]) == (acscte.CTE_NAME, acscte.CTE_VER)
     assert phdr["FILENAME"] == "jtest01q_blc_tmp.fits"
     history = [str(h) for h in phdr["HISTORY"]]
     assert "PCTECORR complete ..." in history
@@ -483,15 +483,15 @@ def test_apply_acscte_corrects_and_records_the_step(tmp_path):
 
 def test_apply_acscte_gives_the_same_result_on_one_thread_with_a_progress_bar(tmp_path):
     exposure = _exposure(tmp_path)
-    default = cte.apply_acscte(exposure)
-    other = cte.apply_acscte(exposure, nthreads=1, progress=True)
+    default = acscte.apply_acscte(exposure)
+    other = acscte.apply_acscte(exposure, nthreads=1, progress=True)
     np.testing.assert_array_equal(other.imsets[0].sci, default.imsets[0].sci)
     np.testing.assert_array_equal(other.imsets[0].err, default.imsets[0].err)
 
 
 def test_apply_acscte_uses_header_cte_parameters(tmp_path):
     exposure = _exposure(tmp_path, PCTENFOR=2)
-    product = cte.apply_acscte(exposure)
+    product = acscte.apply_acscte(exposure)
     params = product.extra["acscte"]["params"][0]
     assert params["parallel"].trapset.n_forward == 2
     assert params["C"].trapset.n_forward == 2
@@ -499,7 +499,7 @@ def test_apply_acscte_uses_header_cte_parameters(tmp_path):
 
 
 def test_pre_sm4_exposures_get_no_serial_correction(tmp_path):
-    product = cte.apply_acscte(_exposure(tmp_path, EXPSTART=54000.0))
+    product = acscte.apply_acscte(_exposure(tmp_path, EXPSTART=54000.0))
     assert set(product.extra["acscte"]["params"][0]) == {"parallel"}
     history = [str(h) for h in product.phdr["HISTORY"]]
     assert not any("serial" in h for h in history)
@@ -518,7 +518,7 @@ def test_pre_sm4_exposures_get_no_serial_correction(tmp_path):
 )
 def test_apply_acscte_refuses_what_calacs_refuses(tmp_path, keywords, error, match):
     with pytest.raises(error, match=match):
-        cte.apply_acscte(_exposure(tmp_path, **keywords))
+        acscte.apply_acscte(_exposure(tmp_path, **keywords))
 
 
 def test_dummy_pctetab_means_nothing_to_do(tmp_path):
@@ -526,26 +526,26 @@ def test_dummy_pctetab_means_nothing_to_do(tmp_path):
     (tmp_path / "t_cte.fits").unlink()
     _write_pctetab(tmp_path / "t_cte.fits", pedigree="DUMMY")
     with pytest.raises(BadInputError, match="PEDIGREE=DUMMY"):
-        cte.apply_acscte(exposure)
+        acscte.apply_acscte(exposure)
 
 
 def test_run_acscte_writes_the_blc_tmp(tmp_path):
     exposure = _exposure(tmp_path)
     blv = write_exposure(exposure, tmp_path / "jtest01q_blv_tmp.fits")
     blc = tmp_path / "jtest01q_blc_tmp.fits"
-    result = cte.run_acscte(blv, blc, nthreads=1, trailer=True)
+    result = acscte.run_acscte(blv, blc, nthreads=1, trailer=True)
     assert (result["action"], result["status"], result["switch"]) == (
         "calibrate", "ok", "PCTECORR")
     assert result["references"]["PCTETAB"]["name"] == "t_cte.fits"
     assert result["parameters"]["parallel"]["n_forward"] == 5
     written = read_exposure(blc)
-    expected = cte.apply_acscte(read_exposure(blv))
+    expected = acscte.apply_acscte(read_exposure(blv))
     np.testing.assert_array_equal(written.imsets[0].sci, expected.imsets[0].sci)
     np.testing.assert_array_equal(written.imsets[0].err, expected.imsets[0].err)
     assert written.phdr["PCTECORR"] == "COMPLETE"
     assert "PCTECORR COMPLETE" in (tmp_path / "jtest01q.tra").read_text()
     with pytest.raises(BadInputError, match="already exists"):
-        cte.run_acscte(blv, blc)
+        acscte.run_acscte(blv, blc)
 
 
 # --------------------------------------------------------------------------- golden
@@ -577,7 +577,8 @@ def sub2k(tmp_path_factory) -> Path:
 
 @pytest.mark.slow
 def test_sub2k_flc_matches_calacs(sub2k, monkeypatch):
-    from acsprov.calib.calacs import run_acs2d, run_acsccd
+    from acsprov.calib.acs2d import run_acs2d
+    from acsprov.calib.acsccd import run_acsccd
 
     monkeypatch.setenv("jref", f"{sub2k / 'jref'}/")
     raw_path = sub2k / "in" / "jsyn03c1q_raw.fits"
@@ -586,7 +587,7 @@ def test_sub2k_flc_matches_calacs(sub2k, monkeypatch):
                      output_name="jsyn03c1q_blv_tmp.fits")
     blv_path = write_exposure(blv, sub2k / "in" / "jsyn03c1q_blv_tmp.fits")
     blc_path = sub2k / "in" / "jsyn03c1q_blc_tmp.fits"
-    result = cte.run_acscte(blv_path, blc_path, overwrite=True)
+    result = acscte.run_acscte(blv_path, blc_path, overwrite=True)
     assert result["parameters"]["A"]["scale_frac"] == pytest.approx(1.054371, abs=1e-6)
     blc = read_exposure(blc_path)
     assert blc.phdr["PCTECORR"] == "COMPLETE"

@@ -21,8 +21,8 @@ from helpers import make_asn
 from test_calib_ccd import NX, NY, TRIMX, TRIMY2, _image, write_tiny_hrc
 from test_calib_rej import ROW, _write_crrejtab
 
-from acsprov.calib import pipeline
-from acsprov.calib.pipeline import ENGINE_NAME, ENGINE_VERSION, NativeResult, run_native
+from acsprov.calib import calacs
+from acsprov.calib.calacs import ENGINE_NAME, ENGINE_VERSION, NativeResult, run_native
 from acsprov.errors import AcsprovError, BadInputError, ReferenceFileError
 from acsprov.provenance.stamp import Stamp, stamping
 
@@ -200,7 +200,7 @@ def test_trailers_follow_calacs(rpt):
 
 
 def re_timestamps(text: str) -> bool:
-    return any(pipeline._TIMESTAMP.match(line) for line in text.splitlines())
+    return any(calacs._TIMESTAMP.match(line) for line in text.splitlines())
 
 
 def test_time_stamps_are_left_out_unless_asked(rpt):
@@ -428,14 +428,14 @@ def test_failure_after_the_checks_leaves_no_partial_products(rpt, monkeypatch):
     d = rpt.parent
     before = _files(d)
     asn_bytes = rpt.read_bytes()
-    real = pipeline.run_acs2d
+    real = calacs.run_acs2d
 
     def failing(exposure, **kw):
         if kw.get("output_name", "").endswith("_flt.fits") and "a2q" in kw["output_name"]:
             raise BadInputError("simulated failure in ACS2D")
         return real(exposure, **kw)
 
-    monkeypatch.setattr(pipeline, "run_acs2d", failing)
+    monkeypatch.setattr(calacs, "run_acs2d", failing)
     with pytest.raises(BadInputError, match="simulated failure"):
         run_native(rpt)
     assert _files(d) == before and rpt.read_bytes() == asn_bytes

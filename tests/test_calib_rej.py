@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from acsprov.calib import rej
+from acsprov.calib import acsrej
 from acsprov.calib.imset import ImSet
 from acsprov.calib.reffiles import RowNotFoundError
 from acsprov.errors import AcsprovError, BadInputError, ReferenceFileError
@@ -25,8 +25,8 @@ ROW = dict(
 )
 
 
-def params(**changes) -> rej.CrRejParams:
-    return rej.select_crrej_row([ROW], 3, 100.0).evolve(**changes)
+def params(**changes) -> acsrej.CrRejParams:
+    return acsrej.select_crrej_row([ROW], 3, 100.0).evolve(**changes)
 
 
 def imset(sci, err=None, dq=None, *, chip=1, extver=1) -> ImSet:
@@ -52,7 +52,7 @@ def test_cr_hit_and_neighbours_rejected_in_that_exposure_only():
     for y, x in ((1, 3), (2, 2), (2, 4), (3, 3)):
         sci[y, x] += halo
     exps[0][0] = exps[0][0].evolve(sci=sci)
-    res = rej.reject_cosmic_rays(exps, [100.0] * 3, params())
+    res = acsrej.reject_cosmic_rays(exps, [100.0] * 3, params())
     mask = res.crmasks[0][0]
     # calacs marks neighbours in the hit's row and the rows after it, not the row before
     assert sorted(zip(*np.nonzero(mask), strict=True)) == [(2, 2), (2, 3), (2, 4), (3, 3)]
@@ -69,8 +69,8 @@ def test_cr_hit_and_neighbours_rejected_in_that_exposure_only():
     assert not out.dq.any()
     assert res.info["nrej"] == (4,)
     assert res.info["rej_rate"] == pytest.approx(4 / 300)
-    flagged = rej.flag_rejected(exps[0][0], mask)
-    assert ((flagged.dq & rej.CRFLAG) != 0).sum() == 4
+    flagged = acsrej.flag_rejected(exps[0][0], mask)
+    assert ((flagged.dq & acsrej.CRFLAG) != 0).sum() == 4
     assert out.hdr["NCOMBINE"] == 3
 
 
@@ -79,7 +79,7 @@ def test_zero_crthresh_rejects_every_neighbour_within_radius():
     sci = exps[1][0].sci.copy()
     sci[2, 3] += 5000.0
     exps[1][0] = exps[1][0].evolve(sci=sci)
-    res = rej.reject_cosmic_rays(exps, [100.0] * 3, params(crthresh=0.0, crradius=1.0))
+    res = acsrej.reject_cosmic_rays(exps, [100.0] * 3, params(crthresh=0.0, crradius=1.0))
     assert sorted(zip(*np.nonzero(res.crmasks[1][0]), strict=True)) == [
         (2, 2),
         (2, 3),
@@ -94,14 +94,14 @@ def test_pixel_bad_in_every_exposure_gets_zero_and_or_of_flags():
         dq = exps[k][0].dq.copy()
         dq[4, 5] = flag
         exps[k][0] = exps[k][0].evolve(dq=dq)
-    out = rej.reject_cosmic_rays(exps, [100.0] * 3, params()).combined[0]
+    out = acsrej.reject_cosmic_rays(exps, [100.0] * 3, params()).combined[0]
     assert out.sci[4, 5] == 0 and out.err[4, 5] == 0
     assert out.dq[4, 5] == 4 | 32 | 1
 
 
 def test_different_exposure_times_scale_to_total():
     exps = [[imset(np.full((4, 8), 10.0 * t, np.float32))] for t in (100.0, 200.0, 300.0)]
-    res = rej.reject_cosmic_rays(exps, [100.0, 200.0, 300.0], params())
+    res = acsrej.reject_cosmic_rays(exps, [100.0, 200.0, 300.0], params())
     assert np.allclose(res.combined[0].sci[1:], 6000.0)
     assert res.info["exptot"] == 600.0 and res.info["meanexp"] == 200.0
 
@@ -113,13 +113,13 @@ def test_constant_sky_is_subtracted_per_exposure_and_added_back():
     sci = exps[2][0].sci.copy()
     sci[10, 10] += 4000.0
     exps[2][0] = exps[2][0].evolve(sci=sci)
-    res = rej.reject_cosmic_rays(exps, [100.0] * 3, params(skysub="mode"))
+    res = acsrej.reject_cosmic_rays(exps, [100.0] * 3, params(skysub="mode"))
     sky = res.info["sky"][0]
     assert np.allclose(sky, [1000.0 + s for s in skies], atol=1.5)
     assert res.info["skysum"][0] == pytest.approx(sum(sky), rel=1e-6)
     assert res.crmasks[2][0][10, 10]
     assert res.combined[0].sci[10, 10] == pytest.approx(3150.0, abs=30)
-    no_sky = rej.reject_cosmic_rays(exps, [100.0] * 3, params(skysub="none"))
+    no_sky = acsrej.reject_cosmic_rays(exps, [100.0] * 3, params(skysub="none"))
     assert no_sky.info["sky"][0] == (0.0, 0.0, 0.0)
 
 
@@ -130,13 +130,13 @@ def test_sky_mode_of_a_histogram():
     dq[0, :5] = 4  # left out of the histograms (DQ != 0) ...
     sci[0, :5] = -20000.0  # ... but BADINPDQ=0 lets them set the range (clipped at -15000)
     for use_kernel in (True, False):
-        (sky,) = rej.sky_levels([sci], [dq], "mode", 39, use_kernel=use_kernel)
+        (sky,) = acsrej.sky_levels([sci], [dq], "mode", 39, use_kernel=use_kernel)
         # 1-e- bins from 38: counts 5 (10 less the 5 bad), 90, 600, 300; parabola at the peak
         assert sky == pytest.approx(38 + 2.5 + 0.5 * (510 - 300) / 810, abs=1e-5)
-        (wide,) = rej.sky_levels([sci], [dq], "mode", 0, use_kernel=use_kernel)
+        (wide,) = acsrej.sky_levels([sci], [dq], "mode", 0, use_kernel=use_kernel)
         assert wide != sky  # range from -15000: bins wider than 1 e-
-    with pytest.raises(rej.CrRejParamError, match="SKYSUB"):
-        rej.sky_levels([sci], [dq], "mean", 39)
+    with pytest.raises(acsrej.CrRejParamError, match="SKYSUB"):
+        acsrej.sky_levels([sci], [dq], "mean", 39)
 
 
 def test_initial_guess_median_and_minimum():
@@ -145,11 +145,11 @@ def test_initial_guess_median_and_minimum():
     dq[3][0, 1] = 32  # drop 4.0 from the second pixel's stack
     sky, times = [0.0] * 4, [1.0] * 4
     for use_kernel in (True, False):
-        med = rej.initial_guess(sci, dq, sky, times, "median", 39, use_kernel=use_kernel)
+        med = acsrej.initial_guess(sci, dq, sky, times, "median", 39, use_kernel=use_kernel)
         assert med.tolist() == [[2.5, 5.0]]
-        mn = rej.initial_guess(sci, dq, sky, times, "minimum", 39, use_kernel=use_kernel)
+        mn = acsrej.initial_guess(sci, dq, sky, times, "minimum", 39, use_kernel=use_kernel)
         assert mn.tolist() == [[1.0, 2.0]]
-        scaled = rej.initial_guess(
+        scaled = acsrej.initial_guess(
             sci, dq, [1.0] * 4, [2.0] * 4, "median", 39, use_kernel=use_kernel
         )
         assert scaled.tolist() == [[0.75, 2.0]]  # (SCI - sky) / EXPTIME
@@ -199,8 +199,8 @@ def _assert_same_rejection(a, b):
 def test_kernel_and_numpy_twin_agree(seed, changes, imagetyp):
     exps, times = _random_case(seed)
     p = params(**changes)
-    a = rej.reject_cosmic_rays(exps, times, p, imagetyp=imagetyp)
-    b = rej.reject_cosmic_rays(exps, times, p, imagetyp=imagetyp, use_kernel=False)
+    a = acsrej.reject_cosmic_rays(exps, times, p, imagetyp=imagetyp)
+    b = acsrej.reject_cosmic_rays(exps, times, p, imagetyp=imagetyp, use_kernel=False)
     assert a.info == b.info
     _assert_same_rejection(a, b)
     assert sum(a.info["nrej"]) > 0
@@ -218,8 +218,8 @@ def test_shading_lengthens_the_combined_exposure():
     # one iteration: a later one would compare the exposures' rates (150 e/s, shading
     # not removed) with the corrected rate (120 e/s) and, with ERR = 1 e, reject both
     p = params(crsigmas="6")
-    plain = rej.reject_cosmic_rays(exps, [10.0, 10.0], p)
-    shaded = rej.reject_cosmic_rays(exps, [10.0, 10.0], p, shading=[shad])
+    plain = acsrej.reject_cosmic_rays(exps, [10.0, 10.0], p)
+    shaded = acsrej.reject_cosmic_rays(exps, [10.0, 10.0], p, shading=[shad])
     # without shading the product is the sum: 2000 e, 3000 e on column 3
     assert plain.combined[0].sci[1, 3] == pytest.approx(3000.0, rel=1e-6)
     # with it, the 3000 e were collected in T + S = 20 + 5 s: 3000 / 25 * 20 = 2400 e
@@ -253,10 +253,10 @@ def test_shading_lowers_the_threshold_of_the_noise_model():
     #   S = 10:  g =  500 e, threshold 9 * (1 + 150^2) / 100 = 2025.09 < 60^2: rejected
     p = params(crsigmas="3", scalense=30.0, crradius=1.0)
     exps, shad = _bump_case(1, range(8))
-    plain = rej.reject_cosmic_rays(exps, [10.0] * 3, p)
+    plain = acsrej.reject_cosmic_rays(exps, [10.0] * 3, p)
     assert not plain.crmasks[0][0].any()
     assert plain.combined[0].sci[1, 3] == pytest.approx(3600.0, rel=1e-6)
-    res = rej.reject_cosmic_rays(exps, [10.0] * 3, p, shading=[shad])
+    res = acsrej.reject_cosmic_rays(exps, [10.0] * 3, p, shading=[shad])
     assert sorted(zip(*np.nonzero(res.crmasks[0][0]), strict=True)) == [(1, 3)]
     out = res.combined[0].sci
     # the hit pixel: 2000 e from the two good exposures in 20 + 10 s, scaled to 30 s
@@ -269,9 +269,9 @@ def test_shading_lowers_the_threshold_of_the_noise_model():
 def test_shading_threshold_rows_as_calacs_reads_them():
     # rows are read in pairs at even rows; the noise model of row r is made while row
     # max(r - width, 0) is processed, from the row of r's parity in the pair read then
-    assert rej.shading_threshold_rows(7, 0).tolist() == [0, 1, 2, 3, 4, 5, 6]
-    assert rej.shading_threshold_rows(7, 1).tolist() == [0, 1, 0, 3, 2, 5, 4]
-    assert rej.shading_threshold_rows(7, 2).tolist() == [0, 1, 0, 1, 2, 3, 4]
+    assert acsrej.shading_threshold_rows(7, 0).tolist() == [0, 1, 2, 3, 4, 5, 6]
+    assert acsrej.shading_threshold_rows(7, 1).tolist() == [0, 1, 0, 3, 2, 5, 4]
+    assert acsrej.shading_threshold_rows(7, 2).tolist() == [0, 1, 0, 1, 2, 3, 4]
 
 
 @pytest.mark.parametrize("use_kernel", [True, False])
@@ -279,10 +279,10 @@ def test_noise_model_of_row_4_takes_the_shading_of_row_2(use_kernel):
     # width 1 (CRRADIUS 1): row 4 is tested with the shading of row 2 (see above)
     p = params(crsigmas="3", scalense=30.0, crradius=1.0)
     exps, shad = _bump_case(4, (2,))
-    res = rej.reject_cosmic_rays(exps, [10.0] * 3, p, shading=[shad], use_kernel=use_kernel)
+    res = acsrej.reject_cosmic_rays(exps, [10.0] * 3, p, shading=[shad], use_kernel=use_kernel)
     assert res.crmasks[0][0][4, 3]
     exps, shad = _bump_case(4, (4,))
-    res = rej.reject_cosmic_rays(exps, [10.0] * 3, p, shading=[shad], use_kernel=use_kernel)
+    res = acsrej.reject_cosmic_rays(exps, [10.0] * 3, p, shading=[shad], use_kernel=use_kernel)
     assert not res.crmasks[0][0].any()
     # not rejected, but the combination uses the pixel's own shading: 3600 e in 30 + 10 s
     assert res.combined[0].sci[4, 3] == pytest.approx(3600.0 / 40.0 * 30.0, rel=1e-6)
@@ -293,9 +293,9 @@ def test_kernel_and_numpy_twin_agree_with_shading():
     rng = np.random.default_rng(11)
     shading = [rng.uniform(0, 300, (40, 48)).astype(np.float32) for _ in range(2)]
     p = params(scalense=30.0, crradius=2.1)
-    a = rej.reject_cosmic_rays(exps, times, p, shading=shading)
-    b = rej.reject_cosmic_rays(exps, times, p, shading=shading, use_kernel=False)
-    c = rej.reject_cosmic_rays(exps, times, p)
+    a = acsrej.reject_cosmic_rays(exps, times, p, shading=shading)
+    b = acsrej.reject_cosmic_rays(exps, times, p, shading=shading, use_kernel=False)
+    c = acsrej.reject_cosmic_rays(exps, times, p)
     assert a.info == b.info and a.info["nrej"] != c.info["nrej"]
     _assert_same_rejection(a, b)
 
@@ -303,16 +303,16 @@ def test_kernel_and_numpy_twin_agree_with_shading():
 def test_shading_images_must_match_the_exposures():
     exps = flat_stack()
     with pytest.raises(BadInputError, match="shading images"):
-        rej.reject_cosmic_rays(exps, [100.0] * 3, params(), shading=[])
+        acsrej.reject_cosmic_rays(exps, [100.0] * 3, params(), shading=[])
     with pytest.raises(BadInputError, match="shading image of chip 1 has shape"):
-        rej.reject_cosmic_rays(exps, [100.0] * 3, params(),
+        acsrej.reject_cosmic_rays(exps, [100.0] * 3, params(),
                                shading=[np.zeros((2, 2), np.float32)])
 
 
 def test_reject_cosmic_rays_does_not_change_input():
     exps, times = _random_case(7)
     before = [[(i.sci.copy(), i.err.copy(), i.dq.copy(), i.hdr.copy()) for i in e] for e in exps]
-    res = rej.reject_cosmic_rays(exps, times, params(skysub="mode"))
+    res = acsrej.reject_cosmic_rays(exps, times, params(skysub="mode"))
     for e, b in zip(exps, before, strict=True):
         for i, (sci, err, dq, hdr) in zip(e, b, strict=True):
             np.testing.assert_array_equal(i.sci, sci)
@@ -320,22 +320,22 @@ def test_reject_cosmic_rays_does_not_change_input():
             np.testing.assert_array_equal(i.dq, dq)
             assert i.hdr == hdr and "NCOMBINE" not in i.hdr
     assert res.combined[0].sci is not exps[0][0].sci
-    flagged = rej.flag_rejected(exps[0][0], res.crmasks[0][0])
+    flagged = acsrej.flag_rejected(exps[0][0], res.crmasks[0][0])
     assert flagged.dq is not exps[0][0].dq
 
 
 def test_chips_are_matched_by_ccdchip():
     exps, times = _random_case(8)
     swapped = [exps[0], exps[1][::-1], exps[2]]
-    a = rej.reject_cosmic_rays(exps, times, params())
-    b = rej.reject_cosmic_rays(swapped, times, params())
+    a = acsrej.reject_cosmic_rays(exps, times, params())
+    b = acsrej.reject_cosmic_rays(swapped, times, params())
     np.testing.assert_array_equal(a.combined[1].sci, b.combined[1].sci)
     np.testing.assert_array_equal(a.crmasks[1][0], b.crmasks[1][1])
 
 
 def test_only_one_exposure_with_exptime_skips_rejection():
     exps = flat_stack(2)
-    res = rej.reject_cosmic_rays(exps, [0.0, 100.0], params())
+    res = acsrej.reject_cosmic_rays(exps, [0.0, 100.0], params())
     assert not res.info["performed"]
     assert "Cosmic-ray rejection NOT performed!" in res.info["warnings"]
     assert res.combined[0].sci[1, 1] == pytest.approx(1000.0 * 100.0)  # calacs scales anyway
@@ -343,19 +343,20 @@ def test_only_one_exposure_with_exptime_skips_rejection():
 
 def test_all_zero_exptimes_count_as_one_second():
     exps = flat_stack(3)
-    res = rej.reject_cosmic_rays(exps, [0.0] * 3, params(), imagetyp="BIAS")
+    res = acsrej.reject_cosmic_rays(exps, [0.0] * 3, params(), imagetyp="BIAS")
     assert res.info["texpt"] == 3.0 and res.info["exptot"] == 0.0
     assert res.combined[0].sci[1, 1] == pytest.approx(3000.0)
 
 
 def test_flag_rejected_sets_and_clears_whole_bytes_only():
-    dq = np.full((2, 10), rej.CRFLAG | 4, np.uint16)
+    dq = np.full((2, 10), acsrej.CRFLAG | 4, np.uint16)
     member = imset(np.zeros((2, 10)), dq=dq)
     crmask = np.zeros((2, 10), bool)
     crmask[0, 1] = crmask[0, 9] = True
-    out = rej.flag_rejected(member, crmask).dq
-    assert out[0, 1] == rej.CRFLAG | 4 and out[0, 0] == 4 and out[1, 7] == 4
-    assert out[0, 8] == rej.CRFLAG | 4 and out[1, 9] == rej.CRFLAG | 4  # columns 8-9 untouched
+    out = acsrej.flag_rejected(member, crmask).dq
+    assert out[0, 1] == acsrej.CRFLAG | 4 and out[0, 0] == 4 and out[1, 7] == 4
+    # columns 8-9 untouched
+    assert out[0, 8] == acsrej.CRFLAG | 4 and out[1, 9] == acsrej.CRFLAG | 4
 
 
 # --------------------------------------------------------------------------- parameters
@@ -367,22 +368,22 @@ def test_select_row_clamps_crsplit_and_takes_nearest_meanexp():
         dict(ROW, CRSPLIT=4, MEANEXP=120.0, CRSIGMAS="6"),
         dict(ROW, CRSPLIT=4, MEANEXP=120.0, CRSIGMAS="5"),
     ]
-    assert rej.select_crrej_row(rows, 2, 150.0).crsigmas == "9"
-    p = rej.select_crrej_row(rows, 6, 110.0)  # CRSPLIT 6 -> 4; tie goes to the last row
+    assert acsrej.select_crrej_row(rows, 2, 150.0).crsigmas == "9"
+    p = acsrej.select_crrej_row(rows, 6, 110.0)  # CRSPLIT 6 -> 4; tie goes to the last row
     assert (p.crsigmas, p.row, p.crsplit, p.meanexp) == ("5", 5, 4, 120.0)
-    assert rej.select_crrej_row(rows, 5, 100.0).crsigmas == "8"
+    assert acsrej.select_crrej_row(rows, 5, 100.0).crsigmas == "8"
     with pytest.raises(RowNotFoundError, match="CRSPLIT=4 and MEANEXP >= 2000"):
-        rej.select_crrej_row(rows, 4, 2000.0)
+        acsrej.select_crrej_row(rows, 4, 2000.0)
     with pytest.raises(RowNotFoundError, match="CRSPLIT=2"):
-        rej.select_crrej_row(rows, 2, 300.0)
+        acsrej.select_crrej_row(rows, 2, 300.0)
 
 
 def test_params_as_calacs_reads_them():
-    p = rej.select_crrej_row([dict(ROW, CRRADIUS=2.1, INITGUES="minimum")], 2, 10.0)
+    p = acsrej.select_crrej_row([dict(ROW, CRRADIUS=2.1, INITGUES="minimum")], 2, 10.0)
     assert p.crradius == float(np.float32(2.1))
     assert p.guess_method == "minimum" and params().guess_method == "median"
     assert p.sigmas == (6.0, 5.0, 4.0) and p.crmask is True
-    assert rej.parse_crsigmas("6; 5/4.5 3") == (6.0, 5.0, 4.5, 3.0)
+    assert acsrej.parse_crsigmas("6; 5/4.5 3") == (6.0, 5.0, 4.5, 3.0)
 
 
 @pytest.mark.parametrize(
@@ -397,8 +398,8 @@ def test_params_as_calacs_reads_them():
     ],
 )
 def test_bad_crrejtab_row_gives_clear_error(change, match):
-    with pytest.raises(rej.CrRejParamError, match=match) as info:
-        rej.select_crrej_row([dict(ROW, **change)], 2, 10.0)
+    with pytest.raises(acsrej.CrRejParamError, match=match) as info:
+        acsrej.select_crrej_row([dict(ROW, **change)], 2, 10.0)
     assert isinstance(info.value, AcsprovError)
     assert "\n" not in str(info.value) and str(info.value).startswith("CRREJTAB row 1: ")
 
@@ -427,34 +428,34 @@ def _write_crrejtab(path, rows=(ROW,), drop=()):
 
 def test_crrejtab_file_errors(tmp_path):
     good = _write_crrejtab(tmp_path / "crr.fits")
-    assert rej.read_crrejtab(good)[0]["SKYSUB"] == "none"
+    assert acsrej.read_crrejtab(good)[0]["SKYSUB"] == "none"
     bad = _write_crrejtab(tmp_path / "nocol.fits", drop=("CRTHRESH",))
     with pytest.raises(ReferenceFileError, match="lacks column"):
-        rej.read_crrejtab(bad)
+        acsrej.read_crrejtab(bad)
     junk = tmp_path / "junk.fits"
     junk.write_text("not fits")
     with pytest.raises(ReferenceFileError, match="cannot be read as a table"):
-        rej.read_crrejtab(junk)
+        acsrej.read_crrejtab(junk)
 
 
 def test_bad_inputs_raise():
     exps = flat_stack(2)
     with pytest.raises(BadInputError, match="at least 2 exposures"):
-        rej.reject_cosmic_rays(exps[:1], [100.0], params())
+        acsrej.reject_cosmic_rays(exps[:1], [100.0], params())
     with pytest.raises(BadInputError, match="negative EXPTIME"):
-        rej.reject_cosmic_rays(exps, [100.0, -1.0], params())
+        acsrej.reject_cosmic_rays(exps, [100.0, -1.0], params())
     small = [exps[0], [imset(np.zeros((3, 8)))]]
     with pytest.raises(BadInputError, match="shape"):
-        rej.reject_cosmic_rays(small, [100.0, 100.0], params())
+        acsrej.reject_cosmic_rays(small, [100.0, 100.0], params())
     other_chip = [exps[0], [imset(np.zeros((6, 8)), chip=2)]]
     with pytest.raises(BadInputError, match="CCDCHIP=1"):
-        rej.reject_cosmic_rays(other_chip, [100.0, 100.0], params())
+        acsrej.reject_cosmic_rays(other_chip, [100.0, 100.0], params())
 
 
 def test_find_root():
-    assert rej.find_root("dir/j8xi01011_crj_tmp.fits") == "j8xi01011"
-    assert rej.find_root("j8xi01011_crc_tmp.fits") == "j8xi01011_crc_tmp"
-    assert rej.find_root("name") == "name"
+    assert acsrej.find_root("dir/j8xi01011_crj_tmp.fits") == "j8xi01011"
+    assert acsrej.find_root("j8xi01011_crc_tmp.fits") == "j8xi01011_crc_tmp"
+    assert acsrej.find_root("name") == "name"
 
 
 # --------------------------------------------------------------------------- driver
@@ -517,7 +518,7 @@ def test_run_acsrej_writes_product_and_flags_members(tmp_path, monkeypatch):
             )
         )
     out = tmp_path / "jtst01011_crj_tmp.fits"
-    res = rej.run_acsrej(members, out, mtype="prod-crj")
+    res = acsrej.run_acsrej(members, out, mtype="prod-crj")
     assert res["crrejtab"] == tab and res["members_updated"] == members
     with fits.open(out) as hdul:
         h = hdul[0].header
@@ -532,11 +533,11 @@ def test_run_acsrej_writes_product_and_flags_members(tmp_path, monkeypatch):
         assert hdul["SCI", 1].data[4, 6] == pytest.approx(3000.0)
         assert hdul["ERR", 1].data[0, 0] == -1.0
     dq = fits.getdata(members[1], "DQ")
-    assert dq[4, 6] == rej.CRFLAG and (dq != 0).sum() == 1
+    assert dq[4, 6] == acsrej.CRFLAG and (dq != 0).sum() == 1
     assert not fits.getdata(members[0], "DQ").any()
     assert any("sky of" in line for line in res["messages"])
     with pytest.raises(BadInputError, match="already exists"):
-        rej.run_acsrej(members, out)
+        acsrej.run_acsrej(members, out)
 
 
 def test_run_acsrej_missing_crrejtab(tmp_path):
@@ -551,4 +552,4 @@ def test_run_acsrej_missing_crrejtab(tmp_path):
         for k in (1, 2)
     ]
     with pytest.raises(ReferenceFileError, match="CRREJTAB missing_crr.fits not found"):
-        rej.run_acsrej(members, tmp_path / "jtst01011_crj_tmp.fits")
+        acsrej.run_acsrej(members, tmp_path / "jtst01011_crj_tmp.fits")

@@ -7,8 +7,10 @@ import pytest
 from astropy.io import fits
 from test_calib_ccd import assert_unchanged, make_imset, snapshot, write_tiny_hrc
 
-from acsprov.calib import twod
-from acsprov.calib.calacs import run_acs2d, run_acsccd, run_single
+from acsprov.calib import acs2d
+from acsprov.calib.acs2d import run_acs2d
+from acsprov.calib.acsccd import run_acsccd
+from acsprov.calib.calacs import run_single
 from acsprov.calib.fitsio import read_exposure
 from acsprov.calib.reffiles import PhotValues, RowNotFoundError, read_imphttab
 from acsprov.errors import BadInputError, ReferenceFileError
@@ -19,7 +21,7 @@ def test_subtract_dark_scales_by_darktime_and_reports_meandark():
     im = make_imset([[100.0, 100.0], [100.0, 100.0]], err=[[3.0, 3.0], [3.0, 3.0]])
     dark = make_imset([[0.5, 0.5], [0.5, 10.0]], err=[[0.1, 0.1], [0.1, 0.1]],
                       dq=[[0, 0], [0, 16]])
-    out, info = twod.subtract_dark(im, dark, darktime=8.0, sdqflags=31743)
+    out, info = acs2d.subtract_dark(im, dark, darktime=8.0, sdqflags=31743)
     np.testing.assert_array_equal(out.sci, [[96.0, 96.0], [96.0, 20.0]])
     np.testing.assert_allclose(out.err, np.sqrt(9.0 + 0.8**2), rtol=1e-6)
     np.testing.assert_array_equal(out.dq, [[0, 0], [0, 16]])  # dark DQ ORed in
@@ -30,13 +32,13 @@ def test_subtract_dark_scales_by_darktime_and_reports_meandark():
 def test_subtract_dark_does_not_change_input():
     im = make_imset(np.full((2, 2), 5.0))
     snap = snapshot(im)
-    twod.subtract_dark(im, make_imset(np.ones((2, 2))), darktime=2.0, sdqflags=31743)
+    acs2d.subtract_dark(im, make_imset(np.ones((2, 2))), darktime=2.0, sdqflags=31743)
     assert_unchanged(im, snap)
 
 
 def test_subtract_dark_rejects_other_shape():
     with pytest.raises(BadInputError, match="DARKFILE"):
-        twod.subtract_dark(make_imset(np.zeros((2, 2))), make_imset(np.zeros((3, 2))),
+        acs2d.subtract_dark(make_imset(np.zeros((2, 2))), make_imset(np.zeros((3, 2))),
                            darktime=1.0, sdqflags=0)
 
 
@@ -45,7 +47,7 @@ def test_subtract_flash_scales_by_flashdur_and_weights_lines():
     im = make_imset(np.full((2, 4), 50.0))
     flash = make_imset([[1.0, 1.0, 1.0, 1.0], [2.0, 2.0, 2.0, 100.0]], dq=[[0, 0, 0, 0],
                                                                           [0, 0, 0, 4]])
-    out, info = twod.subtract_flash(im, flash, flashdur=3.0, sdqflags=31743)
+    out, info = acs2d.subtract_flash(im, flash, flashdur=3.0, sdqflags=31743)
     np.testing.assert_array_equal(out.sci, [[47.0] * 4, [44.0, 44.0, 44.0, -250.0]])
     # line means 3 (weight 1) and 6 (weight 3/4): (3 + 4.5) / 1.75
     assert info["meanflash"] == pytest.approx(7.5 / 1.75, rel=1e-6)
@@ -58,7 +60,7 @@ def test_divide_flat_divides_propagates_errors_and_flags_zeros(use_kernel):
     im = make_imset([[10.0, 10.0, 10.0]], err=[[2.0, 2.0, 2.0]])
     flat = make_imset([[2.0, 0.0, 0.5]], err=[[0.1, 0.0, 0.0]], dq=[[0, 0, 8]])
     snap = snapshot(im)
-    out, info = twod.divide_flat(im, flat, use_kernel=use_kernel)
+    out, info = acs2d.divide_flat(im, flat, use_kernel=use_kernel)
     np.testing.assert_allclose(out.sci, [[5.0, 10.0, 20.0]])
     np.testing.assert_allclose(out.err, [[np.hypot(1.0, 0.25), 2.0, 4.0]], rtol=1e-6)
     np.testing.assert_array_equal(out.dq, [[0, 512, 8]])
@@ -70,18 +72,18 @@ def test_divide_flat_kernel_and_numpy_twin_agree_bit_for_bit():
     rng = np.random.default_rng(3)
     im = make_imset(rng.normal(100, 30, (16, 16)), err=rng.uniform(1, 5, (16, 16)))
     flat = make_imset(rng.uniform(0.9, 1.1, (16, 16)), err=rng.uniform(0, 0.01, (16, 16)))
-    a, _ = twod.divide_flat(im, flat, use_kernel=True)
-    b, _ = twod.divide_flat(im, flat, use_kernel=False)
+    a, _ = acs2d.divide_flat(im, flat, use_kernel=True)
+    b, _ = acs2d.divide_flat(im, flat, use_kernel=False)
     np.testing.assert_array_equal(a.sci, b.sci)
     np.testing.assert_array_equal(a.err, b.err)
 
 
 def test_correct_shading_divides_by_one_plus_shading_over_exptime():
     im = make_imset([[110.0]])
-    out, _ = twod.correct_shading(im, make_imset([[10.0]]), exptime=100.0)
+    out, _ = acs2d.correct_shading(im, make_imset([[10.0]]), exptime=100.0)
     assert out.sci[0, 0] == pytest.approx(100.0)
     with pytest.raises(BadInputError, match="EXPTIME"):
-        twod.correct_shading(im, make_imset([[10.0]]), exptime=0.0)
+        acs2d.correct_shading(im, make_imset([[10.0]]), exptime=0.0)
 
 
 # --------------------------------------------------------------------------- PHOTCORR
@@ -96,7 +98,7 @@ def test_correct_shading_divides_by_one_plus_shading_over_exptime():
     ],
 )
 def test_photmode_is_built_like_calacs(detector, f1, f2, expected):
-    mode = twod.photmode(detector=detector, filter1=f1, filter2=f2, expstart=58002.25,
+    mode = acs2d.photmode(detector=detector, filter1=f1, filter2=f2, expstart=58002.25,
                          lrfwave=6563.0)
     assert mode == expected
 
@@ -115,7 +117,7 @@ def test_read_imphttab_interpolates_in_mjd_and_refuses_extrapolation(tmp_path):
 def test_set_photometry_writes_keywords_without_touching_pixels():
     im = make_imset([[1.0]])
     phot = PhotValues("acs,wfc1,f606w,mjd#", 7.7e-20, -21.1, 5921.9, 672.3)
-    out, info = twod.set_photometry(im, phot, "ACS WFC1 F606W MJD#58002.2500")
+    out, info = acs2d.set_photometry(im, phot, "ACS WFC1 F606W MJD#58002.2500")
     assert out.hdr["PHOTFLAM"] == pytest.approx(7.7e-20, rel=1e-6)
     assert out.hdr["PHOTMODE"] == "ACS WFC1 F606W MJD#58002.2500"
     assert not info["skipped"]
@@ -127,7 +129,7 @@ def test_set_photometry_writes_keywords_without_touching_pixels():
 @pytest.mark.parametrize("use_kernel", [True, False])
 def test_image_statistics_use_good_pixels_with_positive_error(use_kernel):
     im = make_imset([[1.0, 2.0, 3.0, 100.0]], err=[[1.0, 1.0, 0.0, 1.0]], dq=[[0, 0, 0, 4]])
-    out, info = twod.image_statistics(im, 31743, use_kernel=use_kernel)
+    out, info = acs2d.image_statistics(im, 31743, use_kernel=use_kernel)
     assert info["ngoodpix"] == 2
     assert (out.hdr["GOODMIN"], out.hdr["GOODMAX"], out.hdr["GOODMEAN"]) == (1.0, 2.0, 1.5)
     assert (out.hdr["SNRMIN"], out.hdr["SNRMAX"]) == (1.0, 2.0)
@@ -196,7 +198,7 @@ def test_nonlinearity_global_correction_and_local_flags():
     sci = np.full((5, 5), 50.0)
     sci[2, 2] = 500.0  # above LOCAL_LIMIT x EXPTIME = 10 x 20
     im = make_imset(sci)
-    out, info = twod.correct_nonlinearity(im, _lin(), globrate=100.0, exptime=20.0,
+    out, info = acs2d.correct_nonlinearity(im, _lin(), globrate=100.0, exptime=20.0,
                                           glincorr=True, lflgcorr=True)
     # the true rate x solves 100 = x exp(-1e-4 x)
     x = info["ratio"] * 100.0
@@ -212,15 +214,15 @@ def test_nonlinearity_global_correction_and_local_flags():
 
 def test_nonlinearity_global_limit_exceeded_is_only_reported():
     im = make_imset(np.full((2, 2), 5.0))
-    out, info = twod.correct_nonlinearity(im, _lin(), globrate=5000.0, exptime=1.0,
+    out, info = acs2d.correct_nonlinearity(im, _lin(), globrate=5000.0, exptime=1.0,
                                           glincorr=True, lflgcorr=False)
     assert out.hdr["GLOBLIM"] == "EXCEEDED" and info["ratio"] == 1.0
     np.testing.assert_array_equal(out.sci, im.sci)
 
 
 def test_mama_error_is_sqrt_counts_at_least_one():
-    from acsprov.calib import ccd
+    from acsprov.calib import acsccd
 
     im = make_imset([[0.0, 0.5, 16.0, -9.7]])
-    out, _ = ccd.init_noise(im, None, mama=True)
+    out, _ = acsccd.init_noise(im, None, mama=True)
     np.testing.assert_allclose(out.err, [[1.0, 1.0, 4.0, 3.0]])  # |trunc(-9.7)| = 9

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from acsprov.calib.pipeline import run_native
+from acsprov.calib.calacs import run_native
 from acsprov.destripe import destripe_plus
 from acsprov.environment import tool_environment
 from acsprov.errors import BadInputError, ReferenceFileError

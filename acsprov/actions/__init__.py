@@ -9,72 +9,15 @@ recorder itself: writing PROV and committing to DataLad happen in one place.
 
 from __future__ import annotations
 
-import contextlib
-import os
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..provenance.recorder import Activity
 from ..recipe import Step
+from .context import Action, Context, Outcome
+from .references import step_references
 
 __all__ = ["ACTIONS", "Context", "Outcome", "get_action", "run_standalone"]
-
-
-@dataclass
-class Context:
-    """Where an action runs and what it may use."""
-
-    rundir: Path
-    """The run's working directory (products go here)."""
-    cal_fits: Path
-    """The archive files obtained for the recipe (read only)."""
-    env: dict[str, str] = field(default_factory=dict)
-    """Environment for calibration tools (CRDS_PATH, CRDS_MODE, jref, ...)."""
-    say: Callable[[str], None] = print
-    act: Activity | None = None
-    """The recorded activity the action runs in."""
-    rerun: bool = False
-    """True when re-executing a recorded action: products it made may be replaced."""
-    references: Callable[[list[str]], None] | None = None
-    """Makes reference files (CRDS names) available in ``jref`` and checks them: the
-    run's CRDS world (:meth:`acsprov.crdsworld.CrdsWorld.ensure`); None outside a run."""
-
-    @contextlib.contextmanager
-    def environment(self) -> Iterator[None]:
-        """Export `env` (jref, CRDS_*) for the duration of the block: calacs.e, stwcs
-        and acstools read them from the process environment."""
-        saved = {key: os.environ.get(key) for key in self.env}
-        os.environ.update(self.env)
-        try:
-            yield
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
-
-    @property
-    def activity(self) -> Activity:
-        """The recorded activity (the runner always opens one)."""
-        if self.act is None:
-            raise RuntimeError("actions run inside a recorded activity")
-        return self.act
-
-
-@dataclass
-class Outcome:
-    """What one action did."""
-
-    action: str
-    inputs: list[Path] = field(default_factory=list)
-    outputs: list[Path] = field(default_factory=list)
-    details: dict[str, Any] = field(default_factory=dict)
-
-
-Action = Callable[[Context, Step], Outcome]
 
 
 def _registry() -> dict[str, Action]:
@@ -134,8 +77,6 @@ def run_standalone(step: Step, directory: Path, env: dict[str, str], *,
         with rec.activity(step.action, params=dict(step.params), command=command,
                           cwd=directory, label=step.describe()) as act:
             if world is not None:
-                from ..reprocess import step_references
-
                 act.note(**world.summary())
                 world.ensure(step_references(step, directory), say=say)
             ctx.act = act

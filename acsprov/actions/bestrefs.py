@@ -6,7 +6,7 @@ from pathlib import Path
 
 from .. import refs
 from ..recipe import Step, expand
-from . import Context, Outcome
+from .context import Context, Outcome
 
 __all__ = ["bestrefs"]
 

@@ -6,7 +6,7 @@ import os
 
 from ..engine import record_calacs, run_calacs
 from ..recipe import Step
-from . import Context, Outcome
+from .context import Context, Outcome
 
 __all__ = ["calacs"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..destripe import destripe_plus
 from ..engine import record_products
 from ..recipe import Step
-from . import Context, Outcome
+from .context import Context, Outcome
 
 __all__ = ["destripe"]
 
@@ -21,7 +21,7 @@ def destripe(ctx: Context, step: Step) -> Outcome:
                     intermediates=result.intermediates, derivations=result.derivations,
                     products=result.products, checksums=result.checksums)
     from .. import __version__
-    from ..calib.pipeline import ENGINE_NAME, ENGINE_VERSION
+    from ..calib.calacs import ENGINE_NAME, ENGINE_VERSION
 
     act.engine(name=f"acs_destripe_plus (acstools clean + {ENGINE_NAME})",
                version=f"{ENGINE_VERSION}; acsprov {__version__}")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ..drizzle import drizzle as run_astrodrizzle
 from ..recipe import Step, expand
-from . import Context, Outcome
+from .context import Context, Outcome
 from .updatewcs import distortion_references
 
 __all__ = ["drizzle"]

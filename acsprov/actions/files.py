@@ -10,7 +10,7 @@ from ..errors import BadInputError, ReferenceFileError
 from ..fitsutil import atomic_copy, atomic_path
 from ..recipe import Step, expand
 from ..refs import resolve_jref
-from . import Context, Outcome
+from .context import Context, Outcome
 
 __all__ = ["copy", "copy_reference", "merge_asn"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .. import headers
 from ..recipe import Step, expand
-from . import Context, Outcome
+from .context import Context, Outcome
 
 __all__ = ["set_header"]
 

@@ -23,7 +23,7 @@ from ..errors import BadInputError, ReferenceFileError
 from ..fitsutil import atomic_path
 from ..recipe import Step, expand
 from ..refs import resolve_jref
-from . import Context, Outcome
+from .context import Context, Outcome
 
 __all__ = ["DISTORTION_KEYWORDS", "update_wcs", "updatewcs"]
 

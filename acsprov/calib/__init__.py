@@ -1,7 +1,20 @@
-"""The native calacs engine: ACSCCD, ACSCTE, ACS2D and ACSREJ in numpy/numba.
+"""The native calacs engine: calacs and its tasks ACSCCD, ACSCTE, ACS2D and ACSREJ.
 
-Each calacs step is a pure function of arrays in the module named after its task
-(:mod:`.ccd`, :mod:`.cte`, :mod:`.twod`, :mod:`.rej`); reading and writing FITS files
-happens only at the edges (:mod:`.fitsio`), and reference-file lookup in
-:mod:`.reffiles`.
+One module (or package) per calacs task, named after hstcal's, each holding the
+task's shell (switch logic, reference files, trailer and header updates) and its
+arithmetic as pure functions of arrays:
+
+* :mod:`.calacs`: calacs's top level (association logic, task order, temporaries,
+  trailers; :func:`~.calacs.run_native`, :func:`~.calacs.run_single`);
+* :mod:`.acsccd`: DQICORR, ATODCORR, BLEVCORR (:mod:`.acsccd.blevcorr`), BIASCORR,
+  saturation, gain and noise, SINKCORR;
+* :mod:`.acscte`: PCTECORR (numba kernels in :mod:`._cte_kernels`);
+* :mod:`.acs2d`: DARKCORR, FLSHCORR, FLATCORR, SHADCORR, PHOTCORR,
+  GLINCORR/LFLGCORR;
+* :mod:`.acsrej`: CRCORR/RPTCORR, split by concern.
+
+Shared by the tasks: :mod:`.steps` (switch logic and per-exposure keys),
+:mod:`.reffiles` (reference lookup and reading), :mod:`.fitsio` (FITS files, the
+only I/O), :mod:`.imset`, :mod:`.trailer` and :mod:`.version` (the engine's name).
+Tasks import shared modules and never calacs; calacs imports the tasks.
 """

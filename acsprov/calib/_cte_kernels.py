@@ -3,7 +3,7 @@
 Every kernel works in the *readout frame*: a C-contiguous array of shape
 ``(ncolumns, nrows)`` in which ``a[c]`` is one column of charge packets and
 ``a[c, 0]`` the packet next to the register it is read into (the amplifier for a
-serial correction).  :mod:`acsprov.calib.cte` turns image quadrants into this frame
+serial correction).  :mod:`acsprov.calib.acscte` turns image quadrants into this frame
 and back.
 
 The precision follows calacs: the images, the trap map and the smoothing

@@ -1,987 +1,1156 @@
-"""The native calacs tasks ACSCCD and ACS2D, and :func:`run_single` for one exposure.
+"""calacs's top level for the native engine: one raw exposure or a whole association.
 
-:func:`run_acsccd` and :func:`run_acs2d` work on in-memory
-:class:`~acsprov.calib.fitsio.Exposure` objects, in the order and with the switch
-logic of hstcal's ``DoCCD`` and ``Do2D``: the shell (:mod:`.steps`) decides which
-steps run and finds their reference files, :mod:`.reffiles` reads and cuts them, and
-the arithmetic is in :mod:`.ccd` and :mod:`.twod`.  :func:`run_single` reads a raw
-file, runs both, and writes the ``_flt`` and ``.tra`` as calacs does for a single
-exposure without CTE correction.
+:func:`run_native` does what ``calacs.e`` does with a ``_raw.fits`` or ``_asn.fits``
+file, using the native tasks (:func:`~acsprov.calib.acsccd.run_acsccd`,
+:func:`~acsprov.calib.acscte.run_acscte`, :func:`~acsprov.calib.acsrej.run_acsrej`,
+:func:`~acsprov.calib.acs2d.run_acs2d`):
+
+* every exposure present in the table (MEMPRSNT) goes through ACSCCD into a
+  ``_blv_tmp`` file and, with PCTECORR=PERFORM, through ACSCTE into a ``_blc_tmp``;
+* exposures sharing a position (``EXP-CRJ``, ``EXP-RPT``, ``EXP-CR<n>``...) whose
+  CRCORR or RPTCORR is PERFORM are combined by ACSREJ into the ``_crj_tmp``
+  (``_crc_tmp``), which ACS2D turns into the ``_crj`` (``_crc``), with the
+  product's ``_spt``; ACSREJ flags the pixels it rejected with DQ 8192 in the
+  members' temporary files;
+* ACS2D then makes every member's ``_flt`` (from the ``_blv_tmp``, with the 8192
+  flags) and ``_flc`` (from the ``_blc_tmp``, subtracting the DRKCFILE);
+* a ``PROD-DTH`` row gets its ``_spt`` and the table is rewritten as calacs does
+  (MEMPRSNT of the products made set true, ``ASN_PROD = T``); without one the
+  association trailer says "No DTH product name specified. No product created.";
+* one ``.tra`` trailer per exposure, per product and per association;
+* the temporary files are deleted unless ``temp_files``.
+
+calacs's rules are kept where they change products: the switches and reference
+files of a position's *first* exposure are used for all its exposures (as
+calacs's reference list is built from that header), CRCORR and RPTCORR must agree
+between the table and the headers, and the members' ``_flt`` files are always written
+(calacs 10.5 writes them whatever EXPSCORR says).  Unlike calacs, everything that
+can be checked is checked before anything is written (inputs present, switches,
+reference files, products not already there), and a failure removes what the run
+had written, so a failed run leaves no partial products.
+
+The result (:class:`NativeResult`) lists the products, every reference file read,
+and the temporary files with their sha256 taken before deletion, so provenance can
+show ``raw -> _blv_tmp -> _crj_tmp -> _crj`` even though the intermediates are gone.
+
+:func:`run_single` runs ACSCCD then ACS2D on one raw exposure and writes its ``_flt``
+and ``.tra``, as ``calacs.e`` does for a single exposure without CTE correction.
 """
 
 from __future__ import annotations
 
+import contextvars
+import logging
 import os
-from collections.abc import Mapping
+import re
+import shutil
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from astropy.io import fits
 
-import acsprov
-from acsprov.calib import ccd, twod
-from acsprov.calib.fitsio import Exposure, hstio_float, read_exposure, write_exposure
-from acsprov.calib.imset import ImSet
-from acsprov.calib.reffiles import (
-    AMPS,
-    CcdParams,
-    MamaLinearity,
-    OverscanRegion,
-    RefFile,
-    ShapeMismatchError,
-    chip_extver,
-    corner,
-    cut_reference,
-    inspect_ref,
-    read_bpixtab,
-    read_ccdtab,
-    read_imphttab,
-    read_mlintab,
-    read_oscntab,
-    read_ref_imset,
-    read_shading,
-    reference_offset,
-)
-from acsprov.calib.steps import (
-    CCD_STEPS,
-    TWOD_STEPS,
-    State,
-    StepPlan,
-    add_history,
-    plan_steps,
-    record_step,
-    ref_history,
-    update_switch,
-)
+from acsprov.asn import Member, read_asn
+from acsprov.calib.acs2d import run_acs2d
+from acsprov.calib.acsccd import run_acsccd
+from acsprov.calib.fitsio import Exposure, atomic_path, read_exposure, write_exposure
+from acsprov.calib.reffiles import RefFile, inspect_ref, ref_name_given
+from acsprov.calib.steps import ExposureKeys, header_switch
 from acsprov.calib.trailer import Trailer
+from acsprov.calib.version import ENGINE, ENGINE_NAME, ENGINE_VERSION
 from acsprov.errors import BadInputError, NotImplementedYetError, ReferenceFileError
+from acsprov.fitsutil import set_empty_primary_bitpix, sha256sum
+from acsprov.provenance.stamp import apply_stamp
 
 __all__ = [
-    "CAL_VER",
-    "ExposureKeys",
+    "ENGINE_NAME",
+    "ENGINE_VERSION",
+    "CteFunction",
+    "Intermediate",
+    "NativeResult",
     "SingleResult",
-    "run_acs2d",
-    "run_acsccd",
+    "planned_outputs",
     "run_native",
     "run_single",
 ]
 
-#: Value written to CAL_VER (the calacs version whose behaviour is reproduced).
-CAL_VER = f"acsprov {acsprov.__version__} (calacs 10.5.0)"
-ENGINE = f"{CAL_VER} native"
+
+#: ACSCTE as a function of the ``_blv_tmp`` and ``_blc_tmp`` paths (see
+#: :func:`acsprov.calib.acscte.run_acscte`): it writes the ``_blc_tmp`` and returns a
+#: dict whose optional ``"trailer"`` holds its messages (list of lines) and
+#: ``"references"`` maps keywords to a path or to a dict with a ``"path"``.
+CteFunction = Callable[..., Mapping[str, Any]]
+_log = logging.getLogger("acsprov.calib")
+_CCD_SWITCHES = ("DQICORR", "ATODCORR", "BIASCORR", "BLEVCORR")
+_2D_SWITCHES = ("GLINCORR", "LFLGCORR", "DARKCORR", "FLSHCORR", "FLATCORR", "SHADCORR",
+                "PHOTCORR")
+_SWITCHES = (*_CCD_SWITCHES, "PCTECORR", "SINKCORR", *_2D_SWITCHES, "CRCORR", "RPTCORR",
+             "EXPSCORR")
+_FLATS = ("PFLTFILE", "DFLTFILE", "LFLTFILE")
 
 
-def _f32(x: float) -> float:
-    return float(np.float32(x))
+#: Reference images, made for one detector (calacs's CheckDetector); tables select
+#: their rows by DETECTOR instead.
+_DETECTOR_IMAGES = frozenset({"BIASFILE", "BIACFILE", "DARKFILE", "DRKCFILE", "FLSHFILE",
+                              "PFLTFILE", "DFLTFILE", "LFLTFILE", "SHADFILE", "SATUFILE",
+                              "SNKCFILE"})
+_TIMESTAMP = re.compile(r"^\d{13}-I-{15} ")
 
 
-# --------------------------------------------------------------------------- header keys
+# =========================================================================== results
 @dataclass(frozen=True)
-class ExposureKeys:
-    """Primary-header values calacs reads once per exposure (``getACSKeys``)."""
+class Intermediate:
+    """A temporary file calacs makes on the way to its products.
 
-    rootname: str
+    Attributes
+    ----------
+    path : pathlib.Path
+        The file (``<root>_blv_tmp.fits``, ``_blc_tmp``, ``_crj_tmp``, ``_crc_tmp``).
+    sha256 : str
+        Checksum of its final content (after ACSREJ flagged rejected pixels in it),
+        taken before it was deleted.
+    role : str
+        ``"blv_tmp"``, ``"blc_tmp"``, ``"crj_tmp"`` or ``"crc_tmp"``.
+    derived_from : tuple of pathlib.Path
+        The files it was made from (a raw file, a ``_blv_tmp``, the members' temporaries).
+    deleted : bool
+        True if it no longer exists (calacs deletes temporaries unless asked not to).
+    """
+
+    path: Path
+    sha256: str
+    role: str
+    derived_from: tuple[Path, ...]
+    deleted: bool
+
+
+@dataclass
+class NativeResult:
+    """What :func:`run_native` did.
+
+    Attributes
+    ----------
+    products : list of pathlib.Path
+        Files written: ``_flt``, ``_flc``, ``_crj``, ``_crc``, products' ``_spt``,
+        ``.tra`` trailers, and the association table if it was rewritten.
+    intermediates : list of Intermediate
+        The temporary files, in the order they were made.
+    references : dict
+        Every reference file read, keyword -> path (``DRKCFILE`` for the dark of
+        the ``_flc``/``_crc``, ``CRREJTAB`` for ACSREJ, ``PCTETAB`` for ACSCTE).
+    derivations : list of (pathlib.Path, tuple of pathlib.Path)
+        For each product, the inputs or intermediates it was made from.
+    inputs : list of pathlib.Path
+        The input file and the raw files read.
+    """
+
+    products: list[Path] = field(default_factory=list)
+    intermediates: list[Intermediate] = field(default_factory=list)
+    references: dict[str, Path] = field(default_factory=dict)
+    derivations: list[tuple[Path, tuple[Path, ...]]] = field(default_factory=list)
+    inputs: list[Path] = field(default_factory=list)
+    checksums: dict[Path, str] = field(default_factory=dict)
+    """sha256 of the products written in the background (computed there, for provenance)."""
+
+
+# =========================================================================== the plan
+@dataclass
+class _Exposure:
+    """One exposure to calibrate and the files calacs names after it."""
+
+    root: str
+    memtype: str
+    raw: Path
+    phdr: fits.Header
+    posid: int
+
+    def file(self, suffix: str) -> Path:
+        return self.raw.with_name(f"{self.root}{suffix}")
+
+
+@dataclass
+class _Position:
+    """A calacs sub-product: the exposures of one position and what is made of them."""
+
+    posid: int
+    members: list[_Exposure]
+    name: str = ""          # product rootname (lower case), "" without a product row
+    memtype: str = ""       # MEMTYPE of the product row, normalised
+    row: int | None = None  # index of the product row in the table
+    switches: dict[str, str] = field(default_factory=dict)
+    combine: bool = False   # ACSREJ (CRCORR or RPTCORR)
+    basic_ccd: bool = False
+    basic_cte: bool = False
+    basic_2d: bool = False
+    overrides: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def first(self) -> _Exposure:
+        return self.members[0]
+
+    def file(self, suffix: str) -> Path:
+        return self.first.raw.with_name(f"{self.name}{suffix}")
+
+
+@dataclass
+class _Plan:
+    """Everything decided before a file is written."""
+
+    input: Path
+    directory: Path
+    single: bool
     detector: str
-    aperture: str
-    obstype: str
-    jwrotype: str
-    filter1: str
-    filter2: str
-    exptime: float
-    expstart: float
-    subarray: bool
-    ccdamp: str
-    ccdgain: float
-    ccdofst: tuple[int, int, int, int]
-    flashdur: float
-    flashsta: str
-    darktime: float
-    targname: str
-    lrfwave: float
-    nimsets: int
+    asn_root: str = ""
+    positions: list[_Position] = field(default_factory=list)
+    crcorr: bool = False
+    rptcorr: bool = False
+    dth_name: str = ""
+    dth_row: int | None = None
+    rows: tuple[Member, ...] = ()
+    warnings: list[str] = field(default_factory=list)
+    switch_overrides: dict[str, str] = field(default_factory=dict)
 
-    @classmethod
-    def from_header(cls, phdr: fits.Header, name: str = "input") -> ExposureKeys:
-        """Read and check the keys.
+    @property
+    def exposures(self) -> list[_Exposure]:
+        return [m for p in self.positions for m in p.members]
 
-        Raises
-        ------
-        BadInputError
-            For a missing ROOTNAME/DETECTOR/EXPTIME/EXPSTART, an unknown DETECTOR,
-            a negative EXPTIME, or a CCDAMP with letters other than ABCD.
-        """
-        for key in ("ROOTNAME", "DETECTOR", "EXPTIME", "EXPSTART"):
-            if key not in phdr:
-                raise BadInputError(f"keyword {key} missing from the primary header of {name}")
-        det = str(phdr["DETECTOR"]).strip().upper()
-        if det not in ("WFC", "HRC", "SBC"):
+
+def _switch(phdr: fits.Header, key: str, name: str) -> str:
+    """A switch as calacs reads it: PERFORM, COMPLETE or OMIT (SKIPPED counts as OMIT)."""
+    try:
+        value = header_switch(phdr, key)
+    except BadInputError as err:
+        if key == "PCTECORR":  # calacs treats an unreadable PCTECORR as OMIT
+            return "OMIT"
+        raise BadInputError(f"{name}: {err}") from None
+    return value if value in ("PERFORM", "COMPLETE") else "OMIT"
+
+
+def _root_of(path: Path) -> str:
+    """calacs's rootname of a file name: cut at ``_raw``, ``_asn`` and the like."""
+    from acsprov.calib.acsrej import find_root
+
+    return find_root(path.name)
+
+
+def _read_phdr(path: Path, what: str) -> fits.Header:
+    try:
+        return fits.getheader(path, 0)
+    except FileNotFoundError:
+        raise BadInputError(f"{what}: {path.name} not found in {path.parent}") from None
+    except (OSError, ValueError) as err:
+        raise BadInputError(f"{what}: cannot read {path.name}: {err}") from None
+
+
+def _detector(phdr: fits.Header, name: str) -> str:
+    instrume = str(phdr.get("INSTRUME", "")).strip().upper()
+    if not instrume.startswith("ACS"):
+        raise BadInputError(f"{name} is not an ACS file (INSTRUME = {instrume!r})")
+    det = str(phdr.get("DETECTOR", "")).strip().upper()
+    if det not in ("WFC", "HRC", "SBC"):
+        raise BadInputError(f"DETECTOR = {det!r} in {name} is invalid; expected WFC, HRC or SBC")
+    return det
+
+
+def _posids(rows: Sequence[Member], poslen: int) -> list[int]:
+    """calacs's position of each table row (0 for PROD-DTH; -1 for an absent exposure)."""
+    out = []
+    posid = 0
+    defid = 1
+    for m in rows:
+        if m.memtype == "PROD-DTH":
+            posid = 0
+        else:
+            word = m.kind
+            if word in ("CRJ", "RPT"):
+                posid = 1
+            elif m.present or m.is_product:
+                if len(word) > poslen and word[poslen].isalnum():
+                    digits = re.match(r"\d*", word[poslen:]).group()  # type: ignore[union-attr]
+                    posid = int(digits) if digits else 0
+                else:
+                    posid = defid
+                    defid += 1
+        out.append(posid if (m.present or m.is_product) else -1)
+    return out
+
+
+def _plan_asn(path: Path) -> _Plan:
+    asn = read_asn(path)
+    phdr = _read_phdr(path, "association")
+    detector = _detector(phdr, path.name)
+    with fits.open(path, memmap=False) as hdul:
+        raw_types = tuple(str(v).strip() for v in hdul[1].data["MEMTYPE"])
+    plan = _Plan(input=path, directory=path.parent, single=False, detector=detector,
+                 asn_root=_root_of(path), rows=asn.rows)
+    for i, t in enumerate(raw_types, start=1):
+        if "_" in t:
+            plan.warnings.append(f"MEMTYPE {t} in row {i} was INVALID and needs to be corrected.")
+    poslen = 3  # the position number follows 'CR'/'RP' or a 3-letter kind
+    for m in asn.rows:  # the first CR or RP row decides, as in calacs
+        if m.kind.startswith("CR"):
+            plan.crcorr, poslen = True, 2
+            break
+        if m.kind.startswith("RP"):
+            plan.rptcorr, poslen = True, 2
+            break
+    posids = _posids(asn.rows, poslen)
+    positions: dict[int, _Position] = {}
+    for index, (m, posid) in enumerate(zip(asn.rows, posids, strict=True)):
+        if m.memtype == "PROD-DTH":
+            plan.dth_name, plan.dth_row = m.name, index
+            continue
+        if m.is_product:
+            pos = positions.setdefault(posid, _Position(posid, []))
+            pos.name, pos.memtype, pos.row = m.name, m.memtype, index
+            continue
+        if posid < 0:
+            plan.warnings.append(f'Member "{m.name}" is not present')
+            continue
+        raw = path.parent / f"{m.name}_raw.fits"
+        if not raw.is_file():
             raise BadInputError(
-                f"DETECTOR = {det!r} in {name} is invalid; expected WFC, HRC or SBC"
+                f"{path.name}: member {m.name.upper()} is marked present (MEMPRSNT) but "
+                f"{raw.name} is not in {path.parent}; add the file or set MEMPRSNT to F"
             )
-        exptime = float(phdr["EXPTIME"])
-        if exptime < 0:
-            raise BadInputError(f"EXPTIME = {exptime} in {name} is invalid; must be >= 0")
-        ccdamp = str(phdr.get("CCDAMP", "")).strip().upper() if det != "SBC" else ""
-        if det != "SBC":
-            if "CCDAMP" not in phdr:
-                raise BadInputError(f"keyword CCDAMP missing from the primary header of {name}")
-            if not ccdamp or any(c not in AMPS for c in ccdamp):
-                raise BadInputError(f"CCDAMP = {ccdamp!r} in {name} is invalid; must be in 'ABCD'")
-        nextend = int(phdr.get("NEXTEND", 3))
-        if nextend // 3 < 1:
-            raise BadInputError(f"NEXTEND = {nextend} in {name}; must be at least 3")
-        return cls(
-            rootname=str(phdr["ROOTNAME"]).strip(),
-            detector=det,
-            aperture=str(phdr.get("APERTURE", "")).strip().upper(),
-            obstype=str(phdr.get("OBSTYPE", "")).strip(),
-            jwrotype=str(phdr.get("JWROTYPE", "")).strip().upper(),
-            filter1=str(phdr.get("FILTER1", "")).strip(),
-            filter2=str(phdr.get("FILTER2", "")).strip(),
-            exptime=exptime,
-            expstart=float(phdr["EXPSTART"]),
-            subarray=bool(phdr.get("SUBARRAY", False)),
-            ccdamp=ccdamp,
-            ccdgain=_f32(float(phdr.get("CCDGAIN", 1.0))) if det != "SBC" else 1.0,
-            ccdofst=tuple(int(phdr.get(f"CCDOFST{a}", 3)) for a in AMPS),  # type: ignore[arg-type]
-            # calacs reads these for the CCDs only (the MAMA keeps 0: no dark time)
-            flashdur=_f32(float(phdr.get("FLASHDUR", 0.0))) if det != "SBC" else 0.0,
-            flashsta=str(phdr.get("FLASHSTA", "")).strip().upper() if det != "SBC" else "",
-            darktime=float(phdr.get("DARKTIME", 0.0)) if det != "SBC" else 0.0,
-            targname=str(phdr.get("TARGNAME", "")).strip(),
-            lrfwave=_f32(float(phdr.get("LRFWAVE", -1.0))),
-            nimsets=nextend // 3,
+        mphdr = _read_phdr(raw, f"{path.name} member {m.name.upper()}")
+        positions.setdefault(posid, _Position(posid, [])).members.append(
+            _Exposure(m.name, m.memtype, raw, mphdr, posid))
+    plan.positions = [positions[k] for k in sorted(positions) if positions[k].members]
+    if not plan.positions:
+        raise BadInputError(f"{path.name}: no exposure of the association is present")
+    for pos in plan.positions:
+        if not pos.name and any(m.memtype == "EXP-DTH" for m in pos.members):
+            pos.name = pos.first.root
+    return plan
+
+
+def _plan_single(path: Path) -> _Plan:
+    phdr = _read_phdr(path, "calacs input")
+    detector = _detector(phdr, path.name)
+    root = _root_of(path)
+    exp = _Exposure(root, str(phdr.get("ASN_MTYP", "")).strip().upper(), path, phdr, 1)
+    plan = _Plan(input=path, directory=path.parent, single=True, detector=detector,
+                 asn_root=root)
+    plan.positions = [_Position(1, [exp])]
+    return plan
+
+
+def _decide(plan: _Plan) -> None:
+    """Switches, combination and reference names of each position (calacs's rules)."""
+    mama = plan.detector == "SBC"
+    for number, pos in enumerate(plan.positions):
+        first = pos.first
+        name = first.raw.name
+        sw = {k: _switch(first.phdr, k, name) for k in _SWITCHES}
+        sw.update(plan.switch_overrides)
+        pos.switches = sw
+        if sw["CRCORR"] == "PERFORM" and sw["RPTCORR"] == "PERFORM":
+            raise BadInputError(f"{name}: RPTCORR and CRCORR are both PERFORM; set one to OMIT")
+        nimages = len(pos.members)
+        sci_cr = "PERFORM" if plan.crcorr else "OMIT"
+        sci_rpt = "PERFORM" if plan.rptcorr else "OMIT"
+        if sw["CRCORR"] == "PERFORM":
+            sci_cr = "PERFORM"
+            if mama or nimages < 2:
+                reason = "detector is MAMA" if mama else "there's only one image"
+                plan.warnings.append(f"CRCORR will be omitted because {reason}.")
+                sci_cr = "OMIT"
+        if sw["RPTCORR"] == "PERFORM":
+            sci_rpt = "PERFORM"
+            if nimages < 2:
+                plan.warnings.append("RPTCORR will be omitted because there's only one image.")
+                sci_rpt = "OMIT"
+        consistent = ((sci_cr == "PERFORM") == plan.crcorr
+                      and (sci_rpt == "PERFORM") == plan.rptcorr)
+        if number == 0 and not consistent:  # calacs checks the first exposure only
+            raise BadInputError(
+                f"{plan.input.name}: CRCORR/RPTCORR of {name} ({sw['CRCORR']}/{sw['RPTCORR']}"
+                f", {nimages} exposure(s)) are not consistent with the association's "
+                f"MEMTYPEs ({'CR-SPLIT' if plan.crcorr else 'RPT' if plan.rptcorr else 'no'}"
+                " combination); calacs refuses this"
+            )
+        pos.combine = sci_cr == "PERFORM" or sci_rpt == "PERFORM"
+        pos.basic_ccd = not mama and any(sw[k] == "PERFORM" for k in _CCD_SWITCHES)
+        pos.basic_cte = sw["PCTECORR"] == "PERFORM"
+        pos.basic_2d = any(sw[k] == "PERFORM" for k in _2D_SWITCHES) or (
+            mama and sw["DQICORR"] == "PERFORM")
+        if not (pos.basic_ccd or pos.basic_cte or pos.basic_2d or pos.combine):
+            raise BadInputError(f"{name}: no calibration switch is PERFORM; nothing to do")
+        if pos.combine and mama:
+            raise NotImplementedYetError(
+                f"{plan.input.name}: RPTCORR of SBC exposures (ACSSUM) is not available in "
+                "the native engine"
+            )
+        if pos.combine and not pos.name:
+            raise BadInputError(
+                f"{plan.input.name}: position {pos.posid} combines {nimages} exposures but "
+                "the table has no PROD-CRJ/PROD-RPT row naming the product"
+            )
+        if pos.basic_cte and mama:
+            raise BadInputError(f"{name}: PCTECORR = PERFORM, but the SBC has no CTE correction")
+        pos.overrides = _reference_names(first.phdr, sw, pos, mama)
+
+
+def _reference_names(phdr: fits.Header, sw: Mapping[str, str], pos: _Position,
+                     mama: bool) -> dict[str, str]:
+    """The references calacs takes from a position's first header, keyword -> name."""
+    wanted: list[str] = [] if mama else ["CCDTAB"]
+    on = {k for k, v in sw.items() if v == "PERFORM"}
+    if "DQICORR" in on:
+        wanted.append("BPIXTAB")
+    if on & {"GLINCORR", "LFLGCORR"}:
+        wanted.append("MLINTAB")
+    if pos.combine and "CRCORR" in on:
+        wanted.append("CRREJTAB")
+    for switch, keys in (("ATODCORR", ("ATODTAB",)), ("BIASCORR", ("BIASFILE",)),
+                         ("PCTECORR", ("PCTETAB",)), ("DARKCORR", ("DARKFILE",)),
+                         ("FLSHCORR", ("FLSHFILE",)), ("FLATCORR", _FLATS),
+                         ("SHADCORR", ("SHADFILE",)), ("BLEVCORR", ("OSCNTAB",)),
+                         ("PHOTCORR", ("IMPHTTAB",))):
+        if switch in on:
+            wanted.extend(keys)
+    if {"DARKCORR", "PCTECORR"} <= on:
+        wanted.append("DRKCFILE")
+    return {k: str(phdr[k]).strip() for k in wanted if k in phdr}
+
+
+def _check_references(plan: _Plan) -> None:
+    """Raise naming every reference file that is needed and missing (calacs RefExist),
+    or made for another detector (calacs CheckDetector)."""
+    missing: list[str] = []
+    foreign: list[str] = []
+
+    def check_detector(ref: RefFile) -> None:
+        if (ref.exists and ref.keyword in _DETECTOR_IMAGES and ref.detector
+                and ref.detector != plan.detector):
+            foreign.append(f"{ref.keyword} {ref.name!r} is a {ref.detector} file")
+
+    for pos in plan.positions:
+        first = pos.first
+        flats_absent = 0
+        for key, name in pos.overrides.items():
+            ref = inspect_ref(key, name, input_dir=plan.directory)
+            if ref.exists:
+                check_detector(ref)
+                continue
+            if not ref_name_given(name):
+                if key == "BPIXTAB" and plan.detector != "SBC":
+                    continue
+                if key in _FLATS:
+                    flats_absent += 1
+                    continue
+            missing.append(_missing(ref))
+        if pos.switches.get("FLATCORR") == "PERFORM" and flats_absent == len(
+            [k for k in _FLATS if k in pos.overrides]
+        ) and flats_absent:
+            missing.append("PFLTFILE, DFLTFILE and LFLTFILE are all blank")
+        # references ACSCCD and ACSREJ read from each exposure's own header
+        for exp in pos.members:
+            keys = []
+            if pos.basic_ccd and pos.switches["BIASCORR"] == "PERFORM":
+                keys.append("SATUFILE")
+            if pos.basic_ccd and _switch(exp.phdr, "SINKCORR", exp.raw.name) == "PERFORM":
+                keys.append("SNKCFILE")
+            if exp is first and pos.combine and "CRREJTAB" not in pos.overrides:
+                keys.append("CRREJTAB")
+            for key in keys:
+                ref = inspect_ref(key, str(exp.phdr.get(key, "")), input_dir=plan.directory)
+                check_detector(ref)
+                if not ref.exists:
+                    missing.append(_missing(ref) + f" (needed by {exp.raw.name})")
+    if missing:
+        unique = list(dict.fromkeys(missing))
+        raise ReferenceFileError(
+            f"{plan.input.name}: missing reference file(s): {'; '.join(unique)}"
+        )
+    if foreign:
+        unique = list(dict.fromkeys(foreign))
+        raise ReferenceFileError(
+            f"{plan.input.name}: reference file(s) for another detector than "
+            f"{plan.detector}: {'; '.join(unique)}"
         )
 
 
-def _sdqflags(imset: ImSet) -> int:
-    return int(imset.hdr.get("SDQFLAGS", 65535)) & 0xFFFF
+def _missing(ref: RefFile) -> str:
+    where = f" ({ref.path})" if ref.path is not None else ""
+    return f"{ref.keyword} {ref.name or 'N/A'!r} not found or can't open{where}"
 
 
-def _check_ccdtab(phdr: fits.Header, input_dir: Path, overrides: Mapping[str, str]) -> RefFile:
-    name = overrides.get("CCDTAB", phdr.get("CCDTAB", ""))
-    ref = inspect_ref("CCDTAB", str(name), input_dir=input_dir)
-    if not ref.exists:
-        raise ReferenceFileError(f"CCDTAB {ref.name or 'N/A'!r} not found or can't open")
-    if ref.dummy:
-        raise ReferenceFileError(f"CCDTAB {ref.name!r} is a dummy table (PEDIGREE={ref.pedigree})")
-    return ref
+def _outputs(plan: _Plan) -> list[Path]:
+    """FITS files the run would write (calacs refuses to overwrite them)."""
+    out = []
+    for pos in plan.positions:
+        for exp in pos.members:
+            for suffix in ("_blv_tmp.fits", "_flt.fits"):
+                out.append(exp.file(suffix))
+            if pos.basic_cte:
+                out += [exp.file("_blc_tmp.fits"), exp.file("_flc.fits")]
+        if pos.combine:
+            out += [pos.file("_crj_tmp.fits"), pos.file("_crj.fits"), pos.file("_spt.fits")]
+            if pos.basic_cte:
+                out += [pos.file("_crc_tmp.fits"), pos.file("_crc.fits")]
+    if plan.dth_name:
+        out.append(plan.directory / f"{plan.dth_name}_spt.fits")
+    if plan.detector == "SBC":
+        out = [p for p in out if not p.name.endswith("_blv_tmp.fits")]
+    return out
 
 
-def _ccd_params(ref: RefFile, keys: ExposureKeys, imset: ImSet) -> CcdParams:
-    return read_ccdtab(ref.require(), ccdamp=keys.ccdamp, ccdgain=keys.ccdgain,
-                       ccdchip=imset.chip, ccdofst=keys.ccdofst, nx=imset.shape[1])
+def planned_outputs(input_path: str | os.PathLike[str]) -> list[Path]:
+    """The FITS files :func:`run_native` would write for `input_path` (existing or not)."""
+    return _outputs(_make_plan(Path(input_path), check_existing=False))
 
 
-def _put_ccd_keywords(phdr: fits.Header, params: CcdParams) -> None:
-    for i, a in enumerate(AMPS):
-        phdr[f"ATODGN{a}"] = hstio_float(params.atodgain[i])
-    for i, a in enumerate(AMPS):
-        phdr[f"READNSE{a}"] = hstio_float(params.readnoise[i])
+def _make_plan(path: Path, switch_overrides: Mapping[str, str] | None = None, *,
+               check_existing: bool = True, overwrite: bool = False) -> _Plan:
+    name = path.name.lower()
+    if name.endswith("_asn.fits"):
+        plan = _plan_asn(path)
+    elif name.endswith("_raw.fits"):
+        plan = _plan_single(path)
+    else:
+        raise BadInputError(f"{path.name}: calacs takes a _raw.fits or _asn.fits file")
+    plan.switch_overrides = dict(switch_overrides or {})
+    _decide(plan)
+    if not check_existing:
+        return plan
+    _check_references(plan)
+    existing = [p for p in _outputs(plan) if p.exists()]
+    if existing and overwrite:
+        for old in existing:
+            old.unlink()
+        existing = []
+    if existing:
+        raise BadInputError(
+            f"output file(s) {', '.join(p.name for p in existing)} already exist in "
+            f"{plan.directory}; "
+            "remove them first (calacs does not overwrite)"
+        )
+    return plan
 
 
-def _ccd_history(phdr: fits.Header, ref: RefFile, params: CcdParams) -> None:
-    add_history(phdr, "CCD parameters table: ")
-    ref_history(phdr, ref, table=True, descrip2=params.descrip2)
-
-
-def _log_refinfo(trl: Trailer, label: str, ref: RefFile | None, descrip2: str = "") -> None:
-    if ref is None:
-        return
-    trl.refinfo(label, ref.name, ref.pedigree, ref.descrip, descrip2)
-
-
-def _cut(
-    ref: RefFile, imset: ImSet, *, sci_only: bool = False
-) -> tuple[ImSet, tuple[int, int], bool]:
-    """Reference imset for `imset`'s chip cut to it, its offset, and FindLine's same_size."""
-    path = ref.require()
-    full = read_ref_imset(path, imset.chip, keyword=ref.keyword, sci_only=sci_only)
-    offset = reference_offset(full.hdr, full.shape, imset.hdr, imset.shape,
-                              keyword=ref.keyword, name=ref.name)
-    cut = cut_reference(full, imset.hdr, imset.shape, keyword=ref.keyword, name=ref.name)
-    return cut, offset, _same_size(full, imset)
-
-
-def _same_size(ref_full: ImSet, imset: ImSet) -> bool:
-    return corner(ref_full.hdr) == corner(imset.hdr) and ref_full.shape[1] == imset.shape[1]
-
-
-# --------------------------------------------------------------------------- ACSCCD
+# =========================================================================== the run
 @dataclass
-class _CcdContext:
-    keys: ExposureKeys
-    phdr: fits.Header
-    imsets: list[ImSet]
-    params: list[CcdParams]
-    overscan: list[OverscanRegion | None]
-    plans: dict[str, StepPlan]
-    trl: Trailer
-    blev: dict[str, float] = field(default_factory=dict)
+class _Run:
+    """Mutable state of one run: trailers, what was written, the result."""
+
+    plan: _Plan
+    temp_files: bool
+    verbose: bool
+    echo: bool
+    nthreads: int | None
+    cte: CteFunction | None
+    after_ccd: Callable[[Path], None] | None = None
+    result: NativeResult = field(default_factory=NativeResult)
+    written: list[Path] = field(default_factory=list)
+    temporaries: dict[Path, tuple[str, tuple[Path, ...]]] = field(default_factory=dict)
+    retired: dict[Path, Future[Intermediate]] = field(default_factory=dict)
+    hasher: ThreadPoolExecutor | None = None
+    writer: ThreadPoolExecutor | None = None
+    pending: Future[Path] | None = None
+    preface: Trailer | None = None
+    sections: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+
+    def trailer(self) -> Trailer:
+        return Trailer(version=ENGINE, echo=self.echo)
+
+    def keep(self, key: tuple[str, str], trl: Trailer | list[str]) -> None:
+        lines = trl.lines if isinstance(trl, Trailer) else list(trl)
+        self.sections.setdefault(key, []).extend(lines)
+
+    def section(self, *keys: tuple[str, str]) -> list[str]:
+        return [line for k in keys for line in self.sections.get(k, [])]
+
+    def product(self, path: Path, derived_from: Sequence[Path]) -> None:
+        if path not in self.result.products:
+            self.result.products.append(path)
+        self.result.derivations.append((path, tuple(derived_from)))
+
+    def temporary(self, path: Path, role: str, derived_from: Sequence[Path]) -> None:
+        self.written.append(path)
+        self.temporaries[path] = (role, tuple(derived_from))
+
+    def retire(self, *paths: Path) -> None:
+        """Checksum temporary files nothing will change any more (then delete them).
+
+        The work is done in a background thread (hashlib releases the GIL), so it
+        overlaps with the next calibration step.
+        """
+        for path in paths:
+            if path in self.temporaries and path not in self.retired:
+                if self.hasher is None:
+                    self.hasher = ThreadPoolExecutor(1, thread_name_prefix="acsprov-sha256")
+                role, derived = self.temporaries[path]
+                self.retired[path] = self.hasher.submit(
+                    _checksum, path, role, derived, delete=not self.temp_files)
+
+    def flush(self) -> None:
+        """Wait for the product being written in the background; raise its error."""
+        pending, self.pending = self.pending, None
+        if pending is not None:
+            pending.result()
+
+    def settle(self) -> None:
+        """Wait for every background write and checksum; never raises."""
+        for pool in (self.writer, self.hasher):
+            if pool is not None:
+                pool.shutdown(wait=True)
+        self.writer = self.hasher = None
+
+    def reference(self, keyword: str, path: Path | str | None) -> None:
+        if path:
+            self.result.references.setdefault(keyword.upper(), Path(path))
 
 
-def run_acsccd(
-    exposure: Exposure,
+def _record_refs(run: _Run, exposure: Exposure, task: str, *, cte_dark: bool = False) -> None:
+    """Note the reference files a task read (from its step plans)."""
+    plans = exposure.extra.get(task, {}).get("plans", {})
+    for plan in plans.values():
+        if plan.state.omitted:
+            continue
+        for key, ref in plan.refs.items():
+            if ref.exists and ref.path is not None:
+                run.reference("DRKCFILE" if cte_dark and key == "DARKFILE" else key, ref.path)
+
+
+def _write_final(run: _Run, exposure: Exposure, path: Path, derived_from: Sequence[Path]) -> None:
+    """Write a product in the background while the next step runs (one at a time)."""
+    run.written.append(path)
+    run.flush()  # bounds memory: at most one product waits to be written
+    if run.writer is None:
+        run.writer = ThreadPoolExecutor(1, thread_name_prefix="acsprov-write")
+    # the provenance stamp is a context variable: write in this thread's context
+    context = contextvars.copy_context()
+
+    def write_and_hash() -> Path:
+        write_exposure(exposure, path, stamp=True)
+        run.result.checksums[path] = sha256sum(path)  # off the main thread, for provenance
+        return path
+
+    run.pending = run.writer.submit(context.run, write_and_hash)
+    run.product(path, derived_from)
+
+
+def _copy_fits(src: Path, dst: Path, *, stamp: bool) -> None:
+    """calacs's CopyFFile: copy a FITS file and set FILENAME in the copy."""
+    with atomic_path(dst) as tmp:
+        shutil.copyfile(src, tmp)
+        with fits.open(tmp, mode="update") as hdul:
+            hdul[0].header["FILENAME"] = dst.name
+            if stamp:
+                apply_stamp(hdul[0].header)
+
+
+def _ccd_stage(run: _Run, pos: _Position, exp: _Exposure) -> None:
+    """ACSCCD (or a copy of the raw file) into the _blv_tmp, then ACSCTE."""
+    plan = run.plan
+    blv = exp.file("_blv_tmp.fits")
+    sw = pos.switches
+    if run.verbose:
+        first = ([f"CALACS: processing posid = {pos.posid}",
+                  "CALACS: Got reference file information"] if exp is pos.first else [])
+        run.keep((exp.root, "ccd"), [*first, "CALACS: Processing switches set..."])
+    if pos.basic_ccd:
+        trl = run.trailer()
+        raw = read_exposure(exp.raw)
+        product = run_acsccd(raw, trailer=trl, requested={k: sw[k] for k in _CCD_SWITCHES},
+                             overrides=pos.overrides, input_dir=plan.directory,
+                             output_name=blv.name)
+        del raw
+        run.keep((exp.root, "ccd"), trl)
+        _record_refs(run, product, "acsccd")
+        run.temporary(blv, "blv_tmp", (exp.raw,))
+        write_exposure(product, blv)
+        del product
+    else:
+        run.temporary(blv, "blv_tmp", (exp.raw,))
+        _copy_fits(exp.raw, blv, stamp=False)
+    if run.after_ccd is not None:
+        run.after_ccd(blv)
+    if pos.basic_cte:
+        blc = exp.file("_blc_tmp.fits")
+        cte = run.cte or _default_cte()
+        run.temporary(blc, "blc_tmp", (blv,))
+        info = cte(blv, blc, nthreads=run.nthreads, progress=None)  # a bar on a terminal only
+        lines = list(info.get("trailer", []) or [])
+        run.keep((exp.root, "cte"), lines)
+        if run.echo:
+            for line in lines:
+                _log.info(line)
+        for key, ref in dict(info.get("references", {}) or {}).items():
+            run.reference(key, ref.get("path") if isinstance(ref, Mapping) else ref)
+
+
+def _default_cte() -> CteFunction:
+    try:
+        from acsprov.calib.acscte import run_acscte
+    except ImportError as err:
+        raise NotImplementedYetError(
+            f"PCTECORR=PERFORM needs ACSCTE, which cannot be loaded here ({err}); "
+            "set PCTECORR to OMIT"
+        ) from err
+    return run_acscte
+
+
+def _twod_stage(run: _Run, pos: _Position, src: Path, dst: Path, key: tuple[str, str],
+                derived_from: Sequence[Path], *, cte_dark: bool) -> None:
+    """ACS2D from a temporary file into a product (or a copy without 2-D steps)."""
+    sw = pos.switches
+    mama = run.plan.detector == "SBC"
+    if not pos.basic_2d:
+        run.written.append(dst)
+        _copy_fits(src, dst, stamp=True)
+        run.product(dst, derived_from)
+        return
+    requested = {k: sw[k] for k in _2D_SWITCHES}
+    requested["DQICORR"] = sw["DQICORR"] if mama or sw["DQICORR"] != "PERFORM" else "OMIT"
+    overrides = dict(pos.overrides)
+    if cte_dark and "DRKCFILE" in overrides:
+        overrides["DARKFILE"] = overrides["DRKCFILE"]
+    trl = run.trailer()
+    product = run_acs2d(read_exposure(src), trailer=trl, requested=requested,
+                        overrides=overrides, input_dir=run.plan.directory,
+                        output_name=dst.name)
+    run.keep(key, trl)
+    _record_refs(run, product, "acs2d", cte_dark=cte_dark)
+    _write_final(run, product, dst, derived_from)
+
+
+def _reject(run: _Run, pos: _Position, inputs: list[Path], output: Path, key: str) -> dict:
+    """ACSREJ on the members' temporaries, with its trailer section and the _spt."""
+    from acsprov.calib.acsrej import run_acsrej
+
+    plan = run.plan
+    mtype = pos.memtype
+    if plan.input.name[:9] == output.name[:9]:  # a product named like the table itself
+        mtype = next((m.memtype for m in plan.rows if m.memtype == "PROD-DTH"), "")
+    trl = run.trailer()
+    if run.verbose:
+        trl.message(f"CALACS: Now process position {pos.posid} from product 0")
+    trl.begin("ACSREJ")
+    trl.timestamp("ACSREJ version started")
+    trl.message("\n")
+    trl.switch("CRCORR", "PERFORM")
+    run.temporary(output, key, tuple(inputs))
+    crrejtab = pos.overrides.get("CRREJTAB")
+    table = None
+    if crrejtab:
+        table = inspect_ref("CRREJTAB", crrejtab, input_dir=plan.directory).path
+    info = run_acsrej(inputs, output, crrejtab=table, mtype=mtype)
+    name = crrejtab or str(pos.first.phdr.get("CRREJTAB", "")).strip()
+    trl.switch("SHADCORR", pos.switches.get("SHADCORR", "OMIT"))
+    trl.message(f"CRREJTAB {name}\n")
+    for line in info.get("messages", []):
+        trl.message(line)
+    if info.get("crrejtab"):
+        run.reference("CRREJTAB", info["crrejtab"])
+    spt = _product_spt(run, inputs, output, trl, mtype=mtype.lower())
+    if spt is not None:
+        trl.message(f"Created output SPT rootname {spt.name}...")
+    trl.switch("CRCORR", "COMPLETE")
+    trl.message("\n")
+    trl.end("ACSREJ")
+    trl.timestamp("ACSREJ complete")
+    run.keep((pos.name, key), trl)
+    return info
+
+
+def _spt_of(path: Path) -> Path:
+    """calacs's SPT name of a data file: ``<root>_spt.fits`` for known suffixes."""
+    name = path.name
+    for suffix in ("_blv_tmp", "_crj_tmp", "_flt", "_crj", "_dth", "_sfl"):
+        pos = name.find(suffix)
+        if pos >= 0:
+            return path.with_name(name[:pos] + "_spt.fits")
+    stem = name[:-5] if name.endswith(".fits") else name
+    return path.with_name(stem + "_spt.fits")
+
+
+def _product_spt(run: _Run, inputs: Sequence[Path], output: Path, trl: Trailer, *,
+                 mtype: str) -> Path | None:
+    """The product's ``_spt`` file: the first input SPT's primary header and all UDLs."""
+    target = _spt_of(output)
+    sources = []
+    for path in inputs:
+        spt = _spt_of(path)
+        if spt.is_file():
+            sources.append(spt)
+        else:
+            trl.warn(f'Can\'t find input file "{spt.name}"')
+    if not sources or target.exists():
+        return None
+    root = target.name[: -len("_spt.fits")]
+    hdus: list[fits.hdu.base.ExtensionHDU] = []
+    with fits.open(sources[0], memmap=False) as first:
+        primary = fits.PrimaryHDU(header=first[0].header.copy())
+    primary.header["FILENAME"] = target.name
+    primary.header["ASN_MTYP"] = (mtype, "Role of the Exposure in the Association")
+    primary.header["ROOTNAME"] = root.upper()
+    primary.header["OBSERVTN"] = root.upper()[6:9]
+    primary.header["NEXTEND"] = len(inputs)
+    apply_stamp(primary.header)
+    extver = 0
+    for src in sources:
+        with fits.open(src, memmap=False) as hdul:
+            for hdu in hdul[1:]:
+                if hdu.name != "UDL":
+                    continue
+                extver += 1
+                data = None if hdu.data is None else np.array(hdu.data, dtype=np.int16)
+                new = fits.ImageHDU(data, hdu.header.copy(), name="UDL")
+                new.ver = extver
+                hdus.append(new)
+    run.written.append(target)
+    with atomic_path(target) as tmp:
+        fits.HDUList([primary, *hdus]).writeto(tmp, overwrite=True, output_verify="silentfix")
+        set_empty_primary_bitpix(tmp, 16)  # as calacs writes it
+    run.product(target, tuple(sources))
+    return target
+
+
+def _combine(run: _Run, pos: _Position) -> None:
+    """ACSREJ -> _crj_tmp -> ACS2D -> _crj (and the same for the CTE-corrected files)."""
+    blvs = [m.file("_blv_tmp.fits") for m in pos.members]
+    crj_tmp, crj = pos.file("_crj_tmp.fits"), pos.file("_crj.fits")
+    _reject(run, pos, blvs, crj_tmp, "crj_tmp")
+    _twod_stage(run, pos, crj_tmp, crj, (pos.name, "crj"), (crj_tmp,), cte_dark=False)
+    run.retire(crj_tmp)
+    if pos.basic_cte:
+        blcs = [m.file("_blc_tmp.fits") for m in pos.members]
+        crc_tmp, crc = pos.file("_crc_tmp.fits"), pos.file("_crc.fits")
+        _reject(run, pos, blcs, crc_tmp, "crc_tmp")
+        _twod_stage(run, pos, crc_tmp, crc, (pos.name, "crc"), (crc_tmp,), cte_dark=True)
+        run.retire(crc_tmp)
+
+
+def _finish_member(run: _Run, pos: _Position, exp: _Exposure) -> None:
+    """ACS2D of one exposure: the _flt from the _blv_tmp, the _flc from the _blc_tmp."""
+    mama = run.plan.detector == "SBC"
+    src = exp.raw if mama else exp.file("_blv_tmp.fits")
+    rejected = (pos.file("_crj_tmp.fits"),) if pos.combine else ()
+    _twod_stage(run, pos, src, exp.file("_flt.fits"), (exp.root, "flt"),
+                (src, *rejected), cte_dark=False)
+    run.retire(src)
+    if pos.basic_cte:
+        blc = exp.file("_blc_tmp.fits")
+        rejected = (pos.file("_crc_tmp.fits"),) if pos.combine else ()
+        _twod_stage(run, pos, blc, exp.file("_flc.fits"), (exp.root, "flc"),
+                    (blc, *rejected), cte_dark=True)
+        run.retire(blc)
+
+
+def _checksum(path: Path, role: str, derived: tuple[Path, ...], *, delete: bool
+              ) -> Intermediate:
+    digest = sha256sum(path)
+    if delete:
+        path.unlink()
+    return Intermediate(path, digest, role, derived, deleted=not path.exists())
+
+
+def _release_temporaries(run: _Run) -> None:
+    """Checksum (and delete) every temporary file, recorded in the order they were made."""
+    run.retire(*run.temporaries)
+    run.settle()
+    run.result.intermediates = [run.retired[p].result() for p in run.temporaries]
+
+
+# --------------------------------------------------------------------------- trailers
+def _preface(run: _Run) -> Trailer:
+    plan = run.plan
+    trl = run.trailer()
+    trl.begin("CALACS")
+    trl.timestamp("CALACS started")
+    trl.message("\n")
+    trl.filename("input", plan.input.name)
+    if plan.single:
+        trl.message(f"Processing SINGLE image {plan.input.name}...")
+        trl.message("LoadAsn:  Processing SINGLE exposure")
+    else:
+        trl.message("Processing FULL ASN table...")
+        trl.message("LoadAsn:  Processing FULL Association")
+    for text in plan.warnings:
+        if text.startswith("MEMTYPE"):
+            trl.warn(text)
+    trl.message("")
+    nmembers = len(plan.rows) - sum(1 for m in plan.rows if not m.present and not m.is_product)
+    nsub = len(plan.positions)
+    trl.message(f"NUMBER of MEMBERS in TABLE: {max(nmembers, 1)}  PRODUCTS: 1  "
+                f"SUB-PRODUCTS: {nsub}")
+    if plan.single:
+        trl.message(f"Exposure-- Processing SINGLE Exposure {plan.input.name}")
+    else:
+        dth = plan.dth_name
+        trl.message(f"Product-- Member   1: {dth}  Product: {1 if dth else 0:2d}  "
+                    f"Type: {'prod-dth' if dth else ''}")
+        for j, pos in enumerate(plan.positions, start=1):
+            trl.message(f"Sub-Product-- Member {j:3d}: {pos.name}  Posn: {pos.posid:2d}  "
+                        f"Type: {(pos.memtype or pos.first.memtype).lower()}")
+            for k, exp in enumerate(pos.members, start=1):
+                trl.message(f"Exposure-- Member {k:3d}: {exp.root}  Type: {exp.memtype.lower()}")
+    trl.message("")
+    for text in plan.warnings:
+        if not text.startswith("MEMTYPE"):
+            trl.warn(text)
+    if run.verbose:
+        det = {"WFC": 1, "HRC": 2, "SBC": 3}[plan.detector]
+        trl.message(f"CALACS: Detector ACS, type {det}")
+        if plan.detector != "SBC":
+            trl.message("CALACS: processing a CCD product\nCALACS: processing CCD product 0")
+        else:
+            trl.message("Starting to process MAMA data now...")
+    return trl
+
+
+def _render(lines: Sequence[str], time_stamps: bool) -> str:
+    if not time_stamps:
+        lines = [line for line in lines if not _TIMESTAMP.match(line)]
+    return "\n".join(lines) + "\n"
+
+
+def _closing(run: _Run, plan: _Plan, dth: Trailer | None) -> list[str]:
+    trl = run.trailer()
+    if dth is not None:
+        trl.lines.extend(dth.lines)
+    if run.verbose:
+        trl.message("CALACS: Finished processing product")
+    trl.message("\n")
+    trl.end("CALACS")
+    trl.timestamp("CALACS completed", plan.exposures[-1].root)
+    trl.message(f"CALACS completion for {plan.input.name}")
+    return trl.lines
+
+
+def _write_trailers(run: _Run, time_stamps: bool, dth: Trailer | None) -> None:
+    """One trailer per exposure, per combined product and per association."""
+    plan = run.plan
+    assert run.preface is not None
+    preface = run.preface.lines
+    texts: dict[Path, tuple[list[str], tuple[Path, ...]]] = {}
+    for pos in plan.positions:
+        for exp in pos.members:
+            texts[exp.file(".tra")] = (preface + run.section(
+                (exp.root, "ccd"), (exp.root, "cte"), (exp.root, "flt"), (exp.root, "flc")),
+                (exp.raw,))
+        if pos.combine:
+            body = [line for exp in pos.members
+                    for line in run.section((exp.root, "ccd"), (exp.root, "cte"))]
+            texts[pos.file(".tra")] = (preface + body + run.section(
+                (pos.name, "crj_tmp"), (pos.name, "crj"), (pos.name, "crc_tmp"),
+                (pos.name, "crc")), tuple(e.raw for e in pos.members))
+    if plan.single:
+        only = plan.exposures[0].file(".tra")
+        lines, raws = texts[only]
+        texts[only] = (lines + _closing(run, plan, None), raws)
+    else:
+        body = []
+        for pos in plan.positions:
+            names = [pos.file(".tra")] if pos.combine else [e.file(".tra") for e in pos.members]
+            for name in names:
+                body += texts[name][0]
+        texts[plan.directory / f"{plan.asn_root}.tra"] = (
+            body + _closing(run, plan, dth), (plan.input,))
+    for path, (lines, derived) in texts.items():
+        run.written.append(path)
+        with atomic_path(path) as tmp:
+            tmp.write_text(_render(lines, time_stamps))
+        run.product(path, derived)
+
+
+# --------------------------------------------------------------------------- asn, DTH
+def _dither(run: _Run) -> Trailer:
+    """calacs's DTH step: the PROD-DTH _spt, or the warning that there is no such row."""
+    plan = run.plan
+    trl = run.trailer()
+    if run.verbose:
+        trl.message("CALACS: Building DTH products")
+    if not plan.dth_name:
+        trl.warn("No DTH product name specified. No product created.")
+        return trl
+    trl.begin("ACSDTH")
+    trl.timestamp("ACSDTH started")
+    trl.message("The task DrizzlePac needs to be run in order to generate\n"
+                "a geometrically corrected, drizzle-combined product.\n"
+                "See https://www.stsci.edu/scientific-community/software/drizzlepac "
+                "for more details.")
+    inputs = []
+    for pos in plan.positions:
+        if pos.combine:
+            inputs.append(pos.file("_crj.fits"))
+        else:
+            inputs += [m.file("_flt.fits") for m in pos.members]
+    spt = _product_spt(run, inputs, plan.directory / f"{plan.dth_name}_dth.fits", trl,
+                       mtype="PROD-DTH")
+    if spt is not None:
+        trl.message(f"Created output SPT rootname {spt.name}...")
+    trl.end("ACSDTH")
+    return trl
+
+
+def _rewrite_asn(run: _Run) -> None:
+    """Set MEMPRSNT of the products made and ASN_PROD = T, as calacs does (atomically)."""
+    plan = run.plan
+    rows = [p.row for p in plan.positions if p.combine and p.row is not None]
+    if plan.dth_name and plan.dth_row is not None:
+        rows.append(plan.dth_row)
+    if not rows:
+        return
+    path = plan.input
+    run.written.append(path)
+    with fits.open(path, memmap=False) as hdul, atomic_path(path) as tmp:
+        for row in rows:
+            hdul[1].data["MEMPRSNT"][row] = True
+        hdul[0].header["ASN_PROD"] = True
+        apply_stamp(hdul[0].header)
+        hdul.writeto(tmp, overwrite=True, output_verify="silentfix")
+    made = [p.file("_crj.fits") for p in plan.positions if p.combine]
+    run.product(path, (path, *made))
+
+
+# =========================================================================== entry point
+def run_native(
+    input_path: str | os.PathLike[str],
     *,
-    trailer: Trailer | None = None,
-    requested: Mapping[str, str] | None = None,
-    overrides: Mapping[str, str] | None = None,
-    input_dir: str | os.PathLike[str] | None = None,
-    output_name: str = "",
-) -> Exposure:
-    """ACSCCD on a raw exposure: the ``_blv_tmp`` product, in memory.
+    temp_files: bool = False,
+    verbose: bool = False,
+    quiet: bool = False,
+    time_stamps: bool = False,
+    nthreads: int | None = None,
+    single_core: bool = False,
+    cte: CteFunction | None = None,
+    switches: Mapping[str, str] | None = None,
+    after_ccd: Callable[[Path], None] | None = None,
+    overwrite: bool = False,
+) -> NativeResult:
+    """Calibrate a ``_raw.fits`` or ``_asn.fits`` file as ``calacs.e`` does.
+
+    Products are written beside the input, with calacs's names: ``<root>_flt.fits``
+    (and ``_flc`` with PCTECORR=PERFORM) for every exposure, ``<product>_crj.fits``
+    (``_crc``) and ``<product>_spt.fits`` for CR-SPLIT and repeated exposures, ``.tra``
+    trailers for every exposure, product and association; the association table is
+    rewritten when a product was made.  Reference names (``jref$...``) are resolved
+    with the ``jref`` environment variable, relative names beside the input.
 
     Parameters
     ----------
-    exposure : Exposure
-        The raw file (SCI in DN).
-    trailer : Trailer, optional
-        Receives the step messages.
-    requested : mapping, optional
-        Switch values passed down by calacs (default: the header's).
-    overrides : mapping, optional
-        Reference names to use instead of the header's, by keyword.
-    input_dir : path-like, optional
-        Directory for relative reference names (default: the raw file's).
-    output_name : str
-        Output name written to FILENAME.
+    input_path : path-like
+        A ``_raw.fits`` or ``_asn.fits`` file.
+    temp_files : bool
+        Keep the ``_blv_tmp``, ``_blc_tmp``, ``_crj_tmp`` and ``_crc_tmp`` files
+        (calacs ``-s``).
+    verbose : bool
+        Add calacs's ``-v`` messages to the trailers and log every trailer line
+        (logger ``acsprov.calib``, level INFO).
+    quiet : bool
+        Log nothing (calacs ``-q``); the trailers are the same.
+    time_stamps : bool
+        Keep the time-stamp lines in the trailers (calacs ``-t``).
+    nthreads : int, optional
+        Threads for ACSCTE (default: all).
+    single_core : bool
+        Use one thread (calacs ``-1``).
+    cte : callable, optional
+        ACSCTE to use (default :func:`acsprov.calib.acscte.run_acscte`); called as
+        ``cte(blv_tmp, blc_tmp, nthreads=..., progress=False)``, see
+        :data:`CteFunction`.
+    switches : mapping, optional
+        Switch values used instead of the raw headers' (``{"PCTECORR": "PERFORM"}``
+        is what ``acs_destripe_plus`` does for subarrays).
+    after_ccd : callable, optional
+        Called with each ``_blv_tmp`` path once ACSCCD wrote it, before ACSCTE and
+        ACS2D read it (``acs_destripe_plus`` destripes it there).
+    overwrite : bool
+        Replace existing products instead of refusing (what a re-run of a recorded
+        action needs; calacs itself refuses).
 
     Returns
     -------
-    Exposure
-        Calibrated in electrons, trimmed when BLEVCORR was completed.
+    NativeResult
 
     Raises
     ------
     BadInputError
-        For MAMA data, bad header values, or no switch to perform.
+        For an input that is not a readable ACS raw file or association, a member
+        marked present whose raw file is missing, switches calacs refuses
+        (CRCORR and RPTCORR both PERFORM, or inconsistent with the table's
+        MEMTYPEs), nothing to do, or products that already exist.  Nothing is
+        written.
     ReferenceFileError
-        For a missing or unusable reference file, or no matching table row.
-    """
-    trl = trailer if trailer is not None else Trailer(version=ENGINE)
-    overrides = {k.upper(): v for k, v in (overrides or {}).items()}
-    name = exposure.path.name if exposure.path else "input"
-    keys = ExposureKeys.from_header(exposure.phdr, name)
-    if keys.detector == "SBC":
-        raise BadInputError(f"{name}: ACSCCD cannot process MAMA (SBC) data")
-    if input_dir is None:
-        input_dir = exposure.path.parent if exposure.path else Path(".")
-    input_dir = Path(input_dir)
-    phdr = exposure.phdr.copy()
-    trl.begin("ACSCCD")
-    trl.timestamp("ACSCCD started")
-    trl.filename("input", name)
-    trl.filename("output", output_name)
-    trl.message(f"APERTURE {keys.aperture}\nFILTER1 {keys.filter1}\nFILTER2 {keys.filter2}\n"
-                f"DETECTOR {keys.detector}")
-    ccdref = _check_ccdtab(phdr, input_dir, overrides)
-    oscn = inspect_ref("OSCNTAB", str(overrides.get("OSCNTAB", phdr.get("OSCNTAB", ""))),
-                       input_dir=input_dir)
-    if oscn.given and not oscn.exists:
-        raise ReferenceFileError(f"OSCNTAB {oscn.name!r} not found or can't open")
-    plans = plan_steps(CCD_STEPS, phdr, input_dir=input_dir, requested=requested,
-                       overrides=overrides)
-    if oscn.dummy:
-        plans["BLEVCORR"] = plans["BLEVCORR"].with_state(State.DUMMY, "OSCNTAB is DUMMY")
-    if not any(p.perform for p in plans.values()):
-        trl.warn("No calibration switch was set to PERFORM,\n"
-                 "            or all reference files had PEDIGREE = DUMMY.")
-        raise BadInputError(
-            f"{name}: no ACSCCD switch is PERFORM, or all their references are DUMMY"
-        )
-    trl.timestamp("Begin processing", keys.rootname)
-    imsets = list(exposure.imsets)
-    params = [_ccd_params(ccdref, keys, im) for im in imsets]
-    overscans = []
-    for im in imsets:
-        region = None
-        if oscn.exists:
-            region = read_oscntab(oscn.path, ccdamp=keys.ccdamp, ccdchip=im.chip, binx=1, biny=1,
-                                  nx=im.shape[1], ny=im.shape[0])
-        if region is None:
-            trl.warn("Could not find appropriate row from OSCNTAB.")
-        else:
-            trl.message(f"Found trim values of: x({region.trimx[0]},{region.trimx[1]}) "
-                        f"y({region.trimy[0]},{region.trimy[1]})")
-        overscans.append(region)
-    _put_ccd_keywords(phdr, params[0])
-    trl.message("")
-    _log_refinfo(trl, "CCDTAB", ccdref, params[0].descrip2)
-    _ccd_history(phdr, ccdref, params[0])
-    ctx = _CcdContext(keys, phdr, imsets, params, overscans, plans, trl)
-    _ccd_dqicorr(ctx)
-    _ccd_biascorr(ctx)
-    for i, im in enumerate(ctx.imsets):
-        geom = ccd.amp_geometry(keys.detector, im.chip, params[i], im.hdr, im.shape)
-        ctx.imsets[i], _ = ccd.to_electrons(im, geom)
-    trimmed, done, driftcorr = _ccd_blevcorr(ctx)
-    final, offset = ccd.darktime(keys.darktime, params[0], expstart=keys.expstart,
-                                 subarray=keys.subarray, aperture=keys.aperture,
-                                 flashdur=keys.flashdur, flashsta=keys.flashsta)
-    if not keys.subarray:
-        trl.message(f"Full Frame adjusted Darktime: {final:f}")
-    elif final != _f32(keys.darktime):
-        trl.message(
-            f"Supported Subarray adjusted Darktime: {final:f} for aperture: {keys.aperture}"
-        )
-    trl.message(f"DARKTIME from SCI header: {_f32(keys.darktime):f}  Offset from CCDTAB: "
-                f"{offset:f}  Final DARKTIME: {final:f}")
-    phdr["DARKTIME"] = hstio_float(final)
-    _ccd_full_well(ctx)
-    _ccd_noise(ctx)
-    _ccd_sinkcorr(ctx)
-    phdr["CAL_VER"] = (CAL_VER, "version number and date")
-    if output_name:
-        phdr["FILENAME"] = (os.path.basename(output_name), "name of file")
-    out = []
-    for i, im in enumerate(ctx.imsets):
-        region = overscans[i]
-        if trimmed[i] and region is not None:
-            trl.message(f"Writing out image with trimx = {region.trimx[0]},{region.trimx[1]}, "
-                        f"trimy = {region.trimy[0]},{region.trimy[1]}\nOutputting chip {im.chip}")
-            im, _ = ccd.trim_overscan(im, region)
-        else:
-            trl.message(f"Writing out FULL image with overscan regions\nOutputting chip {im.chip}")
-        out.append(im)
-        trl.timestamp("Output written to disk", keys.rootname)
-    if "BIASLEVA" in phdr:
-        for a in AMPS:
-            if ctx.blev.get(a, 0.0) != 0.0:
-                phdr[f"BIASLEV{a}"] = (hstio_float(ctx.blev[a]), "mean of amp's bias level")
-    else:
-        trl.message("  NO bias level keywords found to be updated.\n"
-                    "  Reporting values in trailer file only!")
-    trl.message("\n")
-    trl.end("ACSCCD")
-    trl.timestamp("ACSCCD completed", keys.rootname)
-    extra = dict(exposure.extra)
-    extra["acsccd"] = {"blev": dict(ctx.blev), "done": done, "driftcorr": driftcorr,
-                       "plans": plans}
-    return Exposure(phdr=phdr, imsets=tuple(out), path=None, extra=extra)
-
-
-def _ccd_dqicorr(ctx: _CcdContext) -> None:
-    plan, trl, keys = ctx.plans["DQICORR"], ctx.trl, ctx.keys
-    trl.message("\n")
-    trl.switch("DQICORR", plan.state.shown)
-    bpix = plan.refs.get("BPIXTAB")
-    if not plan.state.omitted:
-        _log_refinfo(trl, "DQITAB", bpix)
-    if plan.state in (State.PERFORM, State.DUMMY):
-        for i, im in enumerate(ctx.imsets):
-            rows = None
-            if plan.state is State.PERFORM and bpix is not None and bpix.exists:
-                rows = read_bpixtab(bpix.require(), ccdamp=keys.ccdamp, ccdgain=keys.ccdgain,
-                                    ccdchip=im.chip)
-                if len(rows) == 0:
-                    trl.warn("No rows from BPIXTAB applied to DQ array.")
-                    trl.message("Inserting single-pixel DQ place-holder at (1,1).")
-            ctx.imsets[i], _ = ccd.flag_bad_pixels(im, rows, atodsat=ctx.params[i].atodsat)
-    trl.switch("DQICORR", "COMPLETE")
-    trl.timestamp("DQICORR complete", keys.rootname)
-    if plan.state.omitted:
-        return
-    if bpix is not None and bpix.exists:
-        flag = State.DUMMY if bpix.dummy else State.PERFORM
-    else:
-        flag = State.PERFORM
-    if update_switch(ctx.phdr, "DQICORR", flag):
-        add_history(ctx.phdr, "  values checked for saturation")
-        if bpix is not None and bpix.exists:
-            add_history(ctx.phdr, "  DQ array initialized ...")
-            ref_history(ctx.phdr, bpix, table=True)
-
-
-def _ccd_biascorr(ctx: _CcdContext) -> None:
-    plan, trl = ctx.plans["BIASCORR"], ctx.trl
-    trl.message("\n")
-    trl.switch("BIASCORR", plan.state.shown)
-    bias = plan.refs.get("BIASFILE")
-    if not plan.state.omitted:
-        _log_refinfo(trl, "BIASFILE", bias)
-    if plan.perform:
-        assert bias is not None
-        for i, im in enumerate(ctx.imsets):
-            cut, (x0, y0), same = _cut(bias, im)
-            trl.message(f"Ratio of (1,1) with offset =({x0},{y0})")
-            trl.message(f"BIAS image and input are {'the same' if same else 'NOT the same'} size")
-            ctx.imsets[i], _ = ccd.subtract_bias(im, cut)
-    trl.switch("BIASCORR", "COMPLETE")
-    trl.timestamp("BIASCORR complete", ctx.keys.rootname)
-    record_step(ctx.phdr, plan, refs=("BIASFILE",))
-
-
-def _bias_shift_supported(keys: ExposureKeys, region: OverscanRegion | None) -> bool:
-    return (
-        keys.subarray
-        and region is not None
-        and region.virtual
-        and keys.aperture in ccd.BIAS_SHIFT_APERTURES
-    )
-
-
-def _ccd_blevcorr(ctx: _CcdContext) -> tuple[list[bool], bool, bool]:
-    plan, trl, keys = ctx.plans["BLEVCORR"], ctx.trl, ctx.keys
-    n = len(ctx.imsets)
-    trimmed = [False] * n
-    done = False
-    driftcorr = False
-    trl.message("\n")
-    trl.switch("BLEVCORR", plan.state.shown)
-    if not plan.state.omitted:
-        oscn = plan.refs.get("OSCNTAB")
-        _log_refinfo(trl, "OSCNTAB", oscn)
-    if plan.perform:
-        post_sm4_wfc = keys.detector == "WFC" and keys.expstart >= ccd.SM4MJD
-        if post_sm4_wfc and not keys.subarray:
-            done, trimmed = _blev_full_frame(ctx)
-        elif post_sm4_wfc and _bias_shift_supported(keys, ctx.overscan[0]) and (
-            keys.jwrotype == "DS_INT" and keys.ccdgain == 2.0
-        ):
-            trl.message("This subarray data is supported for the bias shift correction.")
-            trl.switch("BLEVCORR", "PERFORM")
-            trl.message("Performing bias-shift correction for subarray data.")
-            done = ctx.overscan[0] is not None
-            (im,), info = ccd.bias_shift([ctx.imsets[0]], subarray_amp=keys.ccdamp)
-            ctx.imsets[0] = im
-            for a in info["blev"]:
-                trl.message(f"Bias shift correcting for bias level in Amp {a} of "
-                            f"{info['before'][a]:0.4f} electrons (before correction).")
-                trl.message(f"Bias shift correcting for bias level in Amp {a} of "
-                            f"{info['after'][a]:0.4f} electrons (after correction).")
-                ctx.blev[a] = ctx.blev.get(a, 0.0) + info["blev"][a]
-            trimmed[0] = True
-            trl.switch("BLEVCORR", "COMPLETE")
-        else:
-            if post_sm4_wfc:
-                if keys.subarray and _bias_shift_supported(keys, ctx.overscan[0]):
-                    trl.message("This subarray data is supported for the bias shift correction.")
-                trl.message("WFC readout is not a supported subarray or type/gain not set as "
-                            "needed for new bias level algorithm for subarray data.")
-                trl.message("Data to be processed with original bias level algorithm.")
-            for i, im in enumerate(ctx.imsets):
-                out, info = ccd.subtract_overscan(
-                    im, ctx.overscan[i], ctx.params[i], detector=keys.detector,
-                    ccdamp=keys.ccdamp, sdqflags=_sdqflags(im),
-                )
-                ctx.imsets[i] = out
-                done = info["overscan"]
-                driftcorr = info["driftcorr"]
-                if not info["overscan"]:
-                    trl.warn("Overscan region is too small to do BLEVCORR;")
-                    trl.message("Default bias level from CCDTAB was subtracted.")
-                else:
-                    trl.message("Bias level from overscan has been subtracted;\n"
-                                f"     mean of bias levels subtracted was "
-                                f"{info['meanblev']:.6g} electrons.")
-                for a, value in info["blev"].items():
-                    if value != 0.0:
-                        trl.message(f"     bias level of {value:.6g} electrons was subtracted "
-                                    f"for AMP {a}.")
-                        ctx.blev[a] = value
-                trimmed[i] = True
-            trl.switch("BLEVCORR", "COMPLETE")
-        trl.timestamp("BLEVCORR complete", keys.rootname)
-    if not plan.state.omitted:
-        ctx.phdr["BLEVCORR"] = "COMPLETE"
-        if done:
-            add_history(ctx.phdr, "BLEVCORR complete; bias level from overscan was subtracted.")
-        else:
-            add_history(ctx.phdr, "BLEVCORR complete, but default bias level was subtracted.")
-        if driftcorr:
-            add_history(ctx.phdr, "BLEVCORR includes correction for drift along lines.")
-        else:
-            add_history(ctx.phdr, "BLEVCORR does not include correction for drift along lines.")
-        add_history(ctx.phdr, "  Overscan region table: ")
-        oscn = plan.refs.get("OSCNTAB")
-        if oscn is not None:
-            ref_history(ctx.phdr, oscn, table=True)
-    return trimmed, done, driftcorr
-
-
-def _blev_full_frame(ctx: _CcdContext) -> tuple[bool, list[bool]]:
-    trl, keys = ctx.trl, ctx.keys
-    n = len(ctx.imsets)
-    if n != 2 or ctx.overscan[0] is None or ctx.overscan[1] is None:
-        trl.message("Overscan missing, no destriping or bias level subtraction possible for "
-                    "full frame data.")
-        return False, [False] * n
-    trl.switch("BLEVCORR", "PERFORM")
-    if keys.jwrotype == "DS_INT" and keys.ccdgain == 2.0:
-        trl.message("Performing bias-shift and cross talk corrections for full frame data.")
-        pair, info = ccd.bias_shift(ctx.imsets)
-        for a in AMPS:
-            trl.message(f"Bias shift correcting for bias level in Amp {a} of "
-                        f"{info['before'][a]:0.4f} electrons (before correction).")
-            trl.message(f"Bias shift correcting for bias level in Amp {a} of "
-                        f"{info['after'][a]:0.4f} electrons (after correction).")
-            ctx.blev[a] = ctx.blev.get(a, 0.0) + info["blev"][a]
-        ctx.imsets = [ccd.apply_crosstalk(im)[0] for im in pair]
-    else:
-        trl.message("WFC readout type/gain not set as needed, no bias shift nor cross talk "
-                    "correction done for full frame data.")
-    trl.message("Performing stripe removal and bias level subtraction for full frame data.")
-    (chip2, chip1), info = ccd.destripe(ctx.imsets[0], ctx.imsets[1])
-    ctx.imsets = [chip2, chip1]
-    for a in AMPS:
-        trl.message(
-            f"     bias level of {info['blev'][a]:.6g} electrons was subtracted for AMP {a}."
-        )
-        ctx.blev[a] = ctx.blev.get(a, 0.0) + info["blev"][a]
-    add_history(ctx.phdr, f"DESTRIPE: number of rows fixed per amp: {info['rows_fixed']}")
-    add_history(ctx.phdr, f"DESTRIPE: number of rows skipped per amp: {info['rows_skipped']}")
-    trl.switch("BLEVCORR", "COMPLETE")
-    return True, [True] * n
-
-
-def _ccd_full_well(ctx: _CcdContext) -> None:
-    bias_plan = ctx.plans["BIASCORR"]
-    blev_plan = ctx.plans["BLEVCORR"]
-    for i, im in enumerate(ctx.imsets):
-        if not (bias_plan.perform and blev_plan.perform):
-            ctx.trl.warn(f"\nNo Full-well saturation flagging being performed for imset {i + 1}.\n")
-            continue
-        ctx.trl.message(f"\nFull-well saturation flagging being performed for imset {i + 1}.\n")
-        satu = bias_plan.refs["SATUFILE"]
-        full = read_ref_imset(satu.require(), im.chip, keyword="SATUFILE")
-        same = _same_size(full, im)
-        offset = (0, 0)
-        if not same:
-            sx, sy = corner(im.hdr)
-            rx, ry = corner(full.hdr)
-            offset = (sx - rx, sy - ry)
-            region = ctx.overscan[i]
-            tx = sum(region.trimx) if region else 0
-            ty = sum(region.trimy) if region else 0
-            ny, nx = im.shape
-            rny, rnx = full.shape
-            if (offset[0] < 0 or offset[1] < 0 or offset[0] + nx - tx > rnx
-                    or offset[1] + ny - ty > rny):
-                raise ShapeMismatchError(
-                    f"SATUFILE {satu.name}: a {rny}x{rnx} image does not cover the science "
-                    f"array at offset {offset}"
-                )
-        kind = "Full-frame" if same else "Subarray"
-        ctx.trl.message(f"{kind} full-well saturation image flagging step being performed.")
-        ctx.imsets[i], _ = ccd.flag_full_well(im, np.asarray(full.sci, np.float32),
-                                              ctx.overscan[i], offset=offset, full_frame=same)
-        ctx.trl.message(f"{kind} full-well saturation image flagging step done.")
-
-
-def _ccd_noise(ctx: _CcdContext) -> None:
-    keys = ctx.keys
-    for i, im in enumerate(ctx.imsets):
-        geom = ccd.amp_geometry(keys.detector, im.chip, ctx.params[i], im.hdr, im.shape)
-        ctx.imsets[i], _ = ccd.init_noise(im, geom, bias_exposure=keys.targname.startswith("BIAS"))
-    add_history(ctx.phdr, "Uncertainty array initialized.")
-    p = ctx.params[0]
-    rn = ",".join(f"{v:.5g}" for v in p.readnoise if v > 0)
-    gn = ",".join(f"{v:.5g}" for v in p.atodgain if v > 0)
-    bl = ",".join(f"{b * g:.5g}" for b, g in zip(p.ccdbias, p.atodgain, strict=True) if b > 0)
-    ctx.trl.message(f"\n    Uncertainty array initialized,\n    readnoise ={rn}\n    gain ={gn}\n"
-                    f"   default bias levels ={bl}")
-    ctx.trl.timestamp("Uncertainty array initialized", keys.rootname)
-
-
-def _ccd_sinkcorr(ctx: _CcdContext) -> None:
-    plan, trl = ctx.plans["SINKCORR"], ctx.trl
-    trl.message("\n")
-    trl.switch("SINKCORR", plan.state.shown)
-    sink = plan.refs.get("SNKCFILE")
-    if not plan.state.omitted:
-        _log_refinfo(trl, "SNKCFILE", sink)
-    if plan.perform:
-        assert sink is not None
-        path = sink.require()
-        for i, im in enumerate(ctx.imsets):
-            extver = chip_extver(path, im.chip, keyword="SNKCFILE", sci_only=True)
-            cut, (x0, y0), same = _cut(sink, im, sci_only=True)
-            trl.message(f"Ratio of (1,1) with offset =({x0},{y0})")
-            trl.message(f"SINK image and input are {'the same' if same else 'NOT the same'} size")
-            ctx.imsets[i], info = ccd.flag_sinks(im, cut.sci, bottom_up=extver == 1)
-            trl.message(f"Sink pixels flagged = {info['n_flagged']}")
-        trl.switch("SINKCORR", "COMPLETE")
-        trl.timestamp("SINKCORR complete", ctx.keys.rootname)
-    record_step(ctx.phdr, plan, refs=("SNKCFILE",))
-
-
-# --------------------------------------------------------------------------- ACS2D
-def _sanity_2d(keys: ExposureKeys, requested: dict[str, str]) -> None:
-    if keys.detector != "SBC":
-        requested["GLINCORR"] = "OMIT"
-        requested["LFLGCORR"] = "OMIT"
-    else:
-        requested["SHADCORR"] = "OMIT"
-        requested["FLSHCORR"] = "OMIT"
-
-
-def run_acs2d(
-    exposure: Exposure,
-    *,
-    trailer: Trailer | None = None,
-    requested: Mapping[str, str] | None = None,
-    overrides: Mapping[str, str] | None = None,
-    input_dir: str | os.PathLike[str] | None = None,
-    output_name: str = "",
-) -> Exposure:
-    """ACS2D on an overscan-trimmed exposure (a ``_blv_tmp``): the ``_flt``, in memory.
-
-    Parameters are as for :func:`run_acsccd`; `requested` carries the switch values
-    calacs passes down (it turns DQICORR off after ACSCCD did it).
-
-    Raises
-    ------
-    BadInputError
-        If a CCD image has BLEVCORR not COMPLETE or still has its overscan, if an
-        SBC image lacks GLOBRATE, or if no switch is PERFORM.
-    ReferenceFileError
-        For a missing or unusable reference file, or no matching table row.
+        For missing reference files (all are named; nothing is written) or reference
+        files that do not fit the data.
     NotImplementedYetError
-        For coronagraphic spot flats (CFLTFILE) and binned shading files.
+        For what the native engine does not do (ACSSUM for SBC repeats,
+        coronagraphic flats, binned shading files).
+
+    Notes
+    -----
+    Any failure after the checks removes the files the run had written, so that no
+    partial products are left; the input files are never changed before the run
+    has succeeded (only the temporary files are updated by ACSREJ).
+
+    Examples
+    --------
+    >>> result = run_native("j8is01020_asn.fits")          # doctest: +SKIP
+    >>> [p.name for p in result.products if p.name.endswith("_crj.fits")]  # doctest: +SKIP
+    ['j8is01021_crj.fits']
     """
-    trl = trailer if trailer is not None else Trailer(version=ENGINE)
-    overrides = {k.upper(): v for k, v in (overrides or {}).items()}
-    name = exposure.path.name if exposure.path else "input"
-    keys = ExposureKeys.from_header(exposure.phdr, name)
-    mama = keys.detector == "SBC"
-    if input_dir is None:
-        input_dir = exposure.path.parent if exposure.path else Path(".")
-    input_dir = Path(input_dir)
-    req = {k.upper(): str(v).upper() for k, v in (requested or {}).items()}
-    _sanity_2d(keys, req)
-    trl.begin("ACS2D")
-    trl.timestamp("ACS2D started")
-    trl.filename("input", name)
-    trl.filename("output", output_name)
-    trl.message(f"APERTURE {keys.aperture}\nFILTER1 {keys.filter1}\nFILTER2 {keys.filter2}\n"
-                f"DETECTOR {keys.detector}")
-    base_phdr = exposure.phdr
-    plans = plan_steps(TWOD_STEPS, base_phdr, input_dir=input_dir, requested=req,
-                       overrides=overrides)
-    ccdref = None if mama else _check_ccdtab(base_phdr, input_dir, overrides)
-    lin = _mama_linearity(plans, keys) if mama else None
-    if mama and plans["DQICORR"].perform and not plans["DQICORR"].refs["BPIXTAB"].exists:
-        ref = plans["DQICORR"].refs["BPIXTAB"]
-        raise ReferenceFileError(f"BPIXTAB {ref.name or 'N/A'!r} not found or can't open; "
-                                 "the MAMA needs one for DQICORR=PERFORM")
-    if plans["FLSHCORR"].perform:
-        flsh = plans["FLSHCORR"].refs["FLSHFILE"].require()
-        with fits.open(flsh, memmap=True, lazy_load_hdus=True) as hdul:
-            hdr = hdul["SCI", 1].header
-            if float(hdr.get("LTV1", 0.0)) != 0 or float(hdr.get("LTV2", 0.0)) != 0:
-                raise ShapeMismatchError(
-                    f"FLSHFILE {flsh.name} has untrimmed overscans (LTV1/LTV2 != 0)"
-                )
-    flat_plan = plans["FLATCORR"]
-    if flat_plan.perform and flat_plan.refs["CFLTFILE"].given:
-        raise NotImplementedYetError("FLATCORR with a coronagraphic spot flat (CFLTFILE) is not "
-                                     "available in the native engine")
-    if not any(p.perform for p in plans.values()):
-        trl.warn("No calibration switch was set to PERFORM,")
-        trl.warn("  or all reference files had PEDIGREE = DUMMY.")
-        raise BadInputError(
-            f"{name}: no ACS2D switch is PERFORM, or all their references are DUMMY"
-        )
-    trl.timestamp("Begin processing", keys.rootname)
-    trl.message(f"Processing {len(exposure.imsets)} IMSETs...")
-    states = {k: p.state for k, p in plans.items()}
-    out_phdr = base_phdr.copy()
-    out_imsets = []
-    for im in exposure.imsets:
-        phdr = base_phdr.copy()
-        trl.message("\n")
-        trl.message(f"Imset {im.extver}  Begin {Trailer._now('%H:%M:%S UTC')}")
-        im = _do2d(im, phdr, keys, plans, states, ccdref, trl, output_name, lin)
-        out_imsets.append(im)
-        trl.message(f"Imset {im.extver}  End {Trailer._now('%H:%M:%S UTC')}")
-        if im.extver == exposure.imsets[0].extver:
-            out_phdr = phdr
-    trl.message("\n")
-    trl.end("ACS2D")
-    trl.timestamp("ACS2D completed", keys.rootname)
-    extra = dict(exposure.extra)
-    extra["acs2d"] = {"plans": plans}
-    return Exposure(phdr=out_phdr, imsets=tuple(out_imsets), path=None, extra=extra)
+    started = time.perf_counter()
+    path = Path(input_path)
+    if not path.is_file():
+        raise BadInputError(f"Input file not found: {path}")
+    plan = _make_plan(path, switches, overwrite=overwrite)
+    if any(p.basic_cte for p in plan.positions) and cte is None:
+        cte = _default_cte()
+    run = _Run(plan, temp_files, verbose, echo=verbose and not quiet,
+               nthreads=1 if single_core else nthreads, cte=cte)
+    run.after_ccd = after_ccd
+    run.result.inputs = [plan.input] + ([] if plan.single else [e.raw for e in plan.exposures])
+    try:
+        run.preface = _preface(run)
+        for pos in plan.positions:
+            if "CCDTAB" in pos.overrides:
+                ccdtab = inspect_ref("CCDTAB", pos.overrides["CCDTAB"], input_dir=plan.directory)
+                run.reference("CCDTAB", ccdtab.path if ccdtab.exists else None)
+            if plan.detector != "SBC":
+                for exp in pos.members:
+                    _ccd_stage(run, pos, exp)
+            if pos.combine:
+                _combine(run, pos)
+            for exp in pos.members:
+                _finish_member(run, pos, exp)
+        run.flush()
+        dth = None if plan.single else _dither(run)
+        _write_trailers(run, time_stamps, dth)
+        if not plan.single:
+            _rewrite_asn(run)
+        _release_temporaries(run)
+    except BaseException:
+        run.settle()
+        _undo(run)
+        raise
+    _log.debug("native calacs on %s: %.2f s", path.name, time.perf_counter() - started)
+    return run.result
 
 
-@dataclass
-class _TwoDContext:
-    """State of ACS2D for one imset; `states` persists across imsets, as in calacs."""
-
-    im: ImSet
-    phdr: fits.Header
-    keys: ExposureKeys
-    plans: dict[str, StepPlan]
-    states: dict[str, State]
-    trl: Trailer
-    sdq: int
-
-    @property
-    def first(self) -> bool:
-        return self.im.extver == 1
-
-    def open_step(self, switch: str, labels: tuple[str, ...]) -> StepPlan:
-        """Print the switch and (for the first imset) its reference files."""
-        plan = self.plans[switch]
-        self.trl.message("\n")
-        self.trl.switch(switch, self.states[switch].shown)
-        if self.first and not self.states[switch].omitted:
-            for key in labels:
-                ref = plan.refs.get(key)
-                if ref is not None and ref.given:
-                    _log_refinfo(self.trl, "DQITAB" if key == "BPIXTAB" else key, ref)
-        return plan
-
-    def record(self, switch: str, refs: tuple[str, ...], *, table: bool = False) -> None:
-        if self.first:
-            record_step(self.phdr, self.plans[switch], refs=refs, table=table,
-                        state=self.states[switch])
+def _undo(run: _Run) -> None:
+    """Remove what a failed run wrote (never the input files)."""
+    keep = {run.plan.input, *(e.raw for e in run.plan.exposures)}
+    for path in reversed(run.written):
+        if path in keep:
+            continue
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as err:  # pragma: no cover - reported, not raised over the original
+            _log.warning("could not remove %s after a failed run: %s", path, err)
 
 
-def _do2d(im: ImSet, phdr: fits.Header, keys: ExposureKeys, plans: dict[str, StepPlan],
-          states: dict[str, State], ccdref: RefFile | None, trl: Trailer, output_name: str,
-          lin: MamaLinearity | None = None) -> ImSet:
-    trl.timestamp("Input read into memory", keys.rootname)
-    if ccdref is None:  # MAMA: no overscan, gain 1
-        params = _MAMA_PARAMS
-        if "GLOBRATE" not in im.hdr:
-            raise BadInputError(f"keyword GLOBRATE missing from SCI,{im.extver} of the SBC input")
-    else:
-        if str(phdr.get("BLEVCORR", "")).strip().upper() != "COMPLETE" or (
-            float(im.hdr.get("LTV1", 0.0)) > 0 or float(im.hdr.get("LTV2", 0.0)) > 0
-        ):
-            trl.error("Overscan region not trimmed.  Please perform BLEVCORR.")
-            raise BadInputError("ACS2D needs an overscan-trimmed image with BLEVCORR = COMPLETE")
-        params = _ccd_params(ccdref, keys, im)
-        _put_ccd_keywords(phdr, params)
-        trl.message("\n")
-        _log_refinfo(trl, "CCDTAB", ccdref, params.descrip2)
-        if im.extver == 1:
-            _ccd_history(phdr, ccdref, params)
-    ctx = _TwoDContext(im, phdr, keys, plans, states, trl, _sdqflags(im))
-    _2d_dqicorr(ctx, params)
-    _2d_nonlinearity(ctx, lin)
-    _2d_electrons_and_noise(ctx, params)
-    _2d_darkcorr(ctx)
-    _2d_flshcorr(ctx)
-    _2d_flatcorr(ctx)
-    _2d_shadcorr(ctx)
-    _2d_photcorr(ctx)
-    ctx.im, _ = twod.image_statistics(ctx.im, ctx.sdq)
-    trl.timestamp("Image statistics computed", keys.rootname)
-    if ctx.first:
-        phdr["CAL_VER"] = (CAL_VER, "version number and date")
-        if output_name:
-            phdr["FILENAME"] = (os.path.basename(output_name), "name of file")
-    if str(phdr.get("EXPSCORR", "")).strip().upper() == "PERFORM":
-        update_switch(phdr, "EXPSCORR", State.PERFORM)
-    trl.timestamp("Output written to disk", keys.rootname)
-    return ctx.im
-
-
-def _2d_dqicorr(ctx: _TwoDContext, params: CcdParams) -> None:
-    plan = ctx.open_step("DQICORR", ("BPIXTAB",))
-    state = ctx.states["DQICORR"]
-    bpix = plan.refs.get("BPIXTAB")
-    if state in (State.PERFORM, State.DUMMY):
-        rows = None
-        if state is State.PERFORM and bpix is not None and bpix.exists:
-            rows = read_bpixtab(bpix.require(), ccdamp=ctx.keys.ccdamp, ccdgain=ctx.keys.ccdgain,
-                                ccdchip=ctx.im.chip)
-        ctx.im, _ = ccd.flag_bad_pixels(ctx.im, rows, atodsat=params.atodsat,
-                                        saturation=ctx.keys.detector != "SBC")
-        ctx.trl.switch("DQICORR", "COMPLETE")
-    if ctx.first and not state.omitted:
-        flag = State.DUMMY if (bpix is not None and bpix.exists and bpix.dummy) else State.PERFORM
-        if update_switch(ctx.phdr, "DQICORR", flag):
-            if ctx.keys.detector != "SBC":
-                add_history(ctx.phdr, "  values checked for saturation")
-            if bpix is not None and bpix.exists:
-                add_history(ctx.phdr, "  DQ array initialized ...")
-                ref_history(ctx.phdr, bpix, table=True)
-
-
-def _2d_nonlinearity(ctx: _TwoDContext, lin: MamaLinearity | None) -> None:
-    glin, lflg = ctx.states["GLINCORR"], ctx.states["LFLGCORR"]
-    if ctx.keys.detector == "SBC":
-        ctx.trl.message("\n")
-        ctx.trl.switch("GLINCORR", glin.shown)
-        ctx.trl.switch("LFLGCORR", lflg.shown)
-    mlin = ctx.plans["GLINCORR"].refs.get("MLINTAB") or ctx.plans["LFLGCORR"].refs.get("MLINTAB")
-    if (not glin.omitted or not lflg.omitted) and ctx.first and mlin is not None:
-        _log_refinfo(ctx.trl, "MLINTAB", mlin, lin.descrip2 if lin else "")
-    if State.PERFORM in (glin, lflg) and lin is not None:
-        ctx.im, _ = twod.correct_nonlinearity(
-            ctx.im, lin, globrate=float(ctx.im.hdr.get("GLOBRATE", 0.0)),
-            exptime=ctx.keys.exptime, glincorr=glin is State.PERFORM,
-            lflgcorr=lflg is State.PERFORM,
-        )
-        for switch, state in (("GLINCORR", glin), ("LFLGCORR", lflg)):
-            if state is State.PERFORM:
-                ctx.trl.switch(switch, "COMPLETE")
-    if ctx.first and (not glin.omitted or not lflg.omitted):
-        logged = [update_switch(ctx.phdr, sw, st) for sw, st in
-                  (("GLINCORR", glin), ("LFLGCORR", lflg)) if not st.omitted]
-        if any(logged) and mlin is not None:
-            ref_history(ctx.phdr, mlin, table=True, descrip2=lin.descrip2 if lin else "")
-
-
-def _mama_linearity(plans: dict[str, StepPlan], keys: ExposureKeys) -> MamaLinearity | None:
-    """Read the MLINTAB row when GLINCORR or LFLGCORR runs; a DUMMY row skips both."""
-    wanted = [k for k in ("GLINCORR", "LFLGCORR") if plans[k].perform]
-    if not wanted:
-        return None
-    ref = plans[wanted[0]].refs["MLINTAB"]
-    lin = read_mlintab(ref.require(), detector=keys.detector)
-    if lin.dummy:
-        for k in wanted:
-            plans[k] = plans[k].with_state(State.DUMMY, "MLINTAB row is DUMMY")
-    return lin
-
-
-#: Stand-in CCD parameters for the MAMA: one region, gain 1, no read noise.
-_MAMA_PARAMS = CcdParams(atodgain=(0.0,) * 4, readnoise=(0.0,) * 4, ccdbias=(0.0,) * 4,
-                         ampx=0, ampy=0, atodsat=0, saturate=0.0, ovrhfls=0.0,
-                         ovrhufls=0.0, row=0)
-
-
-def _2d_electrons_and_noise(ctx: _TwoDContext, params: CcdParams) -> None:
-    im, keys = ctx.im, ctx.keys
-    if not str(im.hdr.get("BUNIT", "")).upper().startswith("ELECTR"):
-        geom = ccd.amp_geometry(keys.detector, im.chip, params, im.hdr, im.shape)
-        im, _ = ccd.to_electrons(im, geom)
-    if not np.any(im.err != 0):
-        geom = ccd.amp_geometry(keys.detector, im.chip, params, im.hdr, im.shape)
-        im, _ = ccd.init_noise(im, geom, bias_exposure=keys.targname.startswith("BIAS"),
-                               mama=keys.detector == "SBC")
-        if ctx.first:
-            add_history(ctx.phdr, "Uncertainty array initialized.")
-        ctx.trl.message("         Uncertainty array initialized,")
-    ctx.im = im
-
-
-def _2d_darkcorr(ctx: _TwoDContext) -> None:
-    plan = ctx.open_step("DARKCORR", ("DARKFILE",))
-    if ctx.states["DARKCORR"] is State.PERFORM:
-        dark = plan.refs["DARKFILE"]
-        darktime = _f32(ctx.keys.darktime)
-        ctx.trl.message(f"Darktime from header {darktime:f}")
-        cut, (x0, y0), _ = _cut(dark, ctx.im)
-        extver = chip_extver(dark.require(), ctx.im.chip, keyword="DARKFILE")
-        ctx.trl.message(f"Performing dark subtraction on chip {ctx.im.chip} in imset {extver}")
-        ctx.trl.message(f"Image has an offset of {x0},{y0}")
-        ctx.im, info = twod.subtract_dark(ctx.im, cut, darktime=darktime, sdqflags=ctx.sdq)
-        ctx.trl.message(f"Mean of dark image (MEANDARK) = {info['meandark']:g}")
-        ctx.trl.switch("DARKCORR", "COMPLETE")
-        ctx.trl.timestamp("DARKCORR complete", ctx.keys.rootname)
-    ctx.record("DARKCORR", ("DARKFILE",))
-
-
-def _2d_flshcorr(ctx: _TwoDContext) -> None:
-    plan = ctx.open_step("FLSHCORR", ("FLSHFILE",))
-    if ctx.states["FLSHCORR"] is State.PERFORM:
-        if ctx.keys.flashdur <= 0.0:
-            msg = "Post-flash exposure was 0 seconds. FLSHCORR not performed."
-            ctx.trl.warn(msg)
-            add_history(ctx.phdr, msg)
-            ctx.states["FLSHCORR"] = State.IGNORED
-            ctx.im.hdr["MEANFLSH"] = (0.0, "mean of post-flash values subtracted")
-        else:
-            if ctx.keys.flashsta == "ABORTED":
-                msg = "Post-flash STATUS was ABORTED. Post-flash may be compromised."
-                ctx.trl.warn(msg)
-                add_history(ctx.phdr, msg)
-            cut, _, _ = _cut(plan.refs["FLSHFILE"], ctx.im)
-            ctx.im, info = twod.subtract_flash(ctx.im, cut, flashdur=ctx.keys.flashdur,
-                                               sdqflags=ctx.sdq)
-            ctx.trl.message(f"Mean of post-flash image (MEANFLSH) = {info['meanflash']:g}")
-            ctx.trl.switch("FLSHCORR", "COMPLETE")
-    ctx.record("FLSHCORR", ("FLSHFILE",))
-
-
-def _2d_flatcorr(ctx: _TwoDContext) -> None:
-    plan = ctx.open_step("FLATCORR", ("PFLTFILE", "DFLTFILE", "LFLTFILE"))
-    if ctx.states["FLATCORR"] is State.PERFORM:
-        for key in ("PFLTFILE", "DFLTFILE"):
-            ref = plan.usable(key)
-            if ref is None:
-                continue
-            cut, (x0, y0), _ = _cut(ref, ctx.im)
-            ctx.trl.message(f"ratio of flat/input = 1,1 offset by {x0},{y0}")
-            ctx.im, _ = twod.divide_flat(ctx.im, cut)
-        lflt = plan.usable("LFLTFILE")
-        if lflt is not None:
-            ctx.im, _ = twod.divide_flat(ctx.im, _expand_lflat(lflt, ctx.im))
-        ctx.trl.switch("FLATCORR", "COMPLETE")
-        ctx.trl.timestamp("FLATCORR complete", ctx.keys.rootname)
-        ctx.im.hdr["BUNIT"] = "ELECTRONS"
-        ctx.im.err_hdr["BUNIT"] = "ELECTRONS"
-    ctx.record("FLATCORR", ("PFLTFILE", "DFLTFILE", "LFLTFILE"))
-
-
-def _2d_shadcorr(ctx: _TwoDContext) -> None:
-    plan = ctx.open_step("SHADCORR", ("SHADFILE",))
-    if ctx.states["SHADCORR"] is State.PERFORM:
-        shad = plan.refs["SHADFILE"]
-        if ctx.keys.exptime <= 0:
-            ctx.trl.warn("EXPTIME must be positive if SHADCORR = PERFORM.")
-            ctx.states["SHADCORR"] = State.IGNORED
-        else:
-            cut = read_shading(shad.require(), ctx.im.chip, ctx.im.hdr, ctx.im.shape,
-                               name=shad.name)
-            ncombine = max(int(ctx.im.hdr.get("NCOMBINE", 1)), 1)
-            ctx.im, _ = twod.correct_shading(ctx.im, cut, exptime=ctx.keys.exptime,
-                                             ncombine=ncombine)
-            ctx.trl.switch("SHADCORR", "COMPLETE")
-    ctx.record("SHADCORR", ("SHADFILE",))
-
-
-def _2d_photcorr(ctx: _TwoDContext) -> None:
-    plan = ctx.plans["PHOTCORR"]
-    ctx.trl.message("\n")
-    ctx.trl.switch("PHOTCORR", ctx.states["PHOTCORR"].shown)
-    keys = ctx.keys
-    mode = twod.photmode(detector=keys.detector, filter1=keys.filter1, filter2=keys.filter2,
-                         expstart=keys.expstart, obstype=keys.obstype, lrfwave=keys.lrfwave)
-    ctx.trl.message(f"Keyword PHOTMODE built as: {mode}")
-    phot = None
-    perform = ctx.states["PHOTCORR"] is State.PERFORM
-    if perform:
-        phot = read_imphttab(plan.refs["IMPHTTAB"].require(), mode)
-        ctx.trl.message(f"Created SYNPHOT obsmode of: {mode.lower().replace(' ', ',')}")
-        ctx.trl.message(f"Computed PHOTFLAM value of {phot.photflam:g}")
-    ctx.im, info = twod.set_photometry(ctx.im, phot, mode)
-    if perform:
-        if info["skipped"]:
-            ctx.trl.warn("IMPHTTAB extrapolation not supported, PHOTCORR skipped.")
-            ctx.states["PHOTCORR"] = State.IGNORED
-            ctx.trl.switch("PHOTCORR", "SKIPPED")
-        else:
-            _log_refinfo(ctx.trl, "IMPHTTAB", plan.refs["IMPHTTAB"])
-            ctx.trl.switch("PHOTCORR", "COMPLETE")
-            ctx.trl.timestamp("PHOTCORR complete", keys.rootname)
-    ctx.record("PHOTCORR", ("IMPHTTAB",), table=True)
-
-
-def _expand_lflat(ref: RefFile, im: ImSet) -> ImSet:
-    """LFLTFILE: a binned low-order flat expanded by pixel replication to the science array."""
-    full = read_ref_imset(ref.require(), im.chip, keyword=ref.keyword)
-    ltm1 = float(full.hdr.get("LTM1_1", 1.0))
-    ltm2 = float(full.hdr.get("LTM2_2", 1.0))
-    bx, by = round(1.0 / ltm1), round(1.0 / ltm2)
-    sci = np.repeat(np.repeat(np.asarray(full.sci, np.float32), by, axis=0), bx, axis=1)
-    err = np.repeat(np.repeat(np.asarray(full.err, np.float32), by, axis=0), bx, axis=1)
-    dq = np.repeat(np.repeat(np.asarray(full.dq, np.uint16), by, axis=0), bx, axis=1)
-    ny, nx = im.shape
-    sx, sy = corner(im.hdr)
-    if sci.shape[0] < sy + ny or sci.shape[1] < sx + nx or sx < 0 or sy < 0:
-        raise ShapeMismatchError(f"LFLTFILE {ref.name} does not cover the science array")
-    sl = (slice(sy, sy + ny), slice(sx, sx + nx))
-    return ImSet(sci[sl], err[sl], dq[sl])
-
-
-# --------------------------------------------------------------------------- calacs
+# --------------------------------------------------------------------------- one exposure, no CTE
 @dataclass(frozen=True)
 class SingleResult:
     """What :func:`run_single` made.
@@ -1004,16 +1173,12 @@ class SingleResult:
     references: tuple[RefFile, ...] = ()
 
 
-_CCD_SWITCHES = ("DQICORR", "ATODCORR", "BIASCORR", "BLEVCORR")
-_2D_SWITCHES = ("GLINCORR", "LFLGCORR", "DARKCORR", "FLSHCORR", "FLATCORR", "SHADCORR", "PHOTCORR")
-
-
 def _switch_value(phdr: fits.Header, key: str) -> str:
     value = str(phdr.get(key, "OMIT")).strip().upper()
     return "PERFORM" if value == "PERFORM" else "OMIT"
 
 
-def _root_of(path: Path) -> str:
+def _single_root(path: Path) -> str:
     name = path.name
     for suffix in ("_raw.fits", "_raw.fits.gz", ".fits"):
         if name.endswith(suffix):
@@ -1066,7 +1231,7 @@ def run_single(
     """
     raw_path = Path(raw_path)
     outdir = Path(outdir) if outdir is not None else raw_path.parent
-    root = _root_of(raw_path)
+    root = _single_root(raw_path)
     flt_path = outdir / f"{root}_flt.fits"
     tra_path = outdir / f"{root}.tra"
     if flt_path.exists() and not overwrite:
@@ -1130,14 +1295,3 @@ def run_single(
     for ref in references:
         seen.setdefault(ref.keyword, ref)
     return SingleResult(flt=flt_path, trailer=tra, product=flt, references=tuple(seen.values()))
-
-
-def run_native(input_path: str | os.PathLike[str], **options: object) -> object:
-    """Calibrate a raw file or an association: see :func:`acsprov.calib.pipeline.run_native`.
-
-    Kept here for callers that import it from this module; the association logic
-    (ACSCTE, ACSREJ, trailers, table rewrite) lives in :mod:`acsprov.calib.pipeline`.
-    """
-    from acsprov.calib.pipeline import run_native as _run_native
-
-    return _run_native(input_path, **options)  # type: ignore[arg-type]

@@ -10,8 +10,12 @@ calacs decides for each step, from the primary header:
 * after the step the switch becomes ``COMPLETE`` and HISTORY records name the
   reference files with their PEDIGREE and DESCRIP.
 
-:data:`CCD_STEPS` and :data:`TWOD_STEPS` declare the steps; :func:`plan_steps`
-applies the rules above and :func:`record_step` writes the header side.
+Each task declares its steps as :class:`Step` tuples beside its code
+(:data:`acsprov.calib.acsccd.CCD_STEPS`, :data:`acsprov.calib.acs2d.TWOD_STEPS`);
+:func:`plan_steps` applies the rules above and :func:`record_step` writes the header
+side.  The task shells also share what calacs reads once per exposure
+(:class:`ExposureKeys`, ``getACSKeys``), the CCDTAB check and row, the trailer's
+reference lines, and reference images cut to the science array (:func:`cut_ref`).
 """
 
 from __future__ import annotations
@@ -20,24 +24,47 @@ import enum
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
+import numpy as np
 from astropy.io import fits
 
-from acsprov.calib.reffiles import RefFile, inspect_ref
+from acsprov.calib.fitsio import hstio_float
+from acsprov.calib.imset import ImSet
+from acsprov.calib.reffiles import (
+    AMPS,
+    CcdParams,
+    RefFile,
+    corner,
+    cut_reference,
+    inspect_ref,
+    read_ccdtab,
+    read_ref_imset,
+    reference_offset,
+)
+from acsprov.calib.trailer import Trailer
 from acsprov.errors import BadInputError, ReferenceFileError
 
 __all__ = [
-    "CCD_STEPS",
-    "TWOD_STEPS",
+    "ExposureKeys",
     "State",
     "Step",
     "StepPlan",
     "add_history",
+    "ccd_history",
+    "ccd_params",
+    "check_ccdtab",
+    "cut_ref",
+    "f32",
     "header_switch",
+    "log_refinfo",
     "plan_step",
     "plan_steps",
+    "put_ccd_keywords",
     "record_step",
     "ref_history",
+    "same_size",
+    "sdqflags",
     "update_switch",
 ]
 
@@ -96,26 +123,6 @@ class Step:
         """References whose DUMMY pedigree skips the step."""
         return self.reftypes if self.dummy_skips is None else self.dummy_skips
 
-
-CCD_STEPS: tuple[Step, ...] = (
-    Step("DQICORR", "ACSCCD", ("BPIXTAB",), repeatable=True, optional=("BPIXTAB",)),
-    Step("ATODCORR", "ACSCCD", ("ATODTAB",)),
-    Step("BLEVCORR", "ACSCCD", ("OSCNTAB",), optional=("OSCNTAB",), dummy_skips=()),
-    Step("BIASCORR", "ACSCCD", ("BIASFILE", "SATUFILE"), dummy_skips=("BIASFILE",)),
-    Step("SINKCORR", "ACSCCD", ("SNKCFILE",)),
-)
-
-TWOD_STEPS: tuple[Step, ...] = (
-    Step("DQICORR", "ACS2D", ("BPIXTAB",), repeatable=True, optional=("BPIXTAB",)),
-    Step("GLINCORR", "ACS2D", ("MLINTAB",)),
-    Step("LFLGCORR", "ACS2D", ("MLINTAB",)),
-    Step("DARKCORR", "ACS2D", ("DARKFILE",)),
-    Step("FLSHCORR", "ACS2D", ("FLSHFILE",)),
-    Step("FLATCORR", "ACS2D", ("PFLTFILE", "DFLTFILE", "LFLTFILE", "CFLTFILE"),
-         optional=("PFLTFILE", "DFLTFILE", "LFLTFILE", "CFLTFILE"), any_of=True),
-    Step("SHADCORR", "ACS2D", ("SHADFILE",)),
-    Step("PHOTCORR", "ACS2D", ("IMPHTTAB",), repeatable=True),
-)
 
 _VALID = ("PERFORM", "COMPLETE", "SKIPPED", "OMIT")
 
@@ -338,3 +345,147 @@ def record_step(
         ref = plan.refs.get(key)
         if ref is not None and ref.given:
             ref_history(phdr, ref, table=table, descrip2=descrip2)
+
+
+# --------------------------------------------------------------------- shared by the task shells
+def f32(x: float) -> float:
+    """`x` rounded to float32 (as calacs holds it), as a Python float."""
+    return float(np.float32(x))
+
+
+@dataclass(frozen=True)
+class ExposureKeys:
+    """Primary-header values calacs reads once per exposure (``getACSKeys``)."""
+
+    rootname: str
+    detector: str
+    aperture: str
+    obstype: str
+    jwrotype: str
+    filter1: str
+    filter2: str
+    exptime: float
+    expstart: float
+    subarray: bool
+    ccdamp: str
+    ccdgain: float
+    ccdofst: tuple[int, int, int, int]
+    flashdur: float
+    flashsta: str
+    darktime: float
+    targname: str
+    lrfwave: float
+    nimsets: int
+
+    @classmethod
+    def from_header(cls, phdr: fits.Header, name: str = "input") -> ExposureKeys:
+        """Read and check the keys.
+
+        Raises
+        ------
+        BadInputError
+            For a missing ROOTNAME/DETECTOR/EXPTIME/EXPSTART, an unknown DETECTOR,
+            a negative EXPTIME, or a CCDAMP with letters other than ABCD.
+        """
+        for key in ("ROOTNAME", "DETECTOR", "EXPTIME", "EXPSTART"):
+            if key not in phdr:
+                raise BadInputError(f"keyword {key} missing from the primary header of {name}")
+        det = str(phdr["DETECTOR"]).strip().upper()
+        if det not in ("WFC", "HRC", "SBC"):
+            raise BadInputError(
+                f"DETECTOR = {det!r} in {name} is invalid; expected WFC, HRC or SBC"
+            )
+        exptime = float(phdr["EXPTIME"])
+        if exptime < 0:
+            raise BadInputError(f"EXPTIME = {exptime} in {name} is invalid; must be >= 0")
+        ccdamp = str(phdr.get("CCDAMP", "")).strip().upper() if det != "SBC" else ""
+        if det != "SBC":
+            if "CCDAMP" not in phdr:
+                raise BadInputError(f"keyword CCDAMP missing from the primary header of {name}")
+            if not ccdamp or any(c not in AMPS for c in ccdamp):
+                raise BadInputError(f"CCDAMP = {ccdamp!r} in {name} is invalid; must be in 'ABCD'")
+        nextend = int(phdr.get("NEXTEND", 3))
+        if nextend // 3 < 1:
+            raise BadInputError(f"NEXTEND = {nextend} in {name}; must be at least 3")
+        return cls(
+            rootname=str(phdr["ROOTNAME"]).strip(),
+            detector=det,
+            aperture=str(phdr.get("APERTURE", "")).strip().upper(),
+            obstype=str(phdr.get("OBSTYPE", "")).strip(),
+            jwrotype=str(phdr.get("JWROTYPE", "")).strip().upper(),
+            filter1=str(phdr.get("FILTER1", "")).strip(),
+            filter2=str(phdr.get("FILTER2", "")).strip(),
+            exptime=exptime,
+            expstart=float(phdr["EXPSTART"]),
+            subarray=bool(phdr.get("SUBARRAY", False)),
+            ccdamp=ccdamp,
+            ccdgain=f32(float(phdr.get("CCDGAIN", 1.0))) if det != "SBC" else 1.0,
+            ccdofst=tuple(int(phdr.get(f"CCDOFST{a}", 3)) for a in AMPS),  # type: ignore[arg-type]
+            # calacs reads these for the CCDs only (the MAMA keeps 0: no dark time)
+            flashdur=f32(float(phdr.get("FLASHDUR", 0.0))) if det != "SBC" else 0.0,
+            flashsta=str(phdr.get("FLASHSTA", "")).strip().upper() if det != "SBC" else "",
+            darktime=float(phdr.get("DARKTIME", 0.0)) if det != "SBC" else 0.0,
+            targname=str(phdr.get("TARGNAME", "")).strip(),
+            lrfwave=f32(float(phdr.get("LRFWAVE", -1.0))),
+            nimsets=nextend // 3,
+        )
+
+
+def check_ccdtab(phdr: fits.Header, input_dir: Path, overrides: Mapping[str, str]) -> RefFile:
+    """The CCDTAB the header (or `overrides`) names; refuses a missing or DUMMY table."""
+    name = overrides.get("CCDTAB", phdr.get("CCDTAB", ""))
+    ref = inspect_ref("CCDTAB", str(name), input_dir=input_dir)
+    if not ref.exists:
+        raise ReferenceFileError(f"CCDTAB {ref.name or 'N/A'!r} not found or can't open")
+    if ref.dummy:
+        raise ReferenceFileError(f"CCDTAB {ref.name!r} is a dummy table (PEDIGREE={ref.pedigree})")
+    return ref
+
+
+def ccd_params(ref: RefFile, keys: ExposureKeys, imset: ImSet) -> CcdParams:
+    """The CCDTAB row for `imset`'s chip, the exposure's amps and gain."""
+    return read_ccdtab(ref.require(), ccdamp=keys.ccdamp, ccdgain=keys.ccdgain,
+                       ccdchip=imset.chip, ccdofst=keys.ccdofst, nx=imset.shape[1])
+
+
+def log_refinfo(trl: Trailer, label: str, ref: RefFile | None, descrip2: str = "") -> None:
+    """Trailer lines naming `ref`, its PEDIGREE and DESCRIP (nothing for None)."""
+    if ref is None:
+        return
+    trl.refinfo(label, ref.name, ref.pedigree, ref.descrip, descrip2)
+
+
+def cut_ref(
+    ref: RefFile, imset: ImSet, *, sci_only: bool = False
+) -> tuple[ImSet, tuple[int, int], bool]:
+    """Reference imset for `imset`'s chip cut to it, its offset, and FindLine's same_size."""
+    path = ref.require()
+    full = read_ref_imset(path, imset.chip, keyword=ref.keyword, sci_only=sci_only)
+    offset = reference_offset(full.hdr, full.shape, imset.hdr, imset.shape,
+                              keyword=ref.keyword, name=ref.name)
+    cut = cut_reference(full, imset.hdr, imset.shape, keyword=ref.keyword, name=ref.name)
+    return cut, offset, same_size(full, imset)
+
+
+def same_size(ref_full: ImSet, imset: ImSet) -> bool:
+    """FindLine's same_size: the reference starts at the imset's corner and is as wide."""
+    return corner(ref_full.hdr) == corner(imset.hdr) and ref_full.shape[1] == imset.shape[1]
+
+
+def sdqflags(imset: ImSet) -> int:
+    """The imset's SDQFLAGS (16 bits; all set when absent)."""
+    return int(imset.hdr.get("SDQFLAGS", 65535)) & 0xFFFF
+
+
+def put_ccd_keywords(phdr: fits.Header, params: CcdParams) -> None:
+    """ATODGN* and READNSE* of the primary header from the CCDTAB row."""
+    for i, a in enumerate(AMPS):
+        phdr[f"ATODGN{a}"] = hstio_float(params.atodgain[i])
+    for i, a in enumerate(AMPS):
+        phdr[f"READNSE{a}"] = hstio_float(params.readnoise[i])
+
+
+def ccd_history(phdr: fits.Header, ref: RefFile, params: CcdParams) -> None:
+    """HISTORY records naming the CCDTAB and the row used."""
+    add_history(phdr, "CCD parameters table: ")
+    ref_history(phdr, ref, table=True, descrip2=params.descrip2)

@@ -28,6 +28,13 @@ from astropy.io import fits
 
 from acsprov.simulate import truth
 from acsprov.simulate.datasets import DatasetSpec, calibration_switches
+from acsprov.simulate.exposure import (
+    CR_FLAG_SIGMA,
+    ChipTruth,
+    SimulatedExposure,
+    exposure_darktime,
+    filter_key,
+)
 from acsprov.simulate.geometry import (
     ChipLayout,
     amp_of_columns,
@@ -36,13 +43,6 @@ from acsprov.simulate.geometry import (
     readout_view,
     science_slices,
     window_slices,
-)
-from acsprov.simulate.raw import (
-    CR_FLAG_SIGMA,
-    ChipTruth,
-    SimulatedExposure,
-    exposure_darktime,
-    filter_key,
 )
 from acsprov.simulate.reffiles import (
     BIAS_ERR_DN,

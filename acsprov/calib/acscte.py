@@ -55,6 +55,7 @@ from acsprov.calib.imset import ImSet
 from acsprov.calib.reffiles import AMPS, CcdParams, RefFile, inspect_ref, read_ccdtab
 from acsprov.calib.steps import add_history, header_switch, ref_history
 from acsprov.calib.trailer import Trailer
+from acsprov.calib.version import CAL_VER, ENGINE
 from acsprov.errors import BadInputError, ReferenceFileError
 
 __all__ = [
@@ -882,9 +883,7 @@ def _progress_bar(enabled: bool | None, total: int, desc: str) -> object:
 
 
 def _engine_version() -> tuple[str, str]:
-    from acsprov.calib.calacs import CAL_VER  # deferred: calacs may import this module
-
-    return CAL_VER, f"{CAL_VER} native"
+    return CAL_VER, ENGINE
 
 
 def _missing_keyword_messages(trl: Trailer, phdr: fits.Header) -> None:

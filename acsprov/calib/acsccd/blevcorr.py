@@ -1,329 +1,172 @@
-"""ACSCCD: the CCD steps of calacs, as pure functions of imsets.
+"""ACSCCD's BLEVCORR: bias level from the overscan, with its post-SM4 corrections.
 
-Each function takes one or more :class:`~acsprov.calib.imset.ImSet` and the
-reference data it needs (already read and cut by :mod:`acsprov.calib.reffiles`),
-and returns new imsets plus an ``info`` dict of what it did; inputs are never
-modified.  The arithmetic follows calacs: pixels are float32, and statistics of the
-post-SM4 bias corrections are computed in float64 before being stored as float32.
-
-Order in calacs (``DoCCD``): DQICORR, BIASCORR, conversion to electrons, BLEVCORR
-(bias shift, cross-talk, destriping for post-SM4 WFC; a per-line overscan fit
-otherwise), DARKTIME, full-well saturation, ERR initialisation, SINKCORR, trim.
+:func:`do_blevcorr` is the step's shell (calacs ``doBlev`` and its callers in
+``DoCCD``): it chooses, for post-SM4 WFC data, the bias-shift correction
+(:func:`bias_shift`, dual-slope integrator, ACS ISR 2012-02), amplifier cross-talk
+(:func:`apply_crosstalk`) and stripe removal with bias-level subtraction
+(:func:`destripe`) for full frames, or the bias shift alone for supported subarrays;
+otherwise the per-line overscan fit (:func:`subtract_overscan`).  It writes the
+trailer lines and HISTORY records.  :func:`trim_overscan` cuts the overscan off
+once BLEVCORR is complete.  The arithmetic is in pure functions of imsets, in
+float32 with float64 statistics as in calacs.  The step's declaration (OSCNTAB) is
+in :data:`acsprov.calib.acsccd.CCD_STEPS`.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
-from astropy.io import fits
-from numba import config as _numba_config
 from numba import njit
 
+from acsprov.calib.acsccd.context import CcdContext
+from acsprov.calib.acsccd.pixels import BIAS_SHIFT_APERTURES, SM4MJD, _f32, _kernels
 from acsprov.calib.fitsio import hstio_double, hstio_float
 from acsprov.calib.imset import ImSet
-from acsprov.calib.reffiles import AMPS, CcdParams, OverscanRegion, corner
+from acsprov.calib.reffiles import AMPS, CcdParams, OverscanRegion
+from acsprov.calib.steps import ExposureKeys, add_history, log_refinfo, ref_history, sdqflags
 from acsprov.errors import BadInputError
 
 __all__ = [
-    "ATODSAT",
-    "SATPIXEL",
-    "SINKPIXEL",
-    "AmpGeometry",
-    "amp_geometry",
     "apply_crosstalk",
     "bias_shift",
-    "darktime",
     "destripe",
-    "flag_bad_pixels",
-    "flag_full_well",
-    "flag_sinks",
-    "init_noise",
-    "subtract_bias",
+    "do_blevcorr",
     "subtract_overscan",
-    "to_electrons",
     "trim_overscan",
 ]
 
 
-def _kernels(use_kernel: bool | None) -> bool:
-    """Whether to run a numba kernel: as asked, else unless NUMBA_DISABLE_JIT is set.
-
-    With the JIT disabled the kernels would run as Python loops, so their numpy
-    twins (same arithmetic) are used instead.
-    """
-    return (not _numba_config.DISABLE_JIT) if use_kernel is None else use_kernel
-
-#: DQ bits used by ACSCCD.
-ATODSAT = 2048
-SATPIXEL = 256
-SINKPIXEL = 1024
-DETECTORPROB_PLACEHOLDER = 64
-SM4MJD = 54962.0
-CYCLE24 = 57662.0
-
-#: Subarray apertures whose dark time gets the CCDTAB overhead (post-Cycle 24).
-DARK_SUBARRAY_APERTURES = (
-    "WFC1A-2K", "WFC1B-2K", "WFC2C-2K", "WFC2D-2K",
-    "WFC1A-1K", "WFC1B-1K", "WFC2C-1K", "WFC2D-1K",
-    "WFC1A-512", "WFC1B-512", "WFC2C-512", "WFC2D-512",
-    "WFC1-IRAMPQ", "WFC1-MRAMPQ", "WFC2-ORAMPQ",
-    "WFC1-POL0UV", "WFC1-POL0V", "WFC1-POL60UV", "WFC1-POL60V",
-    "WFC1-POL120UV", "WFC1-POL120V", "WFC1-SMFL",
-)
-
-#: Subarray apertures supported by the bias-shift correction (need virtual overscan).
-BIAS_SHIFT_APERTURES = (
-    "WFC1A-2K", "WFC1B-2K", "WFC2C-2K", "WFC2D-2K",
-    "WFC1-IRAMPQ", "WFC1-MRAMPQ", "WFC2-MRAMPQ", "WFC2-ORAMPQ",
-    "WFC1-POL0UV", "WFC1-POL0V", "WFC2-POL0UV", "WFC2-POL0V",
-    "WFC1-POL60UV", "WFC1-POL60V", "WFC2-POL60UV", "WFC2-POL60V",
-    "WFC1-POL120UV", "WFC1-POL120V", "WFC2-POL120UV", "WFC2-POL120V",
-)
+def _bias_shift_supported(keys: ExposureKeys, region: OverscanRegion | None) -> bool:
+    return (
+        keys.subarray
+        and region is not None
+        and region.virtual
+        and keys.aperture in BIAS_SHIFT_APERTURES
+    )
 
 
-_f32 = hstio_float  # float keywords are stored as HSTIO writes them
-
-
-# --------------------------------------------------------------------------- DQICORR
-def flag_bad_pixels(
-    imset: ImSet, bpix_rows: np.ndarray | None, *, atodsat: int, saturation: bool = True
-) -> tuple[ImSet, dict]:
-    """DQICORR: flag A-to-D saturation and OR the BPIXTAB flags into DQ.
-
-    Parameters
-    ----------
-    imset : ImSet
-        Raw imset (SCI in DN, untrimmed, LTV1/LTV2 give the overscan offset).
-    bpix_rows : numpy.ndarray or None
-        Rows from :func:`~acsprov.calib.reffiles.read_bpixtab` (0-based PIX1, PIX2,
-        LENGTH, AXIS, VALUE in trimmed coordinates), or None when there is no table
-        (or it is DUMMY): then only saturation is flagged.
-    atodsat : int
-        ATODSAT of the CCDTAB row: SCI >= ATODSAT gets DQ 2048.
-    saturation : bool
-        False for the MAMA (no A-to-D check).
+def do_blevcorr(ctx: CcdContext) -> tuple[list[bool], bool, bool]:
+    """BLEVCORR on every imset of `ctx`, with its trailer lines and HISTORY.
 
     Returns
     -------
-    (ImSet, dict)
-        New imset; info has ``n_atodsat`` and ``n_rows`` (rows applied).
-
-    Examples
-    --------
-    >>> raw = ImSet(np.array([[10., 70000.]], np.float32), np.zeros((1, 2), np.float32),
-    ...             np.zeros((1, 2), np.uint16))
-    >>> out, info = flag_bad_pixels(raw, None, atodsat=65535)
-    >>> out.dq.tolist(), info["n_atodsat"]
-    ([[0, 2048]], 1)
+    tuple
+        Per imset whether it is to be trimmed; whether the bias level came from the
+        overscan; whether the fit included the drift along lines.
     """
-    dq = imset.dq.astype(np.uint16, copy=True)
-    n_sat = 0
-    if saturation:
-        sat = imset.sci >= np.float32(atodsat)
-        n_sat = int(np.count_nonzero(sat))
-        dq[sat] |= ATODSAT
-    n_rows = 0
-    if bpix_rows is not None:
-        ltv1 = float(imset.hdr.get("LTV1", 0.0)) + float(imset.hdr.get("LTM1_1", 1.0)) - 1.0
-        ltv2 = float(imset.hdr.get("LTV2", 0.0)) + float(imset.hdr.get("LTM2_2", 1.0)) - 1.0
-        ny, nx = dq.shape
-        for pix1, pix2, length, axis, value in np.asarray(bpix_rows, dtype=np.int64):
-            xstart = int(pix1 + ltv1)
-            ystart = int(pix2 + ltv2)
-            n_rows += 1
-            if axis == 1:
-                lo, hi = xstart, xstart + length - 1
-                if hi < 0 or lo >= nx or ystart < 0 or ystart >= ny:
-                    continue
-                dq[ystart, max(lo, 0) : min(hi, nx - 1) + 1] |= np.uint16(value)
-            else:
-                lo, hi = ystart, ystart + length - 1
-                if xstart < 0 or xstart >= nx or hi < 0 or lo >= ny:
-                    continue
-                dq[max(lo, 0) : min(hi, ny - 1) + 1, xstart] |= np.uint16(value)
-        if n_rows == 0:
-            # calacs marks one pixel so that later steps see a non-empty DQ.
-            xpos = int(float(imset.hdr.get("LTM1_1", 1.0)))
-            ypos = int(float(imset.hdr.get("LTM2_2", 1.0)))
-            dq[ypos, xpos] |= DETECTORPROB_PLACEHOLDER
-    return imset.evolve(dq=dq), {"n_atodsat": n_sat, "n_rows": n_rows}
-
-
-# --------------------------------------------------------------------------- BIASCORR
-def subtract_bias(imset: ImSet, bias: ImSet) -> tuple[ImSet, dict]:
-    """BIASCORR: subtract the BIASFILE imset (already cut to the science array).
-
-    SCI is subtracted, ERR added in quadrature, DQ ORed, all as calacs does in
-    float32.
-
-    Raises
-    ------
-    BadInputError
-        If the shapes differ.
-    """
-    if bias.shape != imset.shape:
-        raise BadInputError(f"BIASFILE cut has shape {bias.shape}, science has {imset.shape}")
-    sci = imset.sci - bias.sci
-    if imset.err.any() or bias.err.any():
-        err = np.sqrt(imset.err * imset.err + bias.err * bias.err)
-    else:
-        err = np.zeros(imset.shape, np.float32)
-    dq = imset.dq | bias.dq
-    return imset.evolve(sci=sci, err=err, dq=dq), {}
-
-
-# --------------------------------------------------------------------------- amps
-@dataclass(frozen=True)
-class AmpGeometry:
-    """Where each amplifier's gain and read noise apply in one imset (calacs layout).
-
-    The array is split at column ``ampx`` and row ``ampy`` into four slots:
-    rows below ``ampy`` use slots C (left) and D (right), rows from ``ampy`` up
-    use A (left) and B (right).  ``gain`` and ``readnoise`` are indexed A, B, C, D
-    by *slot*; a single amplifier ends up in slot B (or D) whatever its name.
-    """
-
-    ampx: int
-    ampy: int
-    gain: tuple[float, float, float, float]
-    readnoise: tuple[float, float, float, float]
-
-    def slots(self, shape: tuple[int, int]) -> list[tuple[int, tuple[slice, slice]]]:
-        """``(slot index, (rows, cols))`` of the non-empty regions."""
-        ny, nx = shape
-        out = []
-        if self.ampy > 0:
-            out.append((2, (slice(0, self.ampy), slice(0, self.ampx))))
-            out.append((3, (slice(0, self.ampy), slice(self.ampx, nx))))
-        if self.ampy < ny:
-            out.append((0, (slice(self.ampy, ny), slice(0, self.ampx))))
-            out.append((1, (slice(self.ampy, ny), slice(self.ampx, nx))))
-        return out
-
-    def check(self, shape: tuple[int, int], values: tuple[float, ...], what: str) -> None:
-        """Raise BadInputError where calacs finds no valid gain/read noise."""
-        ny, _ = shape
-        low = (self.ampx > 0 and values[2] == 0.0) or (self.ampx == 0 and values[3] == 0.0)
-        high = (self.ampx > 0 and values[0] == 0.0) or (self.ampx == 0 and values[1] == 0.0)
-        if (self.ampy > 0 and low) or (self.ampy < ny and high):
-            raise BadInputError(f"CCDTAB gives no valid {what} for this CCDAMP")
-
-
-def amp_geometry(
-    detector: str, chip: int, ccd: CcdParams, hdr: fits.Header, shape: tuple[int, int]
-) -> AmpGeometry:
-    """Amplifier layout of one imset from its CCDTAB row and LTV offsets.
-
-    Parameters
-    ----------
-    detector : str
-        ``"WFC"``, ``"HRC"`` or ``"SBC"``.
-    chip : int
-        CCDCHIP of the imset.
-    ccd : CcdParams
-        CCDTAB row (AMPX already clipped to the array width).
-    hdr : astropy.io.fits.Header
-        SCI header (LTV1, LTV2).
-    shape : tuple of int
-        ``(ny, nx)``.
-    """
-    ny, nx = shape
-    ltv1 = float(hdr.get("LTV1", 0.0))
-    ltv2 = float(hdr.get("LTV2", 0.0))
-    offx = int(ltv1) if ltv1 > 0 else 0
-    offy = int(ltv2) if ltv2 > 0 else 0
-    ampx = 0 if ccd.ampx == 0 else ccd.ampx + offx
-    ampy = 0 if ccd.ampy == 0 else ccd.ampy + offy
-    if ampx >= nx - ltv1 or ampx > nx:
-        ampx = nx
-    if ampy >= ny - ltv2 or ampy > ny:
-        ampy = ny
-    hg, hn = ccd.atodgain, ccd.readnoise
-    gain = [1.0, 1.0, 1.0, 1.0]
-    rn = [0.0, 0.0, 0.0, 0.0]
-    if detector == "SBC":
-        pass
-    elif detector == "WFC" and chip == 2:
-        gain = [hg[2], hg[3], hg[2], hg[3]]
-        rn = [hn[2], hn[3], hn[2], hn[3]]
-    elif detector == "WFC" and chip == 1:
-        gain = [hg[0], hg[1], hg[0], hg[1]]
-        rn = [hn[0], hn[1], hn[0], hn[1]]
-    elif ccd.ampx == 0 and ccd.ampy == 0:
-        for j in range(4):
-            if hg[j] > 0.0:
-                gain[1] = hg[j]
-                rn[1] = hn[j]
-                break
-    elif hg[0] == 0.0 and hg[3] == 0.0:  # BC
-        gain = [hg[2], hg[1], hg[2], hg[1]]
-        rn = [hn[2], hn[1], hn[2], hn[1]]
-    elif hg[1] == 0.0 and hg[2] == 0.0:  # AD
-        gain = [hg[0], hg[3], hg[0], hg[3]]
-        rn = [hn[0], hn[3], hn[0], hn[3]]
-    else:
-        gain = list(hg)
-        rn = list(hn)
-    return AmpGeometry(ampx, ampy, tuple(gain), tuple(rn))  # type: ignore[arg-type]
-
-
-def to_electrons(imset: ImSet, geometry: AmpGeometry) -> tuple[ImSet, dict]:
-    """Multiply SCI and ERR by the gain of each amplifier region; BUNIT = ELECTRONS.
-
-    Raises
-    ------
-    BadInputError
-        If a region that is used has no gain (calacs "No valid GAIN value").
-    """
-    geometry.check(imset.shape, geometry.gain, "GAIN")
-    sci = imset.sci.copy()
-    err = imset.err.copy()
-    for slot, region in geometry.slots(imset.shape):
-        g = np.float32(geometry.gain[slot])
-        sci[region] *= g
-        err[region] *= g
-    out = imset.evolve(sci=sci, err=err)
-    out.hdr["BUNIT"] = "ELECTRONS"
-    out.err_hdr["BUNIT"] = "ELECTRONS"
-    return out, {"gain": geometry.gain}
-
-
-def init_noise(
-    imset: ImSet, geometry: AmpGeometry, *, bias_exposure: bool = False, mama: bool = False
-) -> tuple[ImSet, dict]:
-    """Initialise ERR (electrons): ``sqrt(max(SCI, 0) + rn**2 + ERR**2)`` per region.
-
-    For a BIAS exposure (TARGNAME starting with BIAS) ERR is just the read noise.
-    For the MAMA (`mama`), ERR is ``max(sqrt(|SCI|), 1)``.
-
-    Raises
-    ------
-    BadInputError
-        If a region that is used has no read noise.
-    """
-    if mama:
-        val = np.where(imset.sci < 0, np.abs(np.trunc(imset.sci)), imset.sci)
-        err = np.maximum(np.sqrt(val.astype(np.float32)), np.float32(1.0))
-        return imset.evolve(err=err.astype(np.float32)), {"readnoise": (0.0,) * 4}
-    geometry.check(imset.shape, geometry.readnoise, "READNOISE")
-    if bias_exposure:
-        err = np.empty(imset.shape, np.float32)
-    else:
-        err = np.maximum(imset.sci, np.float32(0.0))
-        sq = np.square(imset.err)
-    for slot, region in geometry.slots(imset.shape):
-        rn = np.float32(geometry.readnoise[slot])
-        if bias_exposure:
-            err[region] = rn
+    plan, trl, keys = ctx.plans["BLEVCORR"], ctx.trl, ctx.keys
+    n = len(ctx.imsets)
+    trimmed = [False] * n
+    done = False
+    driftcorr = False
+    trl.message("\n")
+    trl.switch("BLEVCORR", plan.state.shown)
+    if not plan.state.omitted:
+        oscn = plan.refs.get("OSCNTAB")
+        log_refinfo(trl, "OSCNTAB", oscn)
+    if plan.perform:
+        post_sm4_wfc = keys.detector == "WFC" and keys.expstart >= SM4MJD
+        if post_sm4_wfc and not keys.subarray:
+            done, trimmed = _blev_full_frame(ctx)
+        elif post_sm4_wfc and _bias_shift_supported(keys, ctx.overscan[0]) and (
+            keys.jwrotype == "DS_INT" and keys.ccdgain == 2.0
+        ):
+            trl.message("This subarray data is supported for the bias shift correction.")
+            trl.switch("BLEVCORR", "PERFORM")
+            trl.message("Performing bias-shift correction for subarray data.")
+            done = ctx.overscan[0] is not None
+            (im,), info = bias_shift([ctx.imsets[0]], subarray_amp=keys.ccdamp)
+            ctx.imsets[0] = im
+            for a in info["blev"]:
+                trl.message(f"Bias shift correcting for bias level in Amp {a} of "
+                            f"{info['before'][a]:0.4f} electrons (before correction).")
+                trl.message(f"Bias shift correcting for bias level in Amp {a} of "
+                            f"{info['after'][a]:0.4f} electrons (after correction).")
+                ctx.blev[a] = ctx.blev.get(a, 0.0) + info["blev"][a]
+            trimmed[0] = True
+            trl.switch("BLEVCORR", "COMPLETE")
         else:
-            err[region] += rn * rn
-    if not bias_exposure:
-        err += sq
-        np.sqrt(err, out=err)
-    return imset.evolve(err=err), {"readnoise": geometry.readnoise}
+            if post_sm4_wfc:
+                if keys.subarray and _bias_shift_supported(keys, ctx.overscan[0]):
+                    trl.message("This subarray data is supported for the bias shift correction.")
+                trl.message("WFC readout is not a supported subarray or type/gain not set as "
+                            "needed for new bias level algorithm for subarray data.")
+                trl.message("Data to be processed with original bias level algorithm.")
+            for i, im in enumerate(ctx.imsets):
+                out, info = subtract_overscan(
+                    im, ctx.overscan[i], ctx.params[i], detector=keys.detector,
+                    ccdamp=keys.ccdamp, sdqflags=sdqflags(im),
+                )
+                ctx.imsets[i] = out
+                done = info["overscan"]
+                driftcorr = info["driftcorr"]
+                if not info["overscan"]:
+                    trl.warn("Overscan region is too small to do BLEVCORR;")
+                    trl.message("Default bias level from CCDTAB was subtracted.")
+                else:
+                    trl.message("Bias level from overscan has been subtracted;\n"
+                                f"     mean of bias levels subtracted was "
+                                f"{info['meanblev']:.6g} electrons.")
+                for a, value in info["blev"].items():
+                    if value != 0.0:
+                        trl.message(f"     bias level of {value:.6g} electrons was subtracted "
+                                    f"for AMP {a}.")
+                        ctx.blev[a] = value
+                trimmed[i] = True
+            trl.switch("BLEVCORR", "COMPLETE")
+        trl.timestamp("BLEVCORR complete", keys.rootname)
+    if not plan.state.omitted:
+        ctx.phdr["BLEVCORR"] = "COMPLETE"
+        if done:
+            add_history(ctx.phdr, "BLEVCORR complete; bias level from overscan was subtracted.")
+        else:
+            add_history(ctx.phdr, "BLEVCORR complete, but default bias level was subtracted.")
+        if driftcorr:
+            add_history(ctx.phdr, "BLEVCORR includes correction for drift along lines.")
+        else:
+            add_history(ctx.phdr, "BLEVCORR does not include correction for drift along lines.")
+        add_history(ctx.phdr, "  Overscan region table: ")
+        oscn = plan.refs.get("OSCNTAB")
+        if oscn is not None:
+            ref_history(ctx.phdr, oscn, table=True)
+    return trimmed, done, driftcorr
+
+
+def _blev_full_frame(ctx: CcdContext) -> tuple[bool, list[bool]]:
+    trl, keys = ctx.trl, ctx.keys
+    n = len(ctx.imsets)
+    if n != 2 or ctx.overscan[0] is None or ctx.overscan[1] is None:
+        trl.message("Overscan missing, no destriping or bias level subtraction possible for "
+                    "full frame data.")
+        return False, [False] * n
+    trl.switch("BLEVCORR", "PERFORM")
+    if keys.jwrotype == "DS_INT" and keys.ccdgain == 2.0:
+        trl.message("Performing bias-shift and cross talk corrections for full frame data.")
+        pair, info = bias_shift(ctx.imsets)
+        for a in AMPS:
+            trl.message(f"Bias shift correcting for bias level in Amp {a} of "
+                        f"{info['before'][a]:0.4f} electrons (before correction).")
+            trl.message(f"Bias shift correcting for bias level in Amp {a} of "
+                        f"{info['after'][a]:0.4f} electrons (after correction).")
+            ctx.blev[a] = ctx.blev.get(a, 0.0) + info["blev"][a]
+        ctx.imsets = [apply_crosstalk(im)[0] for im in pair]
+    else:
+        trl.message("WFC readout type/gain not set as needed, no bias shift nor cross talk "
+                    "correction done for full frame data.")
+    trl.message("Performing stripe removal and bias level subtraction for full frame data.")
+    (chip2, chip1), info = destripe(ctx.imsets[0], ctx.imsets[1])
+    ctx.imsets = [chip2, chip1]
+    for a in AMPS:
+        trl.message(
+            f"     bias level of {info['blev'][a]:.6g} electrons was subtracted for AMP {a}."
+        )
+        ctx.blev[a] = ctx.blev.get(a, 0.0) + info["blev"][a]
+    add_history(ctx.phdr, f"DESTRIPE: number of rows fixed per amp: {info['rows_fixed']}")
+    add_history(ctx.phdr, f"DESTRIPE: number of rows skipped per amp: {info['rows_skipped']}")
+    trl.switch("BLEVCORR", "COMPLETE")
+    return True, [True] * n
 
 
 # --------------------------------------------------------------------------- BLEVCORR
@@ -845,152 +688,6 @@ def subtract_overscan(
     out.hdr["MEANBLEV"] = (meanblev, "mean of bias levels subtracted in electrons")
     return out, {"overscan": True, "driftcorr": driftcorr, "blev": blev, "meanblev": meanblev,
                  "n_rejected": nrej_total}
-
-
-# --------------------------------------------------------------------------- DARKTIME
-def darktime(
-    header_darktime: float, ccd: CcdParams, *, expstart: float, subarray: bool, aperture: str,
-    flashdur: float, flashsta: str,
-) -> tuple[float, float]:
-    """DARKTIME calacs writes back: header value plus the CCDTAB overhead when due.
-
-    Full frames after SM4 and supported subarrays after Cycle 24 get OVRHUFLS
-    (OVRHFLS when post-flashed: FLASHDUR > 0 and FLASHSTA = SUCCESSFUL).
-
-    Returns
-    -------
-    (float, float)
-        Final dark time and the offset that applied (float32 values).
-    """
-    base = np.float32(header_darktime)
-    offset = np.float32(ccd.ovrhufls)
-    if flashdur > 0.0 and flashsta.upper() == "SUCCESSFUL":
-        offset = np.float32(ccd.ovrhfls)
-    final = base
-    if not subarray:
-        if expstart >= SM4MJD:
-            final = np.float32(base + offset)
-    elif expstart >= CYCLE24 and aperture.upper() in DARK_SUBARRAY_APERTURES:
-        final = np.float32(base + offset)
-    return float(final), float(offset)
-
-
-# --------------------------------------------------------------------------- saturation
-def flag_full_well(
-    imset: ImSet, satmap: np.ndarray, overscan: OverscanRegion | None, *, offset: tuple[int, int],
-    full_frame: bool,
-) -> tuple[ImSet, dict]:
-    """Flag DQ 256 where SCI (electrons) exceeds the full-well saturation image.
-
-    Parameters
-    ----------
-    imset : ImSet
-        Untrimmed imset after BIASCORR/BLEVCORR, in electrons.
-    satmap : numpy.ndarray
-        SATUFILE SCI array of the chip (raw geometry, full frame).
-    overscan : OverscanRegion or None
-        Trim widths (the comparison covers a trimmed-size area).
-    offset : tuple of int
-        ``(x0, y0)`` of the science array in the SATUFILE (subarrays).
-    full_frame : bool
-        True when the SATUFILE matches the science array (same corner and width);
-        then the trimmed science area is compared pixel for pixel.  Otherwise calacs
-        compares the first ``trimmed`` rows/columns of the *untrimmed* array with the
-        SATUFILE from `offset`, and so do we.
-    """
-    ny, nx = imset.shape
-    tx = sum(overscan.trimx) if overscan else 0
-    ty = sum(overscan.trimy) if overscan else 0
-    xdim, ydim = nx - tx, ny - ty
-    dq = imset.dq.copy()
-    if full_frame:
-        cx, cy = corner(imset.hdr)
-        xbeg, ybeg = abs(cx), abs(cy)
-        sl = (slice(ybeg, ybeg + ydim), slice(xbeg, xbeg + xdim))
-        hit = imset.sci[sl] > satmap[sl]
-        dq[sl][hit] |= SATPIXEL
-    else:
-        x0, y0 = offset
-        sat = satmap[y0 : y0 + ydim, x0 : x0 + xdim]
-        hit = imset.sci[:ydim, :xdim] > sat
-        dq[:ydim, :xdim][hit] |= SATPIXEL
-    return imset.evolve(dq=dq), {"n_saturated": int(np.count_nonzero(hit))}
-
-
-# --------------------------------------------------------------------------- SINKCORR
-@njit(cache=True)
-def _sink_kernel(sci, dq, sink, bottom_up):  # pragma: no cover - jitted
-    ny, nx = sci.shape
-    keep = np.zeros(nx, np.bool_)
-    cur = np.zeros(nx, np.float32)
-    n = 0
-    for step in range(ny):
-        j = step if bottom_up else ny - 1 - step
-        for i in range(nx):
-            s = sink[j, i]
-            if s < 0:
-                keep[i] = True
-                if s < -1:
-                    cur[i] = sci[j, i]
-                dq[j, i] |= 1024
-                n += 1
-            elif s > 0:
-                if keep[i]:
-                    if s > cur[i]:
-                        dq[j, i] |= 1024
-                        n += 1
-                    else:
-                        keep[i] = False
-            elif keep[i]:
-                keep[i] = False
-    return n
-
-
-def _sink_numpy(sci: np.ndarray, dq: np.ndarray, sink: np.ndarray, bottom_up: bool) -> int:
-    """Numpy twin of :func:`_sink_kernel` (row loop, vectorised across columns)."""
-    ny, nx = sci.shape
-    keep = np.zeros(nx, bool)
-    cur = np.zeros(nx, np.float32)
-    n = 0
-    for step in range(ny):
-        j = step if bottom_up else ny - 1 - step
-        s = sink[j]
-        neg = s < 0
-        keep |= neg
-        deep = s < -1
-        cur[deep] = sci[j, deep]
-        pos = s > 0
-        up = pos & keep & (s > cur)
-        stop = (pos & keep & ~(s > cur)) | ((s == 0) & keep)
-        flag = neg | up
-        dq[j, flag] |= SINKPIXEL
-        n += int(flag.sum())
-        keep &= ~stop
-    return n
-
-
-def flag_sinks(imset: ImSet, sinkmap: np.ndarray, *, bottom_up: bool,
-               use_kernel: bool | None = None) -> tuple[ImSet, dict]:
-    """SINKCORR: flag sink pixels and their trails with DQ 1024.
-
-    Walking each column from the amplifier side (`bottom_up` for the first SNKCFILE
-    extension, top-down for the second): a SNKCFILE value < -1 marks a sink (its
-    SCI value is remembered), -1 the pixel just downstream; values > 0 upstream are
-    flagged while they exceed the remembered SCI value.
-
-    Parameters
-    ----------
-    sinkmap : numpy.ndarray
-        SNKCFILE SCI cut to the (untrimmed) science array.
-    """
-    dq = imset.dq.copy()
-    sci = np.ascontiguousarray(imset.sci, dtype=np.float32)
-    sink = np.ascontiguousarray(sinkmap, dtype=np.float32)
-    if _kernels(use_kernel):
-        n = int(_sink_kernel(sci, dq, sink, bottom_up))
-    else:
-        n = _sink_numpy(sci, dq, sink, bottom_up)
-    return imset.evolve(dq=dq), {"n_flagged": n}
 
 
 # --------------------------------------------------------------------------- trim

@@ -1,0 +1,326 @@
+"""The ACSCCD task: :func:`run_acsccd` in calacs's ``DoCCD`` order, and its step shells.
+
+Order: DQICORR, BIASCORR, conversion to electrons, BLEVCORR
+(:mod:`~acsprov.calib.acsccd.blevcorr`), DARKTIME, full-well saturation, ERR
+initialisation, SINKCORR, trim.  :data:`CCD_STEPS` declares the switches and their
+reference files; the shells here decide, log and record, and the arithmetic is in
+:mod:`~acsprov.calib.acsccd.pixels`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+from acsprov.calib.acsccd import pixels
+from acsprov.calib.acsccd.blevcorr import do_blevcorr, trim_overscan
+from acsprov.calib.acsccd.context import CcdContext
+from acsprov.calib.fitsio import Exposure, hstio_float
+from acsprov.calib.reffiles import (
+    AMPS,
+    ShapeMismatchError,
+    chip_extver,
+    corner,
+    inspect_ref,
+    read_bpixtab,
+    read_oscntab,
+    read_ref_imset,
+)
+from acsprov.calib.steps import (
+    ExposureKeys,
+    State,
+    Step,
+    add_history,
+    ccd_history,
+    ccd_params,
+    check_ccdtab,
+    cut_ref,
+    f32,
+    log_refinfo,
+    plan_steps,
+    put_ccd_keywords,
+    record_step,
+    ref_history,
+    same_size,
+    update_switch,
+)
+from acsprov.calib.trailer import Trailer
+from acsprov.calib.version import CAL_VER, ENGINE
+from acsprov.errors import BadInputError, ReferenceFileError
+
+__all__ = ["CCD_STEPS", "run_acsccd"]
+
+
+CCD_STEPS: tuple[Step, ...] = (
+    Step("DQICORR", "ACSCCD", ("BPIXTAB",), repeatable=True, optional=("BPIXTAB",)),
+    Step("ATODCORR", "ACSCCD", ("ATODTAB",)),
+    Step("BLEVCORR", "ACSCCD", ("OSCNTAB",), optional=("OSCNTAB",), dummy_skips=()),
+    Step("BIASCORR", "ACSCCD", ("BIASFILE", "SATUFILE"), dummy_skips=("BIASFILE",)),
+    Step("SINKCORR", "ACSCCD", ("SNKCFILE",)),
+)
+
+
+def run_acsccd(
+    exposure: Exposure,
+    *,
+    trailer: Trailer | None = None,
+    requested: Mapping[str, str] | None = None,
+    overrides: Mapping[str, str] | None = None,
+    input_dir: str | os.PathLike[str] | None = None,
+    output_name: str = "",
+) -> Exposure:
+    """ACSCCD on a raw exposure: the ``_blv_tmp`` product, in memory.
+
+    Parameters
+    ----------
+    exposure : Exposure
+        The raw file (SCI in DN).
+    trailer : Trailer, optional
+        Receives the step messages.
+    requested : mapping, optional
+        Switch values passed down by calacs (default: the header's).
+    overrides : mapping, optional
+        Reference names to use instead of the header's, by keyword.
+    input_dir : path-like, optional
+        Directory for relative reference names (default: the raw file's).
+    output_name : str
+        Output name written to FILENAME.
+
+    Returns
+    -------
+    Exposure
+        Calibrated in electrons, trimmed when BLEVCORR was completed.
+
+    Raises
+    ------
+    BadInputError
+        For MAMA data, bad header values, or no switch to perform.
+    ReferenceFileError
+        For a missing or unusable reference file, or no matching table row.
+    """
+    trl = trailer if trailer is not None else Trailer(version=ENGINE)
+    overrides = {k.upper(): v for k, v in (overrides or {}).items()}
+    name = exposure.path.name if exposure.path else "input"
+    keys = ExposureKeys.from_header(exposure.phdr, name)
+    if keys.detector == "SBC":
+        raise BadInputError(f"{name}: ACSCCD cannot process MAMA (SBC) data")
+    if input_dir is None:
+        input_dir = exposure.path.parent if exposure.path else Path(".")
+    input_dir = Path(input_dir)
+    phdr = exposure.phdr.copy()
+    trl.begin("ACSCCD")
+    trl.timestamp("ACSCCD started")
+    trl.filename("input", name)
+    trl.filename("output", output_name)
+    trl.message(f"APERTURE {keys.aperture}\nFILTER1 {keys.filter1}\nFILTER2 {keys.filter2}\n"
+                f"DETECTOR {keys.detector}")
+    ccdref = check_ccdtab(phdr, input_dir, overrides)
+    oscn = inspect_ref("OSCNTAB", str(overrides.get("OSCNTAB", phdr.get("OSCNTAB", ""))),
+                       input_dir=input_dir)
+    if oscn.given and not oscn.exists:
+        raise ReferenceFileError(f"OSCNTAB {oscn.name!r} not found or can't open")
+    plans = plan_steps(CCD_STEPS, phdr, input_dir=input_dir, requested=requested,
+                       overrides=overrides)
+    if oscn.dummy:
+        plans["BLEVCORR"] = plans["BLEVCORR"].with_state(State.DUMMY, "OSCNTAB is DUMMY")
+    if not any(p.perform for p in plans.values()):
+        trl.warn("No calibration switch was set to PERFORM,\n"
+                 "            or all reference files had PEDIGREE = DUMMY.")
+        raise BadInputError(
+            f"{name}: no ACSCCD switch is PERFORM, or all their references are DUMMY"
+        )
+    trl.timestamp("Begin processing", keys.rootname)
+    imsets = list(exposure.imsets)
+    params = [ccd_params(ccdref, keys, im) for im in imsets]
+    overscans = []
+    for im in imsets:
+        region = None
+        if oscn.exists:
+            region = read_oscntab(oscn.path, ccdamp=keys.ccdamp, ccdchip=im.chip, binx=1, biny=1,
+                                  nx=im.shape[1], ny=im.shape[0])
+        if region is None:
+            trl.warn("Could not find appropriate row from OSCNTAB.")
+        else:
+            trl.message(f"Found trim values of: x({region.trimx[0]},{region.trimx[1]}) "
+                        f"y({region.trimy[0]},{region.trimy[1]})")
+        overscans.append(region)
+    put_ccd_keywords(phdr, params[0])
+    trl.message("")
+    log_refinfo(trl, "CCDTAB", ccdref, params[0].descrip2)
+    ccd_history(phdr, ccdref, params[0])
+    ctx = CcdContext(keys, phdr, imsets, params, overscans, plans, trl)
+    _ccd_dqicorr(ctx)
+    _ccd_biascorr(ctx)
+    for i, im in enumerate(ctx.imsets):
+        geom = pixels.amp_geometry(keys.detector, im.chip, params[i], im.hdr, im.shape)
+        ctx.imsets[i], _ = pixels.to_electrons(im, geom)
+    trimmed, done, driftcorr = do_blevcorr(ctx)
+    final, offset = pixels.darktime(keys.darktime, params[0], expstart=keys.expstart,
+                                 subarray=keys.subarray, aperture=keys.aperture,
+                                 flashdur=keys.flashdur, flashsta=keys.flashsta)
+    if not keys.subarray:
+        trl.message(f"Full Frame adjusted Darktime: {final:f}")
+    elif final != f32(keys.darktime):
+        trl.message(
+            f"Supported Subarray adjusted Darktime: {final:f} for aperture: {keys.aperture}"
+        )
+    trl.message(f"DARKTIME from SCI header: {f32(keys.darktime):f}  Offset from CCDTAB: "
+                f"{offset:f}  Final DARKTIME: {final:f}")
+    phdr["DARKTIME"] = hstio_float(final)
+    _ccd_full_well(ctx)
+    _ccd_noise(ctx)
+    _ccd_sinkcorr(ctx)
+    phdr["CAL_VER"] = (CAL_VER, "version number and date")
+    if output_name:
+        phdr["FILENAME"] = (os.path.basename(output_name), "name of file")
+    out = []
+    for i, im in enumerate(ctx.imsets):
+        region = overscans[i]
+        if trimmed[i] and region is not None:
+            trl.message(f"Writing out image with trimx = {region.trimx[0]},{region.trimx[1]}, "
+                        f"trimy = {region.trimy[0]},{region.trimy[1]}\nOutputting chip {im.chip}")
+            im, _ = trim_overscan(im, region)
+        else:
+            trl.message(f"Writing out FULL image with overscan regions\nOutputting chip {im.chip}")
+        out.append(im)
+        trl.timestamp("Output written to disk", keys.rootname)
+    if "BIASLEVA" in phdr:
+        for a in AMPS:
+            if ctx.blev.get(a, 0.0) != 0.0:
+                phdr[f"BIASLEV{a}"] = (hstio_float(ctx.blev[a]), "mean of amp's bias level")
+    else:
+        trl.message("  NO bias level keywords found to be updated.\n"
+                    "  Reporting values in trailer file only!")
+    trl.message("\n")
+    trl.end("ACSCCD")
+    trl.timestamp("ACSCCD completed", keys.rootname)
+    extra = dict(exposure.extra)
+    extra["acsccd"] = {"blev": dict(ctx.blev), "done": done, "driftcorr": driftcorr,
+                       "plans": plans}
+    return Exposure(phdr=phdr, imsets=tuple(out), path=None, extra=extra)
+
+
+def _ccd_dqicorr(ctx: CcdContext) -> None:
+    plan, trl, keys = ctx.plans["DQICORR"], ctx.trl, ctx.keys
+    trl.message("\n")
+    trl.switch("DQICORR", plan.state.shown)
+    bpix = plan.refs.get("BPIXTAB")
+    if not plan.state.omitted:
+        log_refinfo(trl, "DQITAB", bpix)
+    if plan.state in (State.PERFORM, State.DUMMY):
+        for i, im in enumerate(ctx.imsets):
+            rows = None
+            if plan.state is State.PERFORM and bpix is not None and bpix.exists:
+                rows = read_bpixtab(bpix.require(), ccdamp=keys.ccdamp, ccdgain=keys.ccdgain,
+                                    ccdchip=im.chip)
+                if len(rows) == 0:
+                    trl.warn("No rows from BPIXTAB applied to DQ array.")
+                    trl.message("Inserting single-pixel DQ place-holder at (1,1).")
+            ctx.imsets[i], _ = pixels.flag_bad_pixels(im, rows, atodsat=ctx.params[i].atodsat)
+    trl.switch("DQICORR", "COMPLETE")
+    trl.timestamp("DQICORR complete", keys.rootname)
+    if plan.state.omitted:
+        return
+    if bpix is not None and bpix.exists:
+        flag = State.DUMMY if bpix.dummy else State.PERFORM
+    else:
+        flag = State.PERFORM
+    if update_switch(ctx.phdr, "DQICORR", flag):
+        add_history(ctx.phdr, "  values checked for saturation")
+        if bpix is not None and bpix.exists:
+            add_history(ctx.phdr, "  DQ array initialized ...")
+            ref_history(ctx.phdr, bpix, table=True)
+
+
+def _ccd_biascorr(ctx: CcdContext) -> None:
+    plan, trl = ctx.plans["BIASCORR"], ctx.trl
+    trl.message("\n")
+    trl.switch("BIASCORR", plan.state.shown)
+    bias = plan.refs.get("BIASFILE")
+    if not plan.state.omitted:
+        log_refinfo(trl, "BIASFILE", bias)
+    if plan.perform:
+        assert bias is not None
+        for i, im in enumerate(ctx.imsets):
+            cut, (x0, y0), same = cut_ref(bias, im)
+            trl.message(f"Ratio of (1,1) with offset =({x0},{y0})")
+            trl.message(f"BIAS image and input are {'the same' if same else 'NOT the same'} size")
+            ctx.imsets[i], _ = pixels.subtract_bias(im, cut)
+    trl.switch("BIASCORR", "COMPLETE")
+    trl.timestamp("BIASCORR complete", ctx.keys.rootname)
+    record_step(ctx.phdr, plan, refs=("BIASFILE",))
+
+
+def _ccd_full_well(ctx: CcdContext) -> None:
+    bias_plan = ctx.plans["BIASCORR"]
+    blev_plan = ctx.plans["BLEVCORR"]
+    for i, im in enumerate(ctx.imsets):
+        if not (bias_plan.perform and blev_plan.perform):
+            ctx.trl.warn(f"\nNo Full-well saturation flagging being performed for imset {i + 1}.\n")
+            continue
+        ctx.trl.message(f"\nFull-well saturation flagging being performed for imset {i + 1}.\n")
+        satu = bias_plan.refs["SATUFILE"]
+        full = read_ref_imset(satu.require(), im.chip, keyword="SATUFILE")
+        same = same_size(full, im)
+        offset = (0, 0)
+        if not same:
+            sx, sy = corner(im.hdr)
+            rx, ry = corner(full.hdr)
+            offset = (sx - rx, sy - ry)
+            region = ctx.overscan[i]
+            tx = sum(region.trimx) if region else 0
+            ty = sum(region.trimy) if region else 0
+            ny, nx = im.shape
+            rny, rnx = full.shape
+            if (offset[0] < 0 or offset[1] < 0 or offset[0] + nx - tx > rnx
+                    or offset[1] + ny - ty > rny):
+                raise ShapeMismatchError(
+                    f"SATUFILE {satu.name}: a {rny}x{rnx} image does not cover the science "
+                    f"array at offset {offset}"
+                )
+        kind = "Full-frame" if same else "Subarray"
+        ctx.trl.message(f"{kind} full-well saturation image flagging step being performed.")
+        ctx.imsets[i], _ = pixels.flag_full_well(im, np.asarray(full.sci, np.float32),
+                                              ctx.overscan[i], offset=offset, full_frame=same)
+        ctx.trl.message(f"{kind} full-well saturation image flagging step done.")
+
+
+def _ccd_noise(ctx: CcdContext) -> None:
+    keys = ctx.keys
+    for i, im in enumerate(ctx.imsets):
+        geom = pixels.amp_geometry(keys.detector, im.chip, ctx.params[i], im.hdr, im.shape)
+        ctx.imsets[i], _ = pixels.init_noise(im, geom,
+                                             bias_exposure=keys.targname.startswith("BIAS"))
+    add_history(ctx.phdr, "Uncertainty array initialized.")
+    p = ctx.params[0]
+    rn = ",".join(f"{v:.5g}" for v in p.readnoise if v > 0)
+    gn = ",".join(f"{v:.5g}" for v in p.atodgain if v > 0)
+    bl = ",".join(f"{b * g:.5g}" for b, g in zip(p.ccdbias, p.atodgain, strict=True) if b > 0)
+    ctx.trl.message(f"\n    Uncertainty array initialized,\n    readnoise ={rn}\n    gain ={gn}\n"
+                    f"   default bias levels ={bl}")
+    ctx.trl.timestamp("Uncertainty array initialized", keys.rootname)
+
+
+def _ccd_sinkcorr(ctx: CcdContext) -> None:
+    plan, trl = ctx.plans["SINKCORR"], ctx.trl
+    trl.message("\n")
+    trl.switch("SINKCORR", plan.state.shown)
+    sink = plan.refs.get("SNKCFILE")
+    if not plan.state.omitted:
+        log_refinfo(trl, "SNKCFILE", sink)
+    if plan.perform:
+        assert sink is not None
+        path = sink.require()
+        for i, im in enumerate(ctx.imsets):
+            extver = chip_extver(path, im.chip, keyword="SNKCFILE", sci_only=True)
+            cut, (x0, y0), same = cut_ref(sink, im, sci_only=True)
+            trl.message(f"Ratio of (1,1) with offset =({x0},{y0})")
+            trl.message(f"SINK image and input are {'the same' if same else 'NOT the same'} size")
+            ctx.imsets[i], info = pixels.flag_sinks(im, cut.sci, bottom_up=extver == 1)
+            trl.message(f"Sink pixels flagged = {info['n_flagged']}")
+        trl.switch("SINKCORR", "COMPLETE")
+        trl.timestamp("SINKCORR complete", ctx.keys.rootname)
+    record_step(ctx.phdr, plan, refs=("SNKCFILE",))

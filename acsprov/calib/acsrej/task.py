@@ -1,0 +1,258 @@
+"""The ACSREJ task: :func:`run_acsrej` reads the members, combines them and writes the
+``_crj_tmp`` (``_crc_tmp``), and the members' DQ masks when CRMASK is set."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from astropy.io import fits
+
+from acsprov.calib import fitsio
+from acsprov.calib.acsrej.headers import _check_members, crj_headers
+from acsprov.calib.acsrej.params import CrRejParams, read_crrejtab, select_crrej_row
+from acsprov.calib.acsrej.reject import (
+    RejectResult,
+    _dq16,
+    _match_chips,
+    _stack,
+    _sum32,
+    flag_rejected,
+    reject_cosmic_rays,
+)
+from acsprov.calib.imset import ImSet
+from acsprov.calib.reffiles import RefFile, inspect_ref, read_shading, resolve_ref_path
+from acsprov.calib.steps import header_switch
+from acsprov.errors import BadInputError, ReferenceFileError
+
+__all__ = ["run_acsrej"]
+
+
+# --------------------------------------------------------------------------- driver
+def _write_member_dq(path: Path, imsets: Sequence[ImSet], crmasks: Sequence[np.ndarray]) -> None:
+    """Set/clear bit 8192 in the DQ extensions of a member file, in place.
+
+    `imsets` are the member's imsets as read from `path`; only changed pixels are
+    written (through a memory map), so the rest of the file is left as it is.
+    """
+    updates = []
+    for imset, crmask in zip(imsets, crmasks, strict=True):
+        new = flag_rejected(imset, crmask).dq
+        changed = new != _dq16(imset.dq)
+        if changed.any():
+            updates.append((imset.extver, new, changed))
+    if not updates:
+        return
+    with fits.open(path, mode="update", memmap=True) as hdul:
+        for extver, new, changed in updates:
+            hdu = hdul["DQ", extver]
+            if hdu.data is None:  # constant extension (NPIX1/NPIX2/PIXVALUE): write an array
+                hdr = hdu.header.copy()
+                for key in ("NPIX1", "NPIX2", "PIXVALUE"):
+                    hdr.remove(key, ignore_missing=True)
+                index = hdul.index_of(("DQ", extver))
+                hdul[index] = fits.ImageHDU(new.view(np.int16), hdr, name="DQ")
+                hdul[index].ver = extver
+                continue
+            data = hdu.data
+            values = new[changed]
+            if data.dtype.kind == "i":
+                values = values.view(np.int16)
+            data[changed] = values
+
+
+def _read_members(paths: Sequence[Path]) -> list[fitsio.Exposure]:
+    """Read the members, each chip's SCI/ERR/DQ copied once into one 3-D array per kind.
+
+    The imsets returned view planes of those arrays, so :func:`reject_cosmic_rays` works
+    on them without another copy.
+    """
+    exposures = [fitsio.read_exposure(p, native=False) for p in paths]
+    if len(exposures) < 2:
+        return exposures
+    try:
+        order = _match_chips([e.imsets for e in exposures])
+    except BadInputError:
+        return [e.evolve(imsets=tuple(_native(i) for i in e.imsets)) for e in exposures]
+    new = [list(e.imsets) for e in exposures]
+    for idx in order:
+        imsets = [exposures[k].imsets[i] for k, i in enumerate(idx)]
+        if len({im.shape for im in imsets}) != 1:
+            return [e.evolve(imsets=tuple(_native(i) for i in e.imsets)) for e in exposures]
+        stacks = {
+            name: _stack([getattr(im, name) for im in imsets], dtype)
+            for name, dtype in (("sci", np.float32), ("err", np.float32), ("dq", np.uint16))
+        }
+        for k, i in enumerate(idx):
+            new[k][i] = imsets[k].evolve(**{name: arr[k] for name, arr in stacks.items()})
+    return [e.evolve(imsets=tuple(n)) for e, n in zip(exposures, new, strict=True)]
+
+
+def _native(imset: ImSet) -> ImSet:
+    return imset.evolve(
+        sci=np.array(imset.sci, np.float32),
+        err=np.array(imset.err, np.float32),
+        dq=np.array(imset.dq, np.uint16),
+    )
+
+
+def run_acsrej(
+    inputs: Sequence[str | os.PathLike[str]],
+    output: str | os.PathLike[str],
+    *,
+    crrejtab: str | os.PathLike[str] | None = None,
+    params: CrRejParams | None = None,
+    mtype: str = "",
+    update_members: bool = True,
+    overwrite: bool = False,
+    use_kernel: bool = True,
+) -> dict:
+    """ACSREJ on files: combine ``_blv_tmp`` (``_blc_tmp``) members into a ``_crj_tmp``.
+
+    Parameters
+    ----------
+    inputs : sequence of path-like
+        The members' ``_blv_tmp`` files, in association order.
+    output : path-like
+        The ``_crj_tmp`` (or ``_crc_tmp``) file to write.
+    crrejtab : path-like, optional
+        CRREJTAB to use; default: the first input's CRREJTAB keyword (``jref$``
+        expanded).
+    params : CrRejParams, optional
+        Parameters to use instead of a table row.
+    mtype : str
+        ASN_MTYP of the product (e.g. ``PROD-CRJ``).
+    update_members : bool
+        If CRMASK is true, write bit 8192 into the members' DQ in place, as calacs does.
+    overwrite : bool
+        Replace `output` if it exists (calacs refuses).
+    use_kernel : bool
+        Use the numba kernels.
+
+    Returns
+    -------
+    dict
+        ``output`` (path), ``crrejtab`` (path or None), ``params``, ``info`` (see
+        :class:`RejectResult`), ``members_updated`` (paths), ``messages`` (trailer
+        lines as calacs prints them).
+
+    Raises
+    ------
+    BadInputError
+        Unreadable or inconsistent inputs (CCDAMP, post-flash, missing keywords), or
+        `output` exists.
+    ReferenceFileError
+        CRREJTAB missing, unreadable, or without a matching row.
+    NotImplementedYetError
+        SHADCORR = PERFORM with a binned SHADFILE.
+
+    Notes
+    -----
+    With SHADCORR = PERFORM in the first input and a SHADFILE whose PEDIGREE is not
+    DUMMY, the shutter shading is corrected during the combination (see
+    :func:`reject_cosmic_rays`) and the product has SHADCORR = COMPLETE.
+    """
+    paths = [Path(p) for p in inputs]
+    output = Path(output)
+    if output.exists() and not overwrite:
+        raise BadInputError(f"output {output.name} already exists; remove it or use overwrite")
+    exposures = _read_members(paths)
+    phdrs = [e.phdr for e in exposures]
+    for p, h in zip(paths, phdrs, strict=True):
+        if "FILENAME" not in h:
+            h["FILENAME"] = p.name
+    exptimes = [float(np.float32(h.get("EXPTIME", 0.0))) for h in phdrs]
+    nimgs = len(paths)
+    table_name = ""
+    table_path: Path | None = None
+    if params is None:
+        if crrejtab is None:
+            table_name = str(phdrs[0].get("CRREJTAB", "")).strip()
+            if not table_name or table_name.upper() == "N/A":
+                raise ReferenceFileError(f"{paths[0].name} names no CRREJTAB")
+            table_path = resolve_ref_path(table_name, input_dir=paths[0].parent)
+        else:
+            table_path = Path(crrejtab)
+            table_name = str(crrejtab)
+        if not table_path.exists():
+            raise ReferenceFileError(f"CRREJTAB {table_name} not found")
+        mean = np.float32(_sum32(exptimes) / np.float32(nimgs))
+        params = select_crrej_row(read_crrejtab(table_path), nimgs, float(mean))
+    names = [p.name for p in paths]
+    _check_members(phdrs, np.asarray(exptimes, np.float32), names)
+    shadfile = _shading_ref(phdrs[0], paths[0].parent)
+    shading = None
+    if shadfile is not None:
+        shad_path = shadfile.require()
+        shading = [
+            read_shading(shad_path, im.chip, im.hdr, im.shape, name=shadfile.name).sci
+            for im in exposures[0].imsets
+        ]
+    imagetyp = str(phdrs[0].get("IMAGETYP", "")).strip()
+    result = reject_cosmic_rays(
+        [e.imsets for e in exposures],
+        exptimes,
+        params,
+        imagetyp=imagetyp,
+        shading=shading,
+        use_kernel=use_kernel,
+    )
+    phdr, imsets = crj_headers(
+        phdrs, result, params, output_name=output.name, mtype=mtype, shadfile=shadfile
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", fits.verify.VerifyWarning)
+        fitsio.write_exposure(fitsio.Exposure(phdr=phdr, imsets=imsets), output)
+    updated = []
+    if params.crmask and update_members and result.info["performed"]:
+        for path, exposure, masks in zip(paths, exposures, result.crmasks, strict=True):
+            _write_member_dq(path, exposure.imsets, masks)
+            updated.append(path)
+    messages = _messages(paths, exposures, params, result, table_name)
+    return {
+        "output": output,
+        "crrejtab": table_path,
+        "params": params,
+        "info": result.info,
+        "members_updated": updated,
+        "messages": messages,
+    }
+
+
+def _shading_ref(phdr: fits.Header, input_dir: Path) -> RefFile | None:
+    """The SHADFILE to apply (SHADCORR = PERFORM, PEDIGREE not DUMMY), else None."""
+    if header_switch(phdr, "SHADCORR") != "PERFORM":
+        return None
+    ref = inspect_ref("SHADFILE", phdr.get("SHADFILE"), input_dir=input_dir)
+    return None if ref.dummy else ref
+
+
+def _messages(paths, exposures, params: CrRejParams, result: RejectResult, table: str):
+    """The verbose lines calacs prints for each chip."""
+    info = result.info
+    order = _match_chips([e.imsets for e in exposures])
+    lines = []
+    for e, idx in enumerate(order):
+        lines += [
+            f" number of images = {len(paths)}",
+            f" CRREJ ref table used: {table}",
+            f" initial guess method: {info['initgues']}",
+            f" total exposure time = {info['exptot']:0.1f}",
+            f" sigmas used: {params.crsigmas}",
+            f" sky subtraction used: {params.skysub}",
+            f" rejection radius = {params.crradius:0.1f}",
+            f" propagation threshold = {params.crthresh:0.1f}",
+            f" scale noise = {params.scalense:0.1f}%",
+            f" input bad bits value = {params.badinpdq}",
+            f" reset crmask = {'YES' if params.crmask else 'NO'}",
+        ]
+        for k, i in enumerate(idx):
+            extver = exposures[k].imsets[i].extver
+            lines.append(
+                f"sky of '{paths[k].name}[sci,{extver}]' is {info['sky'][e][k]:0.3f} electrons"
+            )
+    lines += [f"Warning    {w}" for w in info["warnings"]]
+    return lines
