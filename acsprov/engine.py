@@ -330,7 +330,8 @@ def record_calacs(act, result: CalacsResult) -> None:
                     checksums=result.checksums)
     act.engine(name=f"calacs ({result.engine})", version=result.engine_version)
     act.note(switches=result.switches, wall_seconds=f"{result.seconds:.3f}",
-             engine=result.engine, engine_command=" ".join(result.command))
+             engine=result.engine, engine_version=result.engine_version,
+             engine_command=" ".join(result.command))
 
 
 def record_products(act, *, references: dict[str, Path], members: Sequence[Path],
@@ -354,10 +355,14 @@ def record_products(act, *, references: dict[str, Path], members: Sequence[Path]
                       derived_from=item.derived_from, deleted=str(item.deleted))
     sources = dict(derivations)
     known = checksums or {}
+    applied = tuple(references.values())  # every FITS product derives from them too
     for product in products:
         if product.exists():
+            made_from = tuple(sources.get(product, tuple(inputs)))
+            if product.name.endswith(".fits") and not product.name.endswith("_asn.fits"):
+                made_from += applied
             act.generated(product, role=_role(product), sha256=known.get(product),
-                          derived_from=sources.get(product, tuple(inputs)))
+                          derived_from=made_from)
 
 
 def _role(path: Path) -> str:

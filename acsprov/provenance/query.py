@@ -108,12 +108,14 @@ def _kind(entity: dict[str, Any]) -> str:
     return str(value.get("$", "") if isinstance(value, dict) else value)
 
 
-def _tree(doc: dict[str, Any], entity_id: str, seen: frozenset[str]) -> Lineage:
+def _tree(doc: dict[str, Any], entity_id: str, seen: frozenset[str],
+          parent_activity: str | None = None) -> Lineage:
     """The lineage of one entity: what it was derived from, and the reference files used.
 
     Derivations (``wasDerivedFrom``) give the exact chain of a file (a raw file
     through its header edits, a product through calacs's temporaries); reference
-    files the generating activity used are shown as leaves.
+    files the generating activity used are shown as leaves (once: not again below a
+    file the same activity made).
     """
     entities = doc.get("entity") or {}
     node = Lineage(entity=entities[entity_id])
@@ -136,8 +138,11 @@ def _tree(doc: dict[str, Any], entity_id: str, seen: frozenset[str]) -> Lineage:
         sources = [u for u in used if _kind(entities[u]) != "acsprov:ReferenceFile"]
     for source in dict.fromkeys(sources):
         if source in entities:
-            node.inputs.append(_tree(doc, source, seen))
-    for ref in dict.fromkeys(u for u in used if _kind(entities[u]) == "acsprov:ReferenceFile"):
+            node.inputs.append(_tree(doc, source, seen, activity_id))
+    if activity_id == parent_activity:
+        return node
+    for ref in dict.fromkeys(u for u in used if _kind(entities[u]) == "acsprov:ReferenceFile"
+                             and u not in sources):
         node.inputs.append(Lineage(entity=entities[ref]))
     return node
 
@@ -152,6 +157,8 @@ def render_tree(node: Lineage) -> str:
         text = f"{e.get('acsprov:path', '?')}  sha256:{sha}"
         if _kind(e) == "acsprov:ReferenceFile":
             text += f"  ({e.get('acsprov:keyword', 'reference')})"
+        elif e.get("acsprov:keyword"):  # a reference file inside the work directory
+            text += f"  ({e['acsprov:keyword']}, user-supplied reference file)"
         elif e.get("acsprov:deleted") == "True":
             text += "  (temporary, deleted)"
         if n.activity is not None:
