@@ -145,21 +145,18 @@ def env(workdir: Path) -> None:
     from .refs import crds_environment, export_lines
 
     cache = ensure_local_crds(default_crds_path(workdir), say=lambda m: click.echo(m, err=True))
-    click.echo(export_lines(crds_environment(cache.absolute())))
+    variables = crds_environment(cache.absolute())
+    # crds itself may write the cache a user works with by hand (bestrefs
+    # --sync-references=1, as the handbook and STScI's notebooks run it)
+    variables.pop("CRDS_READONLY_CACHE", None)
+    click.echo(export_lines(variables))
 
 
 def _tool_env(workdir: Path) -> dict[str, str]:
     """jref/CRDS variables: the user's own if jref is set, else the local cache's."""
-    import os
+    from .environment import user_tool_environment
 
-    if os.environ.get("jref"):
-        keys = ("jref", "CRDS_PATH", "CRDS_MODE", "CRDS_OBSERVATORY", "CRDS_SERVER_URL",
-                "CRDS_CONTEXT", "CRDS_READONLY_CACHE")
-        return {k: os.environ[k] for k in keys if k in os.environ}
-    from .environment import default_crds_path, ensure_local_crds, tool_environment
-
-    cache = ensure_local_crds(default_crds_path(workdir), say=lambda m: click.echo(m, err=True))
-    return tool_environment(cache)
+    return user_tool_environment(workdir, say=lambda m: click.echo(m, err=True))
 
 
 def _standalone(action: str, params: dict, files: tuple[Path, ...], workdir: Path,
