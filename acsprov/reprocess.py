@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .actions import Context, Outcome, get_action
+from .dataset_refs import DATASET_CRDS, keep_used_references, stage_cache
 from .environment import ensure_local_crds, tool_environment
 from .fitsutil import check_acs_file
 from .lock import work_lock
@@ -63,11 +63,13 @@ def remove_leftovers(root: Path) -> list[Path]:
     return removed
 
 
-def step_command(step: Step, *, crds_path: Path, cwd: Path) -> str:
-    """The command line that performs `step` again in `cwd` (for ``datalad rerun``)."""
+def step_command(step: Step, *, rundir: str, crds_path: str = DATASET_CRDS) -> str:
+    """The command line that performs `step` again, run from the dataset's root (as
+    ``datalad rerun`` runs it): the run directory and the dataset's CRDS cache are
+    named relative to the root, and the command creates the directory if need be."""
     params = json.dumps(step.params, sort_keys=True, default=list)
-    cache = os.path.relpath(crds_path, cwd)
-    return shlex.join(["acsprov", "step", step.action, params, "--crds-path", cache])
+    return shlex.join(["acsprov", "step", step.action, params, "--rundir", rundir,
+                       "--crds-path", crds_path])
 
 
 def reprocess(
@@ -129,9 +131,11 @@ def _reprocess(recipe: Recipe, root: Path, cache: Path, *, source: str | None,
                mast_url: str | None, datalad: bool, say: Callable[[str], None],
                seed: int | None) -> ReprocessResult:
     """:func:`reprocess` with the work directory locked."""
-    env = tool_environment(cache)
-    rec = Recorder(root, name=recipe.name, datalad=datalad, aliases={env["jref"]: "jref$"},
-                   background=True)
+    crds = root / DATASET_CRDS
+    rec = Recorder(root, name=recipe.name, datalad=datalad,
+                   aliases={crds / "references" / "hst": "jref$"}, background=True)
+    stage_cache(cache, root)
+    env = tool_environment(crds)
     result = ReprocessResult(recipe, root, document=rec.document_path)
     cal_fits = root / "cal_fits"
     for dataset in recipe.datasets:
@@ -139,21 +143,35 @@ def _reprocess(recipe: Recipe, root: Path, cache: Path, *, source: str | None,
             _obtain(rec, dataset, cal_fits, source or recipe.source, mast_url, say, seed)
         )
     try:
-        _runs(recipe, rec, root, cache, env, cal_fits, result, say)
+        _runs(recipe, rec, root, env, cal_fits, result, say)
     except BaseException:
         with contextlib.suppress(Exception):  # the failure itself is what to report
+            _keep_references(rec, cache, env)
             rec.export()
         raise
     finally:
         with contextlib.suppress(Exception):
             rec.close()
+    _keep_references(rec, cache, env)
     rec.export()
     result.timing = rec.timing
     say(f"recipe {recipe.name} complete: products in {root}")
     return result
 
 
-def _runs(recipe: Recipe, rec: Recorder, root: Path, cache: Path, env: dict[str, str],
+def _keep_references(rec: Recorder, cache: Path, env: dict[str, str]) -> None:
+    """Commit the reference files the run used into the dataset's ``crds/``."""
+    names = {e.path.removeprefix("jref$") for a in rec.run.activities
+             for e in a.used + a.generated if e.path.startswith("jref$")}
+    files = keep_used_references(rec.root, names, origin_cache=cache,
+                                 context=env.get("CRDS_CONTEXT"),
+                                 server=env.get("CRDS_SERVER_URL"))
+    rec.commit_files(files, message=f"acsprov: the {len(names)} reference files and "
+                     f"CRDS mappings of run {rec.run.run_id}, copied from {cache.name}/ "
+                     f"into {DATASET_CRDS}/ (origin in {DATASET_CRDS}/references.json)")
+
+
+def _runs(recipe: Recipe, rec: Recorder, root: Path, env: dict[str, str],
           cal_fits: Path, result: ReprocessResult, say: Callable[[str], None]) -> None:
     """Do each run of the recipe, one recorded activity per step."""
     for run in recipe.runs:
@@ -169,8 +187,9 @@ def _runs(recipe: Recipe, rec: Recorder, root: Path, cache: Path, env: dict[str,
             with rec.activity(
                 step.action,
                 params=dict(step.params),
-                command=step_command(step, crds_path=cache, cwd=rundir),
+                command=step_command(step, rundir=rundir.relative_to(root).as_posix()),
                 cwd=rundir,
+                command_cwd=root,
                 label=f"{run.name}: {step.describe()}",
                 will_write=_existing(rundir, step),
                 overlap=step.action in ATOMIC_ACTIONS,

@@ -26,6 +26,7 @@ __all__ = [
     "history_before",
     "lineage",
     "render_tree",
+    "rerun_source",
     "verify",
 ]
 
@@ -244,6 +245,12 @@ def history_before(root: Path, command: str) -> tuple[str, ...]:
     ``acsprov step`` (what ``datalad rerun`` executes) uses it so that a re-made
     product's header names the same actions as the original's.
     """
+    return rerun_source(root, command)[0]
+
+
+def rerun_source(root: Path, command: str) -> tuple[tuple[str, ...], str | None]:
+    """The stamp history before the recorded activity that ran `command` (the latest
+    such), and that activity's identifier (None if no activity ran it)."""
     for path in reversed(documents(root)):
         activities = sorted((_load(path).get("activity") or {}).items(),
                             key=lambda item: str(item[1].get("prov:startTime", "")))
@@ -251,6 +258,6 @@ def history_before(root: Path, command: str) -> tuple[str, ...]:
         for key, activity in activities:
             kind = str((activity.get("prov:type") or {}).get("$", "")).split(":")[-1]
             if activity.get("acsprov:command") == command:
-                return tuple(names)
+                return tuple(names), key.split(":", 1)[-1]
             names.append(f"{kind} ({key.split(':', 1)[-1]})")
-    return ()
+    return (), None
