@@ -47,16 +47,21 @@ runs:
 """
 
 
-@pytest.fixture(scope="session")
-def recorded_hrc_run(tmp_path_factory, crds_cache):
-    """A recorded recipe run (DataLad dataset + PROV) of :data:`HRC_RECIPE`; read only."""
+def _recorded(tmp_path_factory, crds_cache, text: str):
+    """Run the recipe `text` in a new directory, recorded; return its result."""
     from acsprov.reprocess import reprocess
 
     top = tmp_path_factory.mktemp("recorded")
-    recipe = top / "hrcbias.yaml"
-    recipe.write_text(HRC_RECIPE)
+    recipe = top / "recipe.yaml"
+    recipe.write_text(text)
     return reprocess(str(recipe), workdir=top / "work", crds_path=crds_cache,
                      say=lambda m: None)
+
+
+@pytest.fixture(scope="session")
+def recorded_hrc_run(tmp_path_factory, crds_cache):
+    """A recorded recipe run (DataLad dataset + PROV) of :data:`HRC_RECIPE`; read only."""
+    return _recorded(tmp_path_factory, crds_cache, HRC_RECIPE)
 
 
 #: An HRC repeat association recalibrated with a user bias, as Handbook Example 2
@@ -80,10 +85,4 @@ runs:
 @pytest.fixture(scope="session")
 def recorded_hrc_asn_run(tmp_path_factory, crds_cache):
     """A recorded run of :data:`HRC_ASN_RECIPE` (a _crj made with mybias.fits); read only."""
-    from acsprov.reprocess import reprocess
-
-    top = tmp_path_factory.mktemp("recorded-asn")
-    recipe = top / "hrcasnbias.yaml"
-    recipe.write_text(HRC_ASN_RECIPE)
-    return reprocess(str(recipe), workdir=top / "work", crds_path=crds_cache,
-                     say=lambda m: None)
+    return _recorded(tmp_path_factory, crds_cache, HRC_ASN_RECIPE)
