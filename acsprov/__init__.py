@@ -3,7 +3,9 @@
 Every action of the ACS Data Handbook's manual recalibration (section 3.5) is done
 for the user and recorded as W3C-PROV provenance beside DataLad-tracked products.
 
-``from acsprov import calacs`` gives a drop-in for ``acstools.calacs.calacs``.
+``from acsprov import calacs`` gives a drop-in for acstools' calacs (call it, or call
+``calacs.calacs``), and ``acsprov.acs_destripe_plus.destripe_plus`` one for acstools'
+``destripe_plus``; both are recorded.
 """
 
 from __future__ import annotations
@@ -12,13 +14,13 @@ from typing import Any
 
 from ._version import __version__
 
-__all__ = ["__version__", "calacs"]
+__all__ = ["__version__", "acs_destripe_plus", "calacs"]
 
 
 def __getattr__(name: str) -> Any:
     # imported lazily: the engine pulls in numba, which the command line rarely needs
-    if name == "calacs":
-        from .engine import calacs
+    if name in ("calacs", "acs_destripe_plus"):
+        import importlib
 
-        return calacs
+        return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'acsprov' has no attribute {name!r}")

@@ -241,6 +241,8 @@ def recorded_crds_path(run: RecordedRun) -> Path | None:
         if "--crds-path" in words and len(words) > words.index("--crds-path") + 1:
             cache = Path(words[words.index("--crds-path") + 1])
             cwd = run.root / str(act.get("acsprov:cwd", "."))
+            if "--rundir" in words:  # the command runs from the dataset's root
+                cwd = run.root
             return Path(os.path.normpath(cwd / cache)) if not cache.is_absolute() else cache
     return None
 

@@ -208,7 +208,11 @@ def env(workdir: Path) -> None:
     from .refs import crds_environment, export_lines
 
     cache = ensure_local_crds(default_crds_path(workdir), say=lambda m: click.echo(m, err=True))
-    click.echo(export_lines(crds_environment(cache.absolute())))
+    variables = crds_environment(cache.absolute())
+    # crds itself may write the cache a user works with by hand (bestrefs
+    # --sync-references=1, as the handbook and STScI's notebooks run it)
+    variables.pop("CRDS_READONLY_CACHE", None)
+    click.echo(export_lines(variables))
 
 
 def _tool_world(workdir: Path, files: tuple[Path, ...]):
@@ -592,15 +596,24 @@ def reproduce(bundle: Path, out: Path | None, crds_path: Path | None,
 @cli.command(hidden=True)
 @click.argument("action")
 @click.argument("params")
+@click.option("--rundir", default=None,
+              help="Run directory relative to the dataset root, the current directory "
+                   "(created if need be); default: the current directory is the run's.")
 @click.option("--crds-path", type=click.Path(path_type=Path), required=True)
-def step(action: str, params: str, crds_path: Path) -> None:
-    """Perform one recipe step in the current run directory (what `datalad rerun` runs)."""
+def step(action: str, params: str, rundir: str | None, crds_path: Path) -> None:
+    """Perform one recipe step again (what `datalad rerun` runs), recorded in PROV.
+
+    The step is recorded in a PROV document of its own in the dataset's prov/, naming
+    the recorded activity it re-executes; products carry its stamp.
+    """
     import json
+    import shlex
 
     from .actions import Context, get_action
     from .environment import tool_environment
     from .errors import RecipeError
     from .provenance import Recorder
+    from .provenance.query import rerun_source
     from .recipe import parse_step
 
     try:
@@ -608,18 +621,27 @@ def step(action: str, params: str, crds_path: Path) -> None:
     except ValueError as err:
         raise RecipeError(f"step parameters are not JSON: {err}") from None
     parsed = parse_step({action: raw}, "step")
-    rundir = Path.cwd()
-    rec = Recorder(rundir.parent, name="step", datalad=False, persist=False)
-    if (rundir.parent / "prov").is_dir():
-        import shlex
-
-        from .provenance.query import history_before
-
-        command = shlex.join(["acsprov", "step", action, params, "--crds-path", str(crds_path)])
-        rec.prior_history = history_before(rundir.parent, command)
-    ctx = Context(rundir=rundir, cal_fits=rundir.parent / "cal_fits",
-                  env=tool_environment(crds_path), say=click.echo, rerun=True)
-    with rec.activity(parsed.action, params=dict(parsed.params), cwd=rundir) as act:
+    if rundir is None:  # records made before run directories were named
+        directory, root = Path.cwd(), Path.cwd().parent
+        words = ["acsprov", "step", action, params, "--crds-path", str(crds_path)]
+    else:
+        parse_step({"copy": {"files": [rundir]}}, "--rundir")  # a plain name
+        root = Path.cwd()
+        directory = root / rundir
+        directory.mkdir(parents=True, exist_ok=True)
+        words = ["acsprov", "step", action, params, "--rundir", rundir,
+                 "--crds-path", str(crds_path)]
+    env = tool_environment(crds_path)
+    persist = (root / "prov").is_dir()
+    rec = Recorder(root, name="rerun", datalad=False, persist=persist,
+                   aliases={env["jref"]: "jref$"})
+    history, original = rerun_source(root, shlex.join(words)) if persist else ((), None)
+    rec.prior_history = history
+    ctx = Context(rundir=directory, cal_fits=root / "cal_fits", env=env, say=click.echo,
+                  rerun=True)
+    with rec.activity(parsed.action, params=dict(parsed.params), cwd=directory,
+                      label=f"rerun: {parsed.describe()}") as act:
+        act.note(rerun_of=original or "unknown", rerun_command=shlex.join(words))
         ctx.act = act
         get_action(parsed.action)(ctx, parsed)
 

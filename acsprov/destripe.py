@@ -19,7 +19,7 @@ from typing import Any
 from astropy.io import fits
 from astropy.time import Time
 
-from .errors import BadInputError
+from .errors import BadInputError, MissingFileError
 
 __all__ = ["SM4_MJD", "DestripeResult", "check_destripe_input", "destripe_plus"]
 
@@ -98,13 +98,17 @@ def destripe_plus(
     rpt_clean: int = 0,
     atol: float = 0.01,
     keep_intermediate_files: bool = False,
+    scimask1: str | os.PathLike[str] | None = None,
+    scimask2: str | os.PathLike[str] | None = None,
+    dqbits: int | str | None = None,
     nthreads: int | None = None,
     overwrite: bool = False,
 ) -> DestripeResult:
     """Destripe a raw WFC exposure and calibrate it into ``_flt`` (and ``_flc``).
 
-    Same parameters as ``acstools.acs_destripe_plus.destripe_plus`` (without masks;
-    `overwrite` plays its `clobber`); the calacs steps run in acsprov's native engine.
+    Same parameters as ``acstools.acs_destripe_plus.destripe_plus`` (`overwrite`
+    plays its `clobber`; the masks and `dqbits` go to ``acs_destripe.clean`` as
+    acstools passes them); the calacs steps run in acsprov's native engine.
 
     Raises
     ------
@@ -121,13 +125,19 @@ def destripe_plus(
 
     raw = Path(raw)
     if not raw.is_file():
-        raise BadInputError(f"{raw}: no such raw file")
+        raise MissingFileError(f"{raw} does not exist.")
     cte_correct, warnings = check_destripe_input(raw, cte_correct=cte_correct)
     result = DestripeResult(warnings=warnings, parameters={
         "cte_correct": cte_correct, "suffix": suffix, "stat": stat, "maxiter": maxiter,
         "sigrej": sigrej, "lower": lower, "upper": upper, "binwidth": binwidth,
         "rpt_clean": rpt_clean, "atol": atol,
+        **({"scimask1": str(scimask1), "scimask2": str(scimask2)} if scimask1 else {}),
+        **({"dqbits": dqbits} if dqbits is not None else {}),
     })
+    masks = [None if m is None else str(Path(m)) for m in (scimask1, scimask2)]
+    for mask in masks:
+        if mask is not None and not Path(mask).is_file():
+            raise MissingFileError(f"{mask} does not exist.")
     header = fits.getheader(raw, 0)
     subarray = bool(header.get("SUBARRAY", False))
     switches: dict[str, str] = {}
@@ -143,8 +153,8 @@ def destripe_plus(
         quiet.setLevel(logging.WARNING)
         try:
             acs_destripe.clean(str(blv), suffix, stat=stat, maxiter=maxiter, sigrej=sigrej,
-                               lower=lower, upper=upper, binwidth=binwidth, mask1=None,
-                               mask2=None, dqbits=None, rpt_clean=rpt_clean, atol=atol,
+                               lower=lower, upper=upper, binwidth=binwidth, mask1=masks[0],
+                               mask2=masks[1], dqbits=dqbits, rpt_clean=rpt_clean, atol=atol,
                                clobber=False, verbose=False)
         finally:
             quiet.setLevel(level)

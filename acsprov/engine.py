@@ -20,7 +20,7 @@ from typing import Any
 
 from astropy.io import fits
 
-from .errors import AcsprovError, BadInputError
+from .errors import AcsprovError, BadInputError, MissingFileError
 from .headers import SWITCH_REFERENCES, SWITCHES
 
 __all__ = ["ENGINES", "CalacsResult", "calacs", "resolve_engine", "run_calacs"]
@@ -54,10 +54,18 @@ class CalacsResult:
     """sha256 of products the engine already computed (native engine)."""
 
 
-class CalacsError(AcsprovError, RuntimeError):
-    """calacs.e failed."""
+class CalacsError(AcsprovError, subprocess.CalledProcessError):
+    """calacs.e failed: a ``subprocess.CalledProcessError``, as acstools raises."""
 
     exit_code = 7
+
+    def __init__(self, message: str, returncode: int = 1,
+                 cmd: Sequence[str] = ()) -> None:
+        subprocess.CalledProcessError.__init__(self, returncode, list(cmd))
+        self.args = (message,)
+
+    def __str__(self) -> str:
+        return str(self.args[0])
 
 
 def resolve_engine(engine: str = "auto", exec_path: str | None = None) -> str:
@@ -98,7 +106,7 @@ def _inputs(input_file: str | os.PathLike[str] | Sequence[str | os.PathLike[str]
             raise BadInputError(f"{path} is a directory: give calacs _raw.fits or _asn.fits "
                                 f"files (e.g. {path / '*_asn.fits'})")
         if not path.is_file():
-            raise BadInputError(f"Input file not found: {path}")
+            raise MissingFileError(f"Input file not found: {path}")
         if not path.name.endswith(("_raw.fits", "_asn.fits")):
             raise BadInputError(f"{path.name}: calacs takes _raw.fits or _asn.fits files")
     return paths
@@ -203,6 +211,8 @@ def run_calacs(
     `overwrite` replaces existing products (a re-run of a recorded action); calacs
     itself refuses them, and so does this function by default.
     """
+    if exec_path and not Path(exec_path).exists():
+        raise MissingFileError(f"Executable not found: {exec_path}")
     chosen = resolve_engine(engine, exec_path)
     paths = _inputs(input_file)
     _check_inputs(paths)
@@ -217,8 +227,6 @@ def run_calacs(
                 for old in planned_outputs(path):
                     old.unlink(missing_ok=True)
         executable = exec_path or shutil.which("calacs.e") or "calacs.e"
-        if exec_path and not Path(exec_path).exists():
-            raise BadInputError(f"Executable not found: {exec_path}")
         flags = [flag for on, flag in ((time_stamps, "-t"), (temp_files, "-s"),
                                        (verbose, "-v"), (debug, "-d"), (quiet, "-q"),
                                        (single_core, "-1")) if on]
@@ -228,7 +236,8 @@ def run_calacs(
         proc = subprocess.run(command, check=False)
         if proc.returncode != 0:
             raise CalacsError(f"calacs.e exited with status {proc.returncode} on "
-                              f"{', '.join(p.name for p in paths)}")
+                              f"{', '.join(p.name for p in paths)}", proc.returncode,
+                              command)
         version = _hstcal_version(executable)
         intermediates: list[Any] = []
         derivations: list[tuple[Path, tuple[Path, ...]]] = []
@@ -297,10 +306,22 @@ def calacs(
     ``_flc``, ``_crj``, ``_crc``, ``.tra``), and the call is recorded in the PROV
     document of the input's work directory (``prov/`` beside it, or of the DataLad
     dataset it is in).
+
+    Raises
+    ------
+    MissingFileError
+        (an ``OSError``, as acstools raises) if `input_file` or `exec_path` does not
+        exist.
+    CalacsError
+        (a ``subprocess.CalledProcessError``, as acstools raises) if calacs.e fails.
+    BadInputError
+        (a ``ValueError``) for an input that is not ACS raw data or an association.
     """
     from .provenance import Recorder
     from .provenance.query import dataset_root
 
+    if exec_path and not Path(exec_path).exists():
+        raise MissingFileError(f"Executable not found: {exec_path}")
     paths = _inputs(input_file)
     try:
         root = dataset_root(paths[0].parent)
@@ -333,7 +354,8 @@ def record_calacs(act, result: CalacsResult) -> None:
                     checksums=result.checksums)
     act.engine(name=f"calacs ({result.engine})", version=result.engine_version)
     act.note(switches=result.switches, wall_seconds=f"{result.seconds:.3f}",
-             engine=result.engine, engine_command=" ".join(result.command))
+             engine=result.engine, engine_version=result.engine_version,
+             engine_command=" ".join(result.command))
 
 
 def record_products(act, *, references: dict[str, Path], members: Sequence[Path],
@@ -357,10 +379,14 @@ def record_products(act, *, references: dict[str, Path], members: Sequence[Path]
                       derived_from=item.derived_from, deleted=str(item.deleted))
     sources = dict(derivations)
     known = checksums or {}
+    applied = tuple(references.values())  # every FITS product derives from them too
     for product in products:
         if product.exists():
+            made_from = tuple(sources.get(product, tuple(inputs)))
+            if product.name.endswith(".fits") and not product.name.endswith("_asn.fits"):
+                made_from += applied
             act.generated(product, role=_role(product), sha256=known.get(product),
-                          derived_from=sources.get(product, tuple(inputs)))
+                          derived_from=made_from)
 
 
 def _role(path: Path) -> str:

@@ -90,3 +90,17 @@ def tool_environment(cache: Path) -> dict[str, str]:
     from .refs import crds_environment
 
     return crds_environment(Path(cache).absolute())
+
+
+#: Variables of a user's own CRDS set-up that calibration tools read.
+USER_CRDS_VARIABLES = ("jref", "CRDS_PATH", "CRDS_MODE", "CRDS_OBSERVATORY",
+                       "CRDS_SERVER_URL", "CRDS_CONTEXT", "CRDS_READONLY_CACHE")
+
+
+def user_tool_environment(workdir: Path = Path("work"), *,
+                          say: Callable[[str], None] = print) -> dict[str, str]:
+    """jref/CRDS variables for an action run by hand: the user's own if ``jref`` is
+    set (as acstools expects), else those of the local cache in `workdir`."""
+    if os.environ.get("jref"):
+        return {k: os.environ[k] for k in USER_CRDS_VARIABLES if k in os.environ}
+    return tool_environment(ensure_local_crds(default_crds_path(workdir), say=say))

@@ -12,6 +12,7 @@ __all__ = [
     "AcsprovError",
     "BadInputError",
     "DatasetError",
+    "MissingFileError",
     "NotImplementedYetError",
     "RecipeError",
     "ReferenceFileError",
@@ -30,6 +31,20 @@ class BadInputError(AcsprovError, ValueError):
     """An input file is not what acsprov can process (truncated, wrong instrument...)."""
 
     exit_code = 2
+
+
+class MissingFileError(BadInputError, FileNotFoundError):
+    """An input file or executable does not exist.
+
+    A :class:`FileNotFoundError` (so an ``OSError``, as acstools raises for a missing
+    input) and a :class:`BadInputError` (one line on the command line).
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
 
 
 class DatasetError(AcsprovError, LookupError):

@@ -51,10 +51,13 @@ __all__ = ["MANIFEST", "BundleCheck", "BundleError", "check_bundle", "make_bundl
 MANIFEST = "manifest-sha256.txt"
 METADATA = "ro-crate-metadata.json"
 DATASET_DIR = "dataset.git"
+README = "README.md"
+BIOSCHEMAS_WORKFLOW = "https://bioschemas.org/profiles/ComputationalWorkflow/1.0-RELEASE"
 
 PROFILES = {
     "https://w3id.org/ro/wfrun/process/0.5": "Process Run Crate",
     "https://w3id.org/ro/wfrun/workflow/0.5": "Workflow Run Crate",
+    "https://w3id.org/workflowhub/workflow-ro-crate/1.0": "Workflow RO-Crate",
 }
 #: The rocrate library adds its Workflow RO-Crate profile with the main workflow.
 WORKFLOW_RO_CRATE = "https://w3id.org/workflowhub/workflow-ro-crate/"
@@ -62,7 +65,7 @@ _FORMATS = {
     ".fits": "application/fits", ".json": "application/json",
     ".provn": "text/provenance-notation", ".ttl": "text/turtle", ".svg": "image/svg+xml",
     ".png": "image/png", ".yaml": "application/yaml", ".tra": "text/plain",
-    ".txt": "text/plain",
+    ".txt": "text/plain", ".md": "text/markdown",
 }
 
 
@@ -120,6 +123,7 @@ def make_bundle(workdir: Path, out: Path, *, say: Callable[[str], None] = print)
         products = _copy_products(run, staging, say)
         documents = _copy_tree(workdir / "prov", staging / "prov")
         (staging / "recipe.yaml").write_text(recipe_from_run(run))
+        (staging / README).write_text(_readme(run, run_is_simulated(run)))
         (staging / "environment.json").write_text(
             json.dumps(environment_description(run), indent=1, sort_keys=True) + "\n")
         if run_is_simulated(run):
@@ -242,36 +246,79 @@ def environment_description(run: RecordedRun) -> dict[str, Any]:
 
 
 SIMULATED_NOTE = ("SIMULATED DATA: the archive files of this run were made by acsprov's "
-                  "simulator, not observed by Hubble; so is every product.")
+                  "simulator (SIMULATE = T in every FITS header), not observed by Hubble; "
+                  "so is every product.")
+CRATE_VERSION = "1.1"
+"""The RO-Crate version the declared run-crate profiles (0.5) build on."""
+LICENSE = "https://creativecommons.org/publicdomain/zero/1.0/"
+"""The bundle's license: HST data are public once out of their proprietary period; the
+products and records a run adds are dedicated to the public domain (CC0 1.0)."""
+ACSPROV_URL = "https://pypi.org/project/acsprov/"
+ENGINE_URLS = {
+    "hstcal": "https://github.com/spacetelescope/hstcal",
+    "native": ACSPROV_URL,
+}
+
+
+def crate_time(value: object) -> str | None:
+    """A PROV time as the run-crate profiles want it: ISO 8601, milliseconds at most,
+    an explicit ``+HH:MM`` offset (UTC)."""
+    if not value:
+        return None
+    when = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return when.astimezone(dt.UTC).isoformat(timespec="milliseconds")
 
 
 def run_is_simulated(run: RecordedRun) -> bool:
     """True if any archive file of `run` came from the simulator."""
     return any(str(a.get("acsprov:simulated", "")).lower() == "true"
+               or a.get("acsprov:source") == "simulate"
                for a in run.activities if a["action"] == "obtain")
 
 
 def _write_crate(run: RecordedRun, staging: Path, products: list[str],
                  documents: list[str]) -> None:
-    """ro-crate-metadata.json describing every file of the bundle (the data already there)."""
+    """ro-crate-metadata.json describing every file of the bundle (the data already there).
+
+    RO-Crate 1.1 with the Process Run Crate 0.5, Workflow Run Crate 0.5 and Workflow
+    RO-Crate 1.0 profiles: the recipe is the main workflow, the run one CreateAction
+    whose instrument it is, and each recorded action a CreateAction of the software
+    that did it (acsprov, or the calacs engine), all mentioned by the root.
+    """
     from rocrate.model.computerlanguage import ComputerLanguage
     from rocrate.model.contextentity import ContextEntity
+    from rocrate.model.person import Person
     from rocrate.model.softwareapplication import SoftwareApplication
     from rocrate.rocrate import ROCrate
 
     from . import __version__
 
-    crate = ROCrate()
     simulated = run_is_simulated(run)
+    crate = ROCrate(version=CRATE_VERSION)
     crate.name = (f"acsprov run {run.name} ({run.run_id})"
                   + (" — SIMULATED DATA" if simulated else ""))
     crate.description = ((SIMULATED_NOTE + " " if simulated else "")
                          + "Recalibrated HST/ACS products with their W3C-PROV provenance, "
                          "recipe, software environment and DataLad dataset "
                          f"(datalad clone <bundle>/{DATASET_DIR}).")
-    if simulated:
-        crate.root_dataset["keywords"] = ["simulated data", "HST", "ACS"]
     crate.datePublished = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    crate.root_dataset["keywords"] = ["HST", "ACS", "calacs", "provenance", "W3C PROV"] + (
+        ["simulated data"] if simulated else [])
+    crate.root_dataset["license"] = crate.add(ContextEntity(crate, LICENSE, properties={
+        "@type": "CreativeWork", "name": "CC0 1.0 Universal (public domain dedication)"}))
+    user = _user(run)
+    organization = crate.add(ContextEntity(crate, "#organization", properties={
+        "@type": "Organization",
+        "name": os.environ.get("ACSPROV_ORGANIZATION") or f"organization of {user} "
+        "(not given: set ACSPROV_ORGANIZATION)",
+        **({"url": {"@id": os.environ["ACSPROV_ORGANIZATION_URL"]}}
+           if os.environ.get("ACSPROV_ORGANIZATION_URL") else {})}))
+    person = crate.add(Person(crate, f"#person-{user}", properties={
+        "name": user, "affiliation": organization}))
+    crate.root_dataset["author"] = person
+    crate.root_dataset["publisher"] = organization
     shas = {rel: sha256sum(staging / rel) for rel in _all_files(staging)
             if rel not in (METADATA, MANIFEST)}
 
@@ -283,19 +330,22 @@ def _write_crate(run: RecordedRun, staging: Path, products: list[str],
 
     language = crate.add(ComputerLanguage(crate, "#acsprov-recipe", properties={
         "name": "acsprov recipe", "alternateName": "acsprov dataset recipe (YAML)",
-        "version": __version__}))
+        "url": {"@id": ACSPROV_URL}, "version": __version__}))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         workflow = crate.add_workflow(None, "recipe.yaml", main=True, lang=language,
                                       properties=props("recipe.yaml",
-                                                       name=f"recipe {run.name}"))
+                                                       name=f"recipe {run.name}",
+                                                       version=run.run_id,
+                                                       url={"@id": ACSPROV_URL}))
+    workflow["conformsTo"] = {"@id": BIOSCHEMAS_WORKFLOW}
     for profile, name in PROFILES.items():
         if profile not in crate:
             entity = crate.add(ContextEntity(crate, profile, properties={
                 "@type": "CreativeWork", "name": name, "version": profile.rsplit("/", 1)[-1]}))
             crate.root_dataset.append_to("conformsTo", entity)
-    software = crate.add(SoftwareApplication(crate, "#acsprov", properties={
-        "name": "acsprov", "version": __version__,
+    software = crate.add(SoftwareApplication(crate, ACSPROV_URL, properties={
+        "name": "acsprov", "version": __version__, "url": {"@id": ACSPROV_URL},
         "description": "Reproducible recalibration of Hubble ACS data with provenance"}))
     engines: dict[str, Any] = {}
     files: dict[str, Any] = {}
@@ -312,6 +362,9 @@ def _write_crate(run: RecordedRun, staging: Path, products: list[str],
             if rel.endswith(".json"):
                 extra["conformsTo"] = {"@id": "https://www.w3.org/submissions/prov-json/"}
             files[rel] = crate.add_file(None, rel, properties=props(rel, **extra))
+        crate.add_file(None, README, properties=props(
+            README, encodingFormat="text/markdown", about=crate.root_dataset,
+            description="what the bundle holds and how to use it"))
         env = crate.add_file(None, "environment.json", properties=props(
             "environment.json", description="software and environment of the run"))
         dataset = crate.add_dataset(None, f"{DATASET_DIR}/", properties={
@@ -319,7 +372,7 @@ def _write_crate(run: RecordedRun, staging: Path, products: list[str],
             "description": ("The run's DataLad dataset: a bare git repository with "
                             "git-annex objects of every file version. "
                             f"`datalad clone <bundle>/{DATASET_DIR} DIR` then "
-                            "`datalad get FILE`.")})
+                            "`datalad get FILE`; `datalad rerun` re-makes the products.")})
         parts = []
         for rel in sorted(shas):
             if rel.startswith(f"{DATASET_DIR}/"):
@@ -334,51 +387,107 @@ def _write_crate(run: RecordedRun, staging: Path, products: list[str],
         made = [run.entities.get(e, {}) for e in run.generated.get(act["id"], [])]
         instrument = software
         if act.get("acsprov:engine"):
-            name = f"calacs ({act['acsprov:engine']} engine)"
-            engines.setdefault(name, crate.add(SoftwareApplication(
-                crate, f"#engine-{act['acsprov:engine']}", properties={"name": name})))
+            kind = str(act["acsprov:engine"])
+            name = f"calacs ({kind} engine)"
+            url = ENGINE_URLS.get(kind, ACSPROV_URL)
+            if name not in engines:
+                engines[name] = crate.add(SoftwareApplication(
+                    crate, f"{url}#calacs-{kind}", properties={
+                        "name": name, "url": {"@id": url},
+                        "version": str(act.get("acsprov:engine_version") or __version__)}))
             instrument = engines[name]
         objects = []
         for ent in used:
             path = str(ent.get("acsprov:path", ""))
             if not path or path.startswith("/"):
                 continue
-            objects.append(_input(crate, inputs, ent, by_path))
+            objects.append(_input(crate, inputs, ent, by_path, simulated))
         if act["action"] == "obtain":
             objects = []
-            made_ids = [_input(crate, inputs, ent, by_path) for ent in made]
+            made_ids = [_input(crate, inputs, ent, by_path, simulated) for ent in made]
         else:
             made_ids = [by_path[str(e.get("acsprov:path"))] for e in made
                         if str(e.get("acsprov:path")) in by_path
                         and run.products().get(str(e.get("acsprov:path")))
                         == e.get("acsprov:sha256")]
-        actions.append(crate.add(ContextEntity(crate, f"#action-{act['id'].split(':')[-1]}",
-                                               properties={
+            if not made_ids:  # replaced later in the run, or deleted (calacs temporaries)
+                made_ids = [_input(crate, inputs, e, by_path, simulated) for e in made
+                            if e.get("acsprov:path")
+                            and not str(e["acsprov:path"]).startswith("/")]
+        properties = {
             "@type": "CreateAction", "name": str(act.get("prov:label", act["action"])),
             "instrument": instrument, "object": objects, "result": made_ids,
-            "startTime": act.get("prov:startTime"), "endTime": act.get("prov:endTime"),
-            "actionStatus": {"@id": "http://schema.org/CompletedActionStatus"},
-            "description": str(act.get("acsprov:command", "")),
-        })))
+            "agent": person,
+            "startTime": crate_time(act.get("prov:startTime")),
+            "endTime": crate_time(act.get("prov:endTime")),
+            "actionStatus": "http://schema.org/CompletedActionStatus",
+            "description": str(act.get("acsprov:command") or act["action"]),
+        }
+        actions.append(crate.add(ContextEntity(
+            crate, f"#action-{act['id'].split(':')[-1]}",
+            properties={k: v for k, v in properties.items() if v not in (None, [])})))
     run_action = crate.add(ContextEntity(crate, f"#run-{run.run_id}", properties={
         "@type": "CreateAction", "name": f"run {run.run_id} of recipe {run.name}",
-        "instrument": workflow,
+        "description": f"acsprov reprocess {run.name}"
+        + (" (on simulated data)" if simulated else ""),
+        "instrument": workflow, "agent": person,
         "object": [e for e in inputs.values()],
         "result": list(by_path.values()),
-        "startTime": run.activities[0].get("prov:startTime"),
-        "endTime": run.activities[-1].get("prov:endTime"),
-        "actionStatus": {"@id": "http://schema.org/CompletedActionStatus"},
+        "startTime": crate_time(run.activities[0].get("prov:startTime")),
+        "endTime": crate_time(run.activities[-1].get("prov:endTime")),
+        "actionStatus": "http://schema.org/CompletedActionStatus",
         "subjectOf": [files[d] for d in documents if d.endswith(".json")],
     }))
     run_action["hasPart"] = actions
-    crate.root_dataset["mentions"] = [run_action]
+    crate.root_dataset["mentions"] = [run_action, *actions]
+    _single_values(crate)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "no source": the files are already in place
         crate.write(staging)
 
 
+def _single_values(crate: Any) -> None:
+    """One value rather than a one-element list, as RO-Crate 1.1 recommends; no empty
+    lists."""
+    for entity in crate.get_entities():
+        for key, value in list(entity._jsonld.items()):
+            if isinstance(value, list) and len(value) == 1 and key != "@type":
+                entity._jsonld[key] = value[0]
+            elif isinstance(value, list) and not value:
+                del entity._jsonld[key]
+
+
+def _readme(run: RecordedRun, simulated: bool) -> str:
+    """README.md of a bundle."""
+    warning = ("\n**Simulated data**: the archive files were made by acsprov's simulator "
+               "(`SIMULATE = T` in every FITS header); the products are not Hubble "
+               "observations.\n" if simulated else "")
+    return (f"# acsprov run {run.name} ({run.run_id})\n{warning}\n"
+            "- `data/`: the products, as the PROV documents record them\n"
+            "- `prov/`: the W3C-PROV documents (PROV-JSON, PROV-N, Turtle) and the graph\n"
+            "- `recipe.yaml`: the recipe as run (`acsprov reprocess recipe.yaml`)\n"
+            "- `environment.json`: software and environment of the run\n"
+            f"- `{DATASET_DIR}/`: the DataLad dataset: `datalad clone {DATASET_DIR} DIR`, "
+            "`datalad get .`, `datalad rerun --since=` re-makes every product\n"
+            f"- `{MANIFEST}`: sha256 of every file; `acsprov publish --check` verifies "
+            "the bundle\n"
+            f"- `{METADATA}`: RO-Crate 1.1 metadata (Process Run Crate, Workflow Run "
+            "Crate)\n")
+
+
+def _user(run: RecordedRun) -> str:
+    """The person the run's PROV document names as its operator."""
+    doc = json.loads(run.document.read_text())
+    for agent in (doc.get("agent") or {}).values():
+        kind = agent.get("prov:type")
+        kind = kind.get("$") if isinstance(kind, dict) else kind
+        if kind == "prov:Person":
+            return str(agent.get("prov:label", "unknown"))
+    return "unknown"
+
+
 def _input(crate: Any, inputs: dict[str, Any], ent: dict[str, Any],
-           by_path: dict[str, Any]) -> Any:
+           by_path: dict[str, Any], simulated: bool = False) -> Any:
     """A crate entity for a file a run read: the bundled product, or a contextual file."""
     from rocrate.model.contextentity import ContextEntity
 
@@ -389,9 +498,14 @@ def _input(crate: Any, inputs: dict[str, Any], ent: dict[str, Any],
     if key not in inputs:
         where = ("a reference file of the CRDS cache" if path.startswith("jref$")
                  else f"in the DataLad dataset ({DATASET_DIR}, history of {path})")
+        if simulated and path.startswith("cal_fits/"):
+            where = "simulated archive file (acsprov simulator), " + where
         inputs[key] = crate.add(ContextEntity(crate, key, properties={
-            "@type": "File", "name": path, "sha256": ent.get("acsprov:sha256"),
-            "description": where}))
+            "@type": ["File", "MediaObject"], "name": path,
+            "sha256": ent.get("acsprov:sha256"), "description": where,
+            **({"contentSize": str(ent["acsprov:size"])} if ent.get("acsprov:size") else {}),
+            "encodingFormat": _FORMATS.get(Path(path).suffix.lower(),
+                                           "application/octet-stream")}))
     return inputs[key]
 
 

@@ -49,9 +49,19 @@ STEP_PARAMETERS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "set_header": (frozenset({"files", "set"}), frozenset()),
     "bestrefs": (frozenset({"files"}), frozenset()),
     "calacs": (frozenset({"input"}), frozenset({"options"})),
-    "destripe": (frozenset({"file"}), frozenset({"cte"})),
+    "destripe": (frozenset({"file"}), frozenset({"cte", "options"})),
     "updatewcs": (frozenset({"files"}), frozenset()),
     "drizzle": (frozenset({"input", "output"}), frozenset({"parameters"})),
+}
+
+#: Options of a destripe step: acstools' ``destripe_plus`` keyword arguments (besides
+#: ``cte_correct``, the step's ``cte``), with the type each takes.
+DESTRIPE_OPTIONS: dict[str, tuple[type, ...]] = {
+    "suffix": (str,), "stat": (str,), "maxiter": (int,), "sigrej": (int, float),
+    "lower": (int, float, type(None)), "upper": (int, float, type(None)),
+    "binwidth": (int, float), "scimask1": (str, type(None)), "scimask2": (str, type(None)),
+    "dqbits": (int, str, type(None)), "rpt_clean": (int,), "atol": (int, float),
+    "keep_intermediate_files": (bool,),
 }
 
 #: Options a recipe's calacs step may set.
@@ -288,6 +298,20 @@ def _parse_step(step: object, where: str) -> Step:
     elif action == "destripe":
         clean["file"] = _names(params["file"], where)[0]
         clean["cte"] = bool(params.get("cte", False))
+        options = params.get("options", {})
+        if not isinstance(options, dict):
+            raise RecipeError(f"{where}: destripe options must be a mapping")
+        for key, value in options.items():
+            kinds = DESTRIPE_OPTIONS.get(key)
+            if kinds is None:
+                raise RecipeError(f"{where}: unknown destripe option {key!r}")
+            if not isinstance(value, kinds) or (isinstance(value, bool)
+                                                and bool not in kinds):
+                raise RecipeError(f"{where}: destripe option {key} has a wrong type")
+            if key in ("scimask1", "scimask2", "suffix") and value is not None:
+                _names(value, where)  # plain file names (and suffixes) only
+        if options:
+            clean["options"] = dict(options)
     elif action == "drizzle":
         from .drizzle import validate_parameters
 

@@ -27,7 +27,9 @@ from .crdsworld import (
     expected_kind,
     open_world,
     plan_world,
+    synthetic_world,
 )
+from .dataset_refs import DATASET_CRDS, keep_used_references, stage_cache
 from .environment import default_crds_path, ensure_local_crds
 from .fitsutil import check_acs_file
 from .lock import work_lock
@@ -77,11 +79,18 @@ def remove_leftovers(root: Path) -> list[Path]:
     return removed
 
 
-def step_command(step: Step, *, crds_path: Path, cwd: Path) -> str:
-    """The command line that performs `step` again in `cwd` (for ``datalad rerun``)."""
+def _crds_arg(world: CrdsWorld, root: Path) -> str:
+    """The CRDS cache a recorded step command names: relative to the dataset's root."""
+    return os.path.relpath(world.cache, root)
+
+
+def step_command(step: Step, *, rundir: str, crds_path: str = DATASET_CRDS) -> str:
+    """The command line that performs `step` again, run from the dataset's root (as
+    ``datalad rerun`` runs it): the run directory and the dataset's CRDS cache are
+    named relative to the root, and the command creates the directory if need be."""
     params = json.dumps(step.params, sort_keys=True, default=list)
-    cache = os.path.relpath(crds_path, cwd)
-    return shlex.join(["acsprov", "step", step.action, params, "--crds-path", cache])
+    return shlex.join(["acsprov", "step", step.action, params, "--rundir", rundir,
+                       "--crds-path", crds_path])
 
 
 def reprocess(
@@ -179,6 +188,11 @@ def _reprocess(recipe: Recipe, root: Path, setup: _Setup, *, source: str | None,
         files = [p for got in result.obtained for p in got.files]
         world = open_world(data_kind(files), setup.request, synthetic_cache=setup.synthetic,
                            workdir=setup.workdir, what=f"recipe {recipe.name}", say=say)
+        origin = world.cache
+        if world.kind == SIMULATED:
+            # the dataset holds its references (YODA): a staged copy of the synthetic
+            # cache inside it, which `datalad rerun` in a clone finds
+            world = synthetic_world(stage_cache(world.cache, root))
     except BaseException:
         with contextlib.suppress(Exception):
             rec.close()
@@ -190,11 +204,13 @@ def _reprocess(recipe: Recipe, root: Path, setup: _Setup, *, source: str | None,
         _runs(recipe, rec, root, world, cal_fits, result, say)
     except BaseException:
         with contextlib.suppress(Exception):  # the failure itself is what to report
+            _keep_references(rec, world, origin)
             rec.export()
         raise
     finally:
         with contextlib.suppress(Exception):
             rec.close()
+    _keep_references(rec, world, origin)
     rec.export()
     page = write_lineage_page(root)
     if datalad:
@@ -216,6 +232,21 @@ def _shown(path: Path) -> str:
     return path.as_posix() if rel.startswith("..") else rel
 
 
+def _keep_references(rec: Recorder, world: CrdsWorld, origin: Path) -> None:
+    """Commit the reference files the run used into the dataset's ``crds/`` (simulated
+    runs; an archive run's references stay in the real CRDS cache it names)."""
+    if world.kind != SIMULATED:
+        return
+    names = {e.path.removeprefix("jref$") for a in rec.run.activities
+             for e in a.used + a.generated if e.path.startswith("jref$")}
+    files = keep_used_references(rec.root, names, origin_cache=origin,
+                                 context=world.env.get("CRDS_CONTEXT"),
+                                 server=world.env.get("CRDS_SERVER_URL"))
+    rec.commit_files(files, message=f"acsprov: the {len(names)} reference files and "
+                     f"CRDS mappings of run {rec.run.run_id}, copied from {origin.name}/ "
+                     f"into {DATASET_CRDS}/ (origin in {DATASET_CRDS}/references.json)")
+
+
 def _runs(recipe: Recipe, rec: Recorder, root: Path, world: CrdsWorld,
           cal_fits: Path, result: ReprocessResult, say: Callable[[str], None]) -> None:
     """Do each run of the recipe, one recorded activity per step."""
@@ -234,8 +265,10 @@ def _runs(recipe: Recipe, rec: Recorder, root: Path, world: CrdsWorld,
             with rec.activity(
                 step.action,
                 params=dict(step.params),
-                command=step_command(step, crds_path=world.cache, cwd=rundir),
+                command=step_command(step, rundir=rundir.relative_to(root).as_posix(),
+                                     crds_path=_crds_arg(world, root)),
                 cwd=rundir,
+                command_cwd=root,
                 label=f"{run.name}: {step.describe()}",
                 will_write=_existing(rundir, step),
                 overlap=step.action in ATOMIC_ACTIONS,

@@ -60,13 +60,42 @@ runs:
 """
 
 
-@pytest.fixture(scope="session")
-def recorded_hrc_run(tmp_path_factory, crds_cache):
-    """A recorded recipe run (DataLad dataset + PROV) of :data:`HRC_RECIPE`; read only."""
+def _recorded(tmp_path_factory, crds_cache, text: str):
+    """Run the recipe `text` in a new directory, recorded; return its result."""
     from acsprov.reprocess import reprocess
 
     top = tmp_path_factory.mktemp("recorded")
-    recipe = top / "hrcbias.yaml"
-    recipe.write_text(HRC_RECIPE)
+    recipe = top / "recipe.yaml"
+    recipe.write_text(text)
     return reprocess(str(recipe), workdir=top / "work", crds_path=crds_cache,
                      say=lambda m: None)
+
+
+@pytest.fixture(scope="session")
+def recorded_hrc_run(tmp_path_factory, crds_cache):
+    """A recorded recipe run (DataLad dataset + PROV) of :data:`HRC_RECIPE`; read only."""
+    return _recorded(tmp_path_factory, crds_cache, HRC_RECIPE)
+
+
+#: An HRC repeat association recalibrated with a user bias, as Handbook Example 2
+#: does with a WFC CR-SPLIT pair: the members' _flt and the _crj, all with mybias.fits.
+HRC_ASN_RECIPE = """
+name: hrcasnbias
+title: "HRC association with mybias.fits, as Example 2 does on WFC"
+source: simulate
+datasets: [j8is01020]
+runs:
+  - name: example2
+    steps:
+      - copy: {files: [j8is01020_asn.fits, "*_raw.fits"]}
+      - bestrefs: {files: ["*_raw.fits"]}
+      - copy_reference: {keyword: BIASFILE, header_of: j8is01j2q_raw.fits, to: mybias.fits}
+      - set_header: {files: ["*_raw.fits"], set: {BIASFILE: mybias.fits}}
+      - calacs: {input: j8is01020_asn.fits, options: {engine: native}}
+"""
+
+
+@pytest.fixture(scope="session")
+def recorded_hrc_asn_run(tmp_path_factory, crds_cache):
+    """A recorded run of :data:`HRC_ASN_RECIPE` (a _crj made with mybias.fits); read only."""
+    return _recorded(tmp_path_factory, crds_cache, HRC_ASN_RECIPE)

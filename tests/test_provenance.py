@@ -268,3 +268,25 @@ def test_lineage_links_runs_of_one_work_directory(tmp_path):
     (parent,) = node.inputs
     assert parent.entity["acsprov:path"] == "j8is01j2q_raw.fits"
     assert parent.activity["prov:type"]["$"] == "acsprov:copy"  # from the first run
+
+
+def test_an_alias_inside_the_root_wins(tmp_path):
+    """The dataset's own CRDS cache (crds/) is recorded as jref$, a reference file."""
+    root = tmp_path / "ds"
+    jref = root / "crds" / "references" / "hst"
+    jref.mkdir(parents=True)
+    ref = make_raw(jref / "x_bia.fits")
+    rec = Recorder(root, name="t", datalad=False, aliases={jref: "jref$"})
+    with rec.activity("calacs", cwd=rec.root) as act:
+        act.used(ref, role="biasfile")
+        act.used(make_raw(root / "mybias.fits"), role="biasfile", keyword="BIASFILE")
+    aliased, own = rec.run.activities[0].used
+    assert (aliased.path, aliased.external) == ("jref$x_bia.fits", True)
+    assert (own.path, own.external) == ("mybias.fits", False)
+
+
+def test_the_first_action_of_a_run_has_a_provdoc(tmp_path):
+    rec = Recorder(tmp_path / "ds", name="t", datalad=False)
+    with rec.activity("calacs", cwd=rec.root):
+        header = apply_stamp(fits.Header())
+    assert len(header["PROVDOC"]) == 64

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 
@@ -66,8 +67,20 @@ def test_crate_metadata_follows_the_workflow_run_profile(bundle):
     assert {"@id": f"data/{PRODUCT}"} in runs[0]["result"]
     steps = [by_id[a["@id"]] for a in runs[0]["hasPart"]]
     calacs = next(s for s in steps if s["name"].endswith("calacs j8is01j2q_raw.fits"))
-    assert calacs["instrument"] == {"@id": "#engine-native"}
-    assert {"@id": f"data/{PRODUCT}"} in calacs["result"]
+    engine = by_id[calacs["instrument"]["@id"]]
+    assert engine["name"] == "calacs (native engine)" and engine["version"]
+    assert calacs["instrument"]["@id"].startswith("https://")  # software ids are URLs
+    results = calacs["result"] if isinstance(calacs["result"], list) else [calacs["result"]]
+    assert {"@id": f"data/{PRODUCT}"} in results
+    # every action is mentioned by the root, with an agent and RO-Crate 1.1 times
+    mentioned = {m["@id"] for m in root["mentions"]}
+    assert {a["@id"] for a in runs[0]["hasPart"]} <= mentioned
+    assert calacs["agent"]["@id"].startswith("#person-")
+    assert calacs["actionStatus"] == "http://schema.org/CompletedActionStatus"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00", calacs["endTime"])
+    assert by_id["ro-crate-metadata.json"]["conformsTo"][0] == {
+        "@id": "https://w3id.org/ro/crate/1.1"}
+    assert root["license"]["@id"] in by_id
 
 
 def test_datalad_clone_and_get_from_the_bundle(bundle, tmp_path):

@@ -14,9 +14,13 @@ def destripe(ctx: Context, step: Step) -> Outcome:
     """Destripe the step's raw subarray and calibrate it (with CTE if asked)."""
     act = ctx.activity
     raw = act.used(ctx.rundir / step.params["file"], role="raw")
+    options = dict(step.params.get("options", {}))
+    for key in ("scimask1", "scimask2"):
+        if options.get(key):
+            options[key] = act.used(ctx.rundir / options[key], role=f"mask {key}")
     with ctx.environment():
         result = destripe_plus(raw, cte_correct=step.params.get("cte", False),
-                               overwrite=ctx.rerun)
+                               overwrite=ctx.rerun, **options)
     record_products(act, references=result.references, members=[raw], inputs=[raw],
                     intermediates=result.intermediates, derivations=result.derivations,
                     products=result.products, checksums=result.checksums)

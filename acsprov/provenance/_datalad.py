@@ -34,6 +34,7 @@ __all__ = [
     "commit_removal",
     "ensure_dataset",
     "freeze_action",
+    "freeze_files",
     "is_dataset",
     "save_interrupted",
     "save_paths",
@@ -218,6 +219,13 @@ def freeze_action(
     text = json.dumps(record, indent=1, sort_keys=True, ensure_ascii=False)
     full = (f"[DATALAD RUNCMD] {message}\n\n=== Do not change lines below ===\n"
             f"{text}\n^^^ Do not change lines above ^^^\n")
+    return freeze_files(root, saved, message=full)
+
+
+def freeze_files(root: Path, paths: Iterable[Path], *, message: str) -> PendingCommit:
+    """Freeze `paths` (files inside `root`) for a commit with `message` (hard links,
+    see :class:`PendingCommit`); a plain commit unless the message holds a run record."""
+    saved = [Path(os.path.abspath(p)) for p in paths]
     staging = root / STAGING / uuid.uuid4().hex
     files = []
     for index, path in enumerate(dict.fromkeys(saved)):
@@ -226,7 +234,7 @@ def freeze_action(
         os.link(path, link)
         files.append((path.relative_to(os.path.abspath(root)).as_posix(), link))
     staging.mkdir(parents=True, exist_ok=True)
-    return PendingCommit(Path(root), staging, files, full)
+    return PendingCommit(Path(root), staging, files, message)
 
 
 def _annexed(path: Path) -> bool:

@@ -12,6 +12,7 @@ import hashlib
 import io
 import json
 from pathlib import Path
+from typing import Any
 
 import prov.model as pm
 from prov.constants import PROV_LABEL, PROV_ROLE, PROV_TYPE
@@ -77,6 +78,11 @@ def build_document(run: RunRecord) -> pm.ProvDocument:
                 attrs[acs["size"]] = item.size
             attrs.update({acs[k]: v for k, v in sorted(item.attributes.items())})
             seen[item.key] = doc.entity(ent[entity_id(item)], attrs)
+        elif "keyword" in item.attributes and not seen[item.key].get_attribute(
+                acs["keyword"]):
+            # a file first recorded as made (mybias.fits, a copy) and then read as a
+            # reference file: it is one, for every query
+            seen[item.key].add_attributes({acs["keyword"]: item.attributes["keyword"]})
         return seen[item.key]
 
     engines: dict[str, pm.ProvAgent] = {}
@@ -104,8 +110,9 @@ def build_document(run: RunRecord) -> pm.ProvDocument:
         by_key = {i.key: i for i in record.used + record.generated}
         for generated_key, used_key in record.derivations:
             if generated_key in by_key and used_key in by_key:
-                doc.wasDerivedFrom(entity(by_key[generated_key]), entity(by_key[used_key]),
-                                   activity)
+                source = by_key[used_key]
+                doc.wasDerivedFrom(entity(by_key[generated_key]), entity(source),
+                                   activity, other_attributes={PROV_ROLE: source.role})
     return doc
 
 
@@ -127,11 +134,45 @@ def _activity(doc: pm.ProvDocument, acs: pm.Namespace, act_ns: pm.Namespace,
     return doc.activity(act_ns[record.id], record.started, record.ended, attrs)
 
 
+#: Each qualified PROV-O relation and the unqualified one it implies
+#: (qualifying property, the influencer's property, unqualified property).
+UNQUALIFIED = (
+    ("qualifiedDerivation", "entity", "wasDerivedFrom"),
+    ("qualifiedUsage", "entity", "used"),
+    ("qualifiedGeneration", "activity", "wasGeneratedBy"),
+    ("qualifiedAssociation", "agent", "wasAssociatedWith"),
+    ("qualifiedCommunication", "activity", "wasInformedBy"),
+    ("qualifiedDelegation", "agent", "actedOnBehalfOf"),
+)
+
+
+def with_unqualified(graph: Any) -> Any:
+    """Add to an rdflib graph the unqualified PROV-O relation beside each qualified
+    one (``?x prov:wasDerivedFrom ?y`` beside ``?x prov:qualifiedDerivation [prov:entity
+    ?y]``), so that the usual queries (``prov:wasDerivedFrom+``) find them."""
+    for qualified, influencer, unqualified in UNQUALIFIED:
+        graph.update(f"""PREFIX prov: <http://www.w3.org/ns/prov#>
+            INSERT {{ ?x prov:{unqualified} ?y }}
+            WHERE {{ ?x prov:{qualified} ?q . ?q prov:{influencer} ?y }}""")
+    return graph
+
+
 def serialize(doc: pm.ProvDocument, fmt: str) -> str:
-    """`doc` in one of :data:`EXPORT_FORMATS`."""
+    """`doc` in one of :data:`EXPORT_FORMATS`; the RDF ones carry both the qualified
+    and the unqualified PROV-O relations."""
     kind, rdf_format, _ = EXPORT_FORMATS[fmt]
     if kind == "rdf":
-        return doc.serialize(format="rdf", rdf_format=rdf_format)
+        import rdflib
+
+        dataset = rdflib.Dataset()
+        dataset.parse(data=doc.serialize(format="rdf", rdf_format="trig"), format="trig")
+        graph = rdflib.Graph()
+        for s, p, o, _ in dataset.quads():
+            graph.add((s, p, o))
+        for prefix, namespace in dataset.namespaces():
+            graph.bind(prefix, namespace, override=True)
+        with_unqualified(graph)
+        return graph.serialize(format=rdf_format)
     if kind == "json":
         return json.dumps(json.loads(doc.serialize(format="json")), indent=1, sort_keys=True)
     return doc.serialize(format=kind)

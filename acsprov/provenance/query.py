@@ -27,6 +27,7 @@ __all__ = [
     "lineage",
     "merged_records",
     "render_tree",
+    "rerun_source",
     "verify",
 ]
 
@@ -115,12 +116,14 @@ def _kind(entity: dict[str, Any]) -> str:
     return str(value.get("$", "") if isinstance(value, dict) else value)
 
 
-def _tree(doc: dict[str, Any], entity_id: str, seen: frozenset[str]) -> Lineage:
+def _tree(doc: dict[str, Any], entity_id: str, seen: frozenset[str],
+          parent_activity: str | None = None) -> Lineage:
     """The lineage of one entity: what it was derived from, and the reference files used.
 
     Derivations (``wasDerivedFrom``) give the exact chain of a file (a raw file
     through its header edits, a product through calacs's temporaries); reference
-    files the generating activity used are shown as leaves.
+    files the generating activity used are shown as leaves (once: not again below a
+    file the same activity made).
     """
     entities = doc.get("entity") or {}
     node = Lineage(entity=entities[entity_id])
@@ -143,7 +146,9 @@ def _tree(doc: dict[str, Any], entity_id: str, seen: frozenset[str]) -> Lineage:
         sources = [u for u in used if _kind(entities[u]) != "acsprov:ReferenceFile"]
     for source in dict.fromkeys(sources):
         if source in entities:
-            node.inputs.append(_tree(doc, source, seen))
+            node.inputs.append(_tree(doc, source, seen, activity_id))
+    if activity_id == parent_activity:
+        return node
     for ref in dict.fromkeys(u for u in used if _kind(entities[u]) == "acsprov:ReferenceFile"
                              and u not in sources):
         node.inputs.append(Lineage(entity=entities[ref]))
@@ -174,6 +179,8 @@ def render_tree(node: Lineage) -> str:
                 text += (f"\n    crds {e['acsprov:crds_context']} "
                          f"{e.get('acsprov:crds_server', '')}  "
                          f"sha1:{e.get('acsprov:crds_sha1', '')}")
+        elif e.get("acsprov:keyword"):  # a reference file inside the work directory
+            text += f"  ({e['acsprov:keyword']}, user-supplied reference file)"
         elif e.get("acsprov:deleted") == "True":
             text += "  (temporary, deleted)"
         if n.activity is not None:
@@ -259,6 +266,12 @@ def history_before(root: Path, command: str) -> tuple[str, ...]:
     ``acsprov step`` (what ``datalad rerun`` executes) uses it so that a re-made
     product's header names the same actions as the original's.
     """
+    return rerun_source(root, command)[0]
+
+
+def rerun_source(root: Path, command: str) -> tuple[tuple[str, ...], str | None]:
+    """The stamp history before the recorded activity that ran `command` (the latest
+    such), and that activity's identifier (None if no activity ran it)."""
     for path in reversed(documents(root)):
         activities = sorted((_load(path).get("activity") or {}).items(),
                             key=lambda item: str(item[1].get("prov:startTime", "")))
@@ -266,6 +279,6 @@ def history_before(root: Path, command: str) -> tuple[str, ...]:
         for key, activity in activities:
             kind = str((activity.get("prov:type") or {}).get("$", "")).split(":")[-1]
             if activity.get("acsprov:command") == command:
-                return tuple(names)
+                return tuple(names), key.split(":", 1)[-1]
             names.append(f"{kind} ({key.split(':', 1)[-1]})")
-    return ()
+    return (), None

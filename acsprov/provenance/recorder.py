@@ -69,6 +69,8 @@ class Activity:
         self.record = record
         self._outputs: list[Path] = []
         self._inputs: list[Path] = []
+        self.command_cwd: Path | None = None
+        """Where the activity's command runs, if not its ``cwd``."""
 
     @property
     def id(self) -> str:
@@ -196,18 +198,18 @@ class Recorder:
 
     # -- paths and entities -------------------------------------------------
     def relpath(self, path: Path) -> str:
-        """`path` relative to the root (POSIX), or absolute if outside it."""
+        """`path` as recorded: under an alias (``jref$``), else relative to the root
+        (POSIX), else absolute."""
         absolute = Path(os.path.abspath(path))
-        try:
-            return absolute.relative_to(self.root).as_posix()
-        except ValueError:
-            pass
-        for directory, prefix in self.aliases.items():
+        for directory, prefix in self.aliases.items():  # even inside the root (crds/)
             try:
                 return prefix + absolute.relative_to(directory).as_posix()
             except ValueError:
                 continue
-        return absolute.as_posix()
+        try:
+            return absolute.relative_to(self.root).as_posix()
+        except ValueError:
+            return absolute.as_posix()
 
     def _inside(self, path: Path) -> bool:
         try:
@@ -225,7 +227,8 @@ class Recorder:
         elif path.exists():
             size = self._hash.remember(path, sha256)
         rel = self.relpath(path)
-        external = not self._inside(path)
+        aliased = any(rel.startswith(prefix) for prefix in self.aliases.values())
+        external = aliased or not self._inside(path)
         if external and self.reference_attributes is not None:
             attributes = {**self.reference_attributes(path), **attributes}
         return FileEntity(
@@ -240,7 +243,8 @@ class Recorder:
                  command: str | None = None, cwd: Path | None = None,
                  label: str | None = None,
                  will_write: Iterable[Path] = (),
-                 overlap: bool = False) -> Iterator[Activity]:
+                 overlap: bool = False,
+                 command_cwd: Path | None = None) -> Iterator[Activity]:
         """Record one action; see the module docstring.
 
         `will_write` lists existing files the action will write in place (calacs.e
@@ -249,12 +253,16 @@ class Recorder:
         replaced atomically (every acsprov write) need no unlocking.  `overlap` says
         the action writes files only by replacing them (a rename, never in place), so
         it may run while the previous action's commit is still being made.
+        `command_cwd` is where `command` runs (default `cwd`): the dataset root for
+        ``acsprov step --rundir``, whose run directory may not exist yet.
         """
         will_write = [Path(os.path.abspath(p)) for p in will_write]
         if not overlap or any(p in self._pending_outputs or p.is_symlink()
                               for p in will_write):
             self._wait_timed()
         previous = self.run.activities[-1].id if self.run.activities else None
+        if self.persist and not self._document_sha:
+            self.write_document()  # PROVDOC: the document as it stood before the action
         record = ActivityRecord(
             id=str(uuid.uuid4()), action=action, label=label or action,
             started=dt.datetime.now(dt.UTC), params=dict(params or {}), command=command,
@@ -262,6 +270,7 @@ class Recorder:
         )
         self.run.activities.append(record)
         handle = Activity(self, record)
+        handle.command_cwd = command_cwd
         if self.datalad:
             unlocked = [Path(p) for p in will_write]
             _datalad.unlock(self.root, unlocked)
@@ -334,6 +343,18 @@ class Recorder:
             self._enqueue(commit)
         self._overhead += time.perf_counter() - start
 
+    def commit_files(self, paths: Iterable[Path], *, message: str) -> None:
+        """Commit files in a plain commit (no run record: not an action), after the
+        commits already queued."""
+        if not self.datalad:
+            return
+        pending = _datalad.freeze_files(self.root, [p for p in paths if p.is_file()],
+                                        message=message)
+        if self._committer is None:
+            self._save(pending)
+        else:
+            self._enqueue(lambda: self._save(pending))
+
     def export(self, formats: tuple[str, ...] = ("provn", "turtle"), *,
                graph: bool = True) -> list[Path]:
         """Write the run's document in other formats (and its graph) beside it.
@@ -391,6 +412,8 @@ class Recorder:
         record = handle.record
         cwd = self.root / record.cwd if record.cwd and self._inside(self.root / record.cwd) \
             else self.root
+        if handle.command_cwd is not None:
+            cwd = Path(os.path.abspath(handle.command_cwd))
         outputs = [p for p in handle._outputs if p.exists()] + [self.document_path]
         arguments = dict(
             command=record.command or f"# {record.action} (not re-runnable)",

@@ -20,7 +20,14 @@ from dataclasses import dataclass, field
 
 from astropy.io import fits
 
-__all__ = ["Stamp", "apply_stamp", "current_stamp", "stamping"]
+__all__ = ["RUN_IDENTITY_CARDS", "Stamp", "apply_stamp", "current_stamp", "stamping"]
+
+#: The only header cards in which a product re-made by ``datalad rerun`` differs from
+#: the recorded one: they name the run, the activity and the PROV document that made
+#: this very file, and a re-execution is another run and activity, recorded in another
+#: document.  Besides them, the HISTORY line ``acsprov: <action> (<PROVACT>)`` naming
+#: the activity that made the file carries the same activity identifier.
+RUN_IDENTITY_CARDS = ("PROVRUN", "PROVACT", "PROVDOC")
 
 
 @dataclass(frozen=True)
