@@ -166,8 +166,11 @@ def test_example5_destripe_with_cte_and_updatewcs(native, tmp_path, crds_cache):
     doc = json.loads(result.document.read_text())
     destripe = next(a for a in doc["activity"].values()
                     if a["prov:type"]["$"] == "acsprov:destripe")
-    params = json.loads(destripe["acsprov:parameters"])
+    params = json.loads(destripe["acsprov:destripe_parameters"])
     assert params["cte_correct"] is True and params["stat"] == "pmode1"
+    # the step's own parameters stay what the recipe gave (an audit re-runs them)
+    assert json.loads(destripe["acsprov:parameters"]) == {"cte": True,
+                                                          "file": "jd5702jpq_raw.fits"}
     # the raw file already says PERFORM (the recipe set it), so nothing was changed
     # silently here; a raw with PCTECORR=OMIT is the case that records a change
     assert json.loads(destripe["acsprov:header_changes"]) == []

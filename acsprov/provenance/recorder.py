@@ -35,7 +35,10 @@ from .environment import image_identity, software_versions, user_name
 from .records import ActivityRecord, FileEntity, RunRecord
 from .stamp import Stamp, stamping
 
-__all__ = ["Activity", "Recorder"]
+__all__ = ["RESERVED_ATTRIBUTES", "Activity", "Recorder"]
+
+#: Attributes the recorder writes itself for every activity (see ``_prov._activity``).
+RESERVED_ATTRIBUTES = frozenset({"parameters", "status", "command", "cwd", "message"})
 
 
 class _HashCache:
@@ -114,7 +117,14 @@ class Activity:
         return path
 
     def note(self, **attributes: object) -> None:
-        """Attach facts (CRDS context, switches in force, header changes...)."""
+        """Attach facts (CRDS context, switches in force, header changes...).
+
+        The activity's own attributes (its parameters, status, command...) cannot be
+        overwritten: an audit re-runs the step from its recorded parameters.
+        """
+        clash = sorted(set(attributes) & RESERVED_ATTRIBUTES)
+        if clash:
+            raise ValueError(f"activity attribute {clash[0]!r} is the recorder's own")
         for key, value in attributes.items():
             self.record.attributes[key] = value if isinstance(value, str) else json.dumps(
                 value, sort_keys=True, default=str)
@@ -168,6 +178,7 @@ class Recorder:
             user=user_name(),
             image=image_identity(),
         )
+        self.run.aliases = {prefix: str(directory) for directory, prefix in self.aliases.items()}
         self.datalad = datalad and persist
         self.persist = persist
         if self.datalad:
@@ -310,10 +321,18 @@ class Recorder:
         the run that follows makes them anew.  With background commits the removal is
         committed after the queued commits (they hold links to what they commit).
         """
-        if not self.datalad or not path.exists():
+        if not self.datalad or not os.path.lexists(path):
             return
+        if not self._inside(path) or Path(os.path.abspath(path)) == self.root:
+            from ..errors import UnsafePathError
+
+            raise UnsafePathError(f"{path}: not a directory inside {self.root}")
         start = time.perf_counter()
-        shutil.rmtree(path, ignore_errors=True)
+        self.run.cleared.append(self.relpath(path))
+        if path.is_symlink() or not path.is_dir():
+            path.unlink()  # the link itself, never what it points at
+        else:
+            shutil.rmtree(path, ignore_errors=True)
 
         def commit() -> None:
             _datalad.commit_removal(self.root, path, message=message)
@@ -344,9 +363,10 @@ class Recorder:
             from .graph import draw_graph
 
             written += draw_graph(self.document_path, self.document_path.with_suffix(""))
-        if self.datalad:
-            _datalad.save_paths(self.root, written,
-                                message=f"acsprov: PROV exports of run {self.run.run_id}")
+        if self.datalad:  # the document too: after a failed action it is not committed
+            _datalad.save_paths(self.root, [self.document_path, *written],
+                                message=f"acsprov: PROV exports of run {self.run.run_id}",
+                                documents=[self.document_path])
         return written
 
     @property
