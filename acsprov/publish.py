@@ -416,7 +416,7 @@ def _manifest_text(entries: Iterable[tuple[str, str]]) -> str:
 
 def _write_manifest(staging: Path) -> None:
     entries = [(rel, sha256sum(staging / rel)) for rel in _all_files(staging)
-               if rel != MANIFEST]
+               if rel not in (MANIFEST, SIGNATURE)]
     (staging / MANIFEST).write_text(_manifest_text(entries))
 
 
@@ -581,6 +581,7 @@ def _check_provenance(bundle: Path, listed: dict[str, str]) -> tuple[int, int]:
         if committed.returncode or committed.stdout != (bundle / rel).read_text():
             raise BundleError(f"{rel}: not the document committed in {DATASET_DIR}")
     _check_document_chain(bundle / DATASET_DIR, docs)
+    _check_annex_objects(bundle / DATASET_DIR)
     products = [rel for rel in listed if rel.startswith("data/")]
     _check_products(bundle, listed, contents, products)
     return len(docs), len(products)
@@ -601,6 +602,25 @@ def _check_document_chain(dataset: Path, docs: list[str]) -> None:
         if chain.get(rel) != hashlib.sha256(text.encode()).hexdigest():
             raise BundleError(f"{rel}: not the document acsprov recorded in {DATASET_DIR} "
                               f"(no {RECORD_LINE.strip()} or run record with its sha256)")
+
+
+def _check_annex_objects(dataset: Path) -> None:
+    """Each annexed file version in the dataset has the content its key names (the
+    key is a BLAKE3 checksum: ``git annex calckey`` recomputes it, writing nothing)."""
+    from .provenance._datalad import ANNEX_BACKEND
+
+    objects = sorted(p for p in (dataset / "annex" / "objects").rglob("*")
+                     if p.is_file() and not p.is_symlink())
+    if not objects:
+        return
+    proc = subprocess.run(["git", "-C", str(dataset), "annex", "calckey", "--batch",
+                           "--backend", ANNEX_BACKEND], input="".join(f"{p}\n" for p in objects),
+                          capture_output=True, text=True, check=False)
+    keys = proc.stdout.split("\n")
+    for index, path in enumerate(objects):
+        if proc.returncode or index >= len(keys) or keys[index] != path.name:
+            raise BundleError(f"{path.relative_to(dataset.parent).as_posix()}: content "
+                              "differs from its git-annex key")
 
 
 def _check_products(bundle: Path, listed: dict[str, str], contents: list[dict[str, Any]],

@@ -203,3 +203,100 @@ def test_set_header_refuses_a_read_only_file(tmp_path, capsys):
     assert main(["set-header", str(raw), "DARKCORR=OMIT"]) == 2
     assert "read-only (mode 444)" in _one_line_error(capsys)
     assert sha256sum(raw) == before and raw.stat().st_mode & 0o777 == 0o444
+
+
+# -- leftovers of killed processes ------------------------------------------------------------
+def test_a_git_lock_is_removed_only_when_no_live_process_holds_it(tmp_path):
+    from acsprov.provenance import Recorder
+    from acsprov.reprocess import remove_stale_git_locks
+
+    rec = Recorder(tmp_path / "ds", name="t")
+    lock = rec.root / ".git" / "index.lock"
+    with open(lock, "w") as held:  # a live git writing the index
+        assert remove_stale_git_locks(rec.root) == []
+        assert lock.exists()
+        held.write("x")
+    assert remove_stale_git_locks(rec.root) == [lock]  # its holder is gone
+    assert not lock.exists()
+    _git(rec.root, "status")
+
+
+def test_a_stale_index_lock_no_longer_blocks_every_later_run(recorded_hrc_run, crds_cache,
+                                                              tmp_path):
+    copy = tmp_path / "work" / "hrcbias"
+    shutil.copytree(recorded_hrc_run.root, copy, symlinks=True)
+    (copy / ".git" / "index.lock").write_text("")  # a commit killed with SIGKILL
+    recipe = tmp_path / "hrcbias.yaml"
+    recipe.write_text(HRC_RECIPE)
+    proc = subprocess.run([ACSPROV, "reprocess", str(recipe), "--workdir",
+                           str(tmp_path / "work")], capture_output=True, text=True,
+                          env={**os.environ, "ACSPROV_CRDS_PATH": str(crds_cache)},
+                          check=False, timeout=900)
+    assert proc.returncode == 0, proc.stderr
+    assert "removed .git/index.lock, left by an interrupted run" in proc.stdout
+    assert main(["prov", "verify", str(copy)]) == 0
+
+
+def test_a_killed_calacs_s_temporary_does_not_block_the_next(tmp_path, crds_cache, capsys,
+                                                            monkeypatch):
+    from acsprov.environment import tool_environment
+    from acsprov.simulate import simulate_dataset
+
+    simulate_dataset("j8is01020", tmp_path, products=False)
+    raw = tmp_path / "j8is01j2q_raw.fits"
+    leftover = tmp_path / "j8is01j2q_blv_tmp.fits"
+    shutil.copyfile(raw, leftover)  # what a calacs killed after its first stage leaves
+    monkeypatch.setenv("ACSPROV_CRDS_PATH", str(crds_cache))
+    for key, value in tool_environment(crds_cache).items():
+        monkeypatch.setenv(key, value)
+    assert main(["calacs", "--engine", "native", str(raw)]) == 0
+    assert (tmp_path / "j8is01j2q_flt.fits").is_file() and not leftover.exists()
+
+
+def test_bestrefs_staging_of_a_killed_run_is_removed(recorded_hrc_run, tmp_path):
+    from acsprov.reprocess import remove_leftovers
+
+    copy = tmp_path / "hrcbias"
+    shutil.copytree(recorded_hrc_run.root, copy, symlinks=True)
+    staging = copy / "example" / ".acsprov-bestrefs-x1y2z3"
+    staging.mkdir()
+    (staging / "j8is01j2q_raw.fits").write_bytes(b"half")
+    outside = tmp_path / "keep"
+    outside.mkdir()
+    (copy / "example" / ".acsprov-bestrefs-link").symlink_to(outside)
+    removed = remove_leftovers(copy)
+    assert staging in removed and not staging.exists()
+    assert outside.is_dir()  # a link is never followed
+
+
+def test_a_killed_crds_cache_build_leaks_nothing(tmp_path, crds_cache, monkeypatch):
+    """The next build removes the staging directory a killed build left beside it."""
+    from acsprov.environment import cache_is_complete, ensure_local_crds
+    from acsprov.simulate import crds_cache as builder
+
+    stale = tmp_path / ".crds_cache.k1ll3d"
+    (stale / "references").mkdir(parents=True)
+    (stale / "references" / "big.fits").write_bytes(b"\0" * 100_000)
+
+    def build(staging):  # the session's cache stands in for the simulator's output
+        shutil.rmtree(staging)
+        shutil.copytree(crds_cache, staging, copy_function=os.link)
+
+    monkeypatch.setattr(builder, "build_simulated_cache", build)
+    cache = ensure_local_crds(tmp_path / "crds_cache", say=lambda m: None)
+    assert cache_is_complete(cache)
+    assert not stale.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".crds_cache.lock", "crds_cache"]
+
+
+# -- the recorder's own attributes ----------------------------------------------------------
+def test_an_action_s_notes_cannot_overwrite_its_recorded_parameters(tmp_path):
+    from acsprov.provenance import Recorder
+
+    rec = Recorder(tmp_path / "ds", name="t", datalad=False)
+    with pytest.raises(ValueError, match="'parameters' is the recorder's own"), \
+            rec.activity("destripe", params={"file": "x_raw.fits", "cte": True}) as act:
+        act.note(parameters={"stat": "pmode1"})
+    doc = json.loads(rec.document_path.read_text())
+    (activity,) = doc["activity"].values()
+    assert json.loads(activity["acsprov:parameters"]) == {"cte": True, "file": "x_raw.fits"}
