@@ -247,9 +247,9 @@ def audit_run(
     from .provenance.query import verify_documents
 
     started = time.perf_counter()
-    verify_documents(Path(os.path.abspath(workdir)))  # nothing in a document is trusted before
-    run = load_run(workdir, document)
-    _check_paths(run)
+    run = load_run(workdir, document)  # parsed only: nothing in it is used before
+    verify_documents(run.root)         # the chain of documents is checked
+    _check_paths(run)                  # and every path in them confined
     failed = [a for a in run.activities if a.get("acsprov:status") != "ok"]
     if failed:
         raise BadInputError(f"{workdir}: the recorded run has a failed action "

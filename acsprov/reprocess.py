@@ -194,6 +194,11 @@ def _reprocess(recipe: Recipe, root: Path, cache: Path, *, source: str | None,
                    background=True)
     result = ReprocessResult(recipe, root, document=rec.document_path)
     cal_fits = root / "cal_fits"
+    if cal_fits.is_symlink():
+        from .errors import UnsafePathError
+
+        raise UnsafePathError(f"{cal_fits} is a symbolic link; acsprov never follows its "
+                              "own files' links: remove it")
     for dataset in recipe.datasets:
         result.obtained.append(
             _obtain(rec, dataset, cal_fits, source or recipe.source, mast_url, say, seed)

@@ -286,6 +286,19 @@ def recorded(tmp_path_factory, crds_cache):
             "reference": reference}
 
 
+#: Why the unsigned check fails, per bundle tamper (the signed one: the signature).
+CHECK_REASON = {
+    "pixel": "not the latest version the PROV documents record",
+    "header": "not the latest version the PROV documents record",
+    "PROV document": "not the document committed in dataset.git",
+    "deleted product + save": "recorded as a product but not in the bundle",
+    "rewritten sha + save": "not the document acsprov recorded in dataset.git",
+    "rollback": "not the latest version the PROV documents record",
+    "raw file": "content differs from its git-annex key",
+    "trailer": "not the latest version the PROV documents record",
+}
+
+
 def _detected(code: int) -> bool:
     return code != 0
 
@@ -316,10 +329,15 @@ def test_tamper_table(tamper, recorded, tmp_path, capsys):
         shutil.copytree(recorded["bundle"], bundle, symlinks=True)
         BUNDLE_TAMPERS[tamper](bundle, ctx)
         _reseal(bundle)
+        capsys.readouterr()
         found["check"] = _detected(main(["publish", "--check", str(bundle)]))
+        unsigned = capsys.readouterr().err
+        assert CHECK_REASON.get(tamper, "acsprov: error:" if found["check"] else "") \
+            in unsigned
         found["check signed"] = _detected(main(["publish", "--check", str(bundle),
                                                 "--trusted-signers",
                                                 str(recorded["signers"])]))
+        assert "not a valid signature of manifest-sha256.txt" in capsys.readouterr().err
     output = capsys.readouterr()
     print(f"{tamper:24s} " + "  ".join(f"{c}={found[c]}" for c in COLUMNS))
     assert found == expected, output.err

@@ -300,3 +300,19 @@ def test_an_action_s_notes_cannot_overwrite_its_recorded_parameters(tmp_path):
     doc = json.loads(rec.document_path.read_text())
     (activity,) = doc["activity"].values()
     assert json.loads(activity["acsprov:parameters"]) == {"cte": True, "file": "x_raw.fits"}
+
+
+def test_a_prov_directory_that_is_a_link_is_refused(tmp_path, capsys):
+    """A handed-over work directory whose prov/ leads elsewhere: no document is
+    written there."""
+    from helpers import make_raw
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "prov").symlink_to(outside)
+    raw = make_raw(work / "j8is01j2q_raw.fits")
+    assert main(["set-header", str(raw), "DARKCORR=OMIT"]) == 11
+    assert "is a symbolic link" in _one_line_error(capsys)
+    assert list(outside.iterdir()) == []

@@ -108,8 +108,10 @@ def _exclude_lock(root: Path) -> None:
     from ..lock import LOCK_NAME
 
     exclude = root / ".git" / "info" / "exclude"
-    if not exclude.parent.is_dir():
+    if not exclude.parent.is_dir() or exclude.parent.is_symlink():
         return
+    if exclude.is_symlink():
+        exclude.unlink()  # git's own file: never written through a link
     text = exclude.read_text() if exclude.exists() else ""
     if f"/{LOCK_NAME}" not in text.splitlines():
         exclude.write_text(text + ("" if text.endswith("\n") or not text else "\n")

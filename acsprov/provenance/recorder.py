@@ -167,6 +167,12 @@ class Recorder:
                  aliases: Mapping[str | os.PathLike[str], str] | None = None,
                  persist: bool = True, background: bool = False) -> None:
         self.root = Path(root).absolute()
+        for own in (self.root / "prov", self.root / ".git"):
+            if own.is_symlink():  # a handed-over work directory must not lead writes away
+                from ..errors import UnsafePathError
+
+                raise UnsafePathError(f"{own} is a symbolic link; acsprov never follows "
+                                      "its own files' links: remove it")
         self.aliases = {Path(os.path.abspath(k)): v for k, v in (aliases or {}).items()}
         self.root.mkdir(parents=True, exist_ok=True)
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
