@@ -78,8 +78,8 @@ def wfc3(d: Path, a: Path) -> list[str]:
 
 
 def missing_extension(d: Path, a: Path) -> list[str]:
-    with fits.open(a / RAW) as hdul:
-        del hdul["SCI", 1]
+    with fits.open(a / RAW) as hdul:  # every extension there, but none is SCI,1
+        hdul["SCI", 1].header["EXTNAME"] = "OTHER"
         hdul.writeto(d / RAW)
     return ["calacs", str(d / RAW)]
 
