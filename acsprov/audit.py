@@ -30,6 +30,7 @@ from typing import Any
 from .compare import VOLATILE_KEYWORDS, ExtensionDiff, ProductDiff, Tolerance, compare_products
 from .errors import AcsprovError, BadInputError
 from .fitsutil import sha256sum
+from .provenance.query import confined
 
 __all__ = [
     "ARCHIVE_IGNORE",
@@ -281,8 +282,12 @@ def audit_run(
     """
     import time
 
+    from .provenance.query import verify_documents
+
     started = time.perf_counter()
-    run = load_run(workdir, document)
+    run = load_run(workdir, document)  # parsed only: nothing in it is used before
+    verify_documents(run.root)         # the chain of documents is checked
+    _check_paths(run)                  # and every path in them confined
     failed = [a for a in run.activities if a.get("acsprov:status") != "ok"]
     if failed:
         raise BadInputError(f"{workdir}: the recorded run has a failed action "
@@ -305,9 +310,10 @@ def audit_run(
             result.error = f"re-run failed: {str(err).splitlines()[0]}"
         recorded = run.products()
         for rel, sha in sorted(recorded.items()):
+            mine, theirs = confined(run.root, rel), confined(copy_root, rel)
             if not rel.lower().endswith((".fits", ".fits.gz")):
+                _check_record(rel, mine, sha, result)  # trailers: times differ, content not
                 continue
-            mine, theirs = run.root / rel, copy_root / rel
             if not theirs.exists() and not mine.exists():
                 continue  # a temporary calacs deleted, in both runs
             if not mine.exists() or not theirs.exists():
@@ -330,6 +336,19 @@ def audit_run(
             result.notes.append(f"re-run kept in {copy_root}")
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _check_paths(run: RecordedRun) -> None:
+    """Every directory and file the document names stays inside the work directory
+    (and so, in the re-run, inside the scratch copy): refused before anything runs."""
+    from .provenance.query import external
+
+    for act in run.activities:
+        confined(run.root, str(act.get("acsprov:cwd", ".")))
+    for ent in run.entities.values():
+        rel = str(ent.get("acsprov:path", ""))
+        if rel and not external(rel):
+            confined(run.root, rel)
 
 
 def _replay(run: RecordedRun, copy_root: Path, cache: Path, engine: str | None,
@@ -356,7 +375,7 @@ def _replay(run: RecordedRun, copy_root: Path, cache: Path, engine: str | None,
             params["options"] = {**params["options"], "engine": engine or recorded_engine}
             engines.add(f"{recorded_engine} -> {engine or recorded_engine}")
         step = parse_step({action: params}, f"recorded {action}")
-        rundir = copy_root / str(act.get("acsprov:cwd", "."))
+        rundir = confined(copy_root, str(act.get("acsprov:cwd", ".")))
         rundir.mkdir(parents=True, exist_ok=True)
         say(f"re-run {act.get('prov:label', action)}")
         ctx = Context(rundir=rundir, cal_fits=copy_root / "cal_fits", env=env, say=lambda m: None)
@@ -373,7 +392,7 @@ def _copy_archive_files(run: RecordedRun, act: Mapping[str, Any], copy_root: Pat
     for eid in run.generated.get(act["id"], []):
         ent = run.entities.get(eid, {})
         rel = ent.get("acsprov:path", "")
-        source = run.root / rel
+        source = confined(run.root, rel)
         check = {"path": rel, "kind": "archive file", "recorded": ent.get("acsprov:sha256")}
         if not os.path.exists(source):
             check.update(status="missing", message="not present in the work directory")
@@ -382,10 +401,20 @@ def _copy_archive_files(run: RecordedRun, act: Mapping[str, Any], copy_root: Pat
             ok = check["found"] == check["recorded"]
             check.update(status="ok" if ok else "changed",
                          message="as recorded" if ok else "differs from the recorded sha256")
-            target = copy_root / rel
+            target = confined(copy_root, rel)
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source, target)
         result.inputs.append(check)
+
+
+def _check_record(rel: str, path: Path, sha: str, result: AuditResult) -> None:
+    """A product the audit does not compare (a trailer) must still be the recorded one."""
+    if not os.path.lexists(path):
+        result.missing.append(f"{rel} (absent from the work directory)")
+    elif sha256sum(path) != sha:
+        result.inputs.append({"path": rel, "kind": "product", "recorded": sha,
+                              "found": sha256sum(path), "status": "changed",
+                              "message": "differs from the recorded sha256"})
 
 
 def _check_references(run: RecordedRun, act: Mapping[str, Any], used: list,

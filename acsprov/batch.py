@@ -98,7 +98,7 @@ def parse_target(text: str) -> Target:
     name, at, seed_text = text.strip().partition("@")
     seed: int | None = None
     if at:
-        if not seed_text.isdigit():
+        if not (seed_text.isascii() and seed_text.isdigit()) or int(seed_text or 0) >= 2**32:
             raise BadInputError(
                 f"{text.strip()!r}: the seed after '@' must be a whole number >= 0")
         seed = int(seed_text)

@@ -6,6 +6,7 @@ status; ``--debug`` shows the traceback for reports of real bugs.
 
 from __future__ import annotations
 
+import errno
 import logging
 import sys
 from pathlib import Path
@@ -166,7 +167,8 @@ def batch(datasets: tuple[str, ...], from_file: Path | None, scheduler: str | No
 @click.argument("dataset")
 @click.option("--out", type=click.Path(path_type=Path), required=True,
               help="Directory to write the simulated archive files into.")
-@click.option("--seed", type=int, default=None, help="Simulator seed (default: the fixed one).")
+@click.option("--seed", type=click.IntRange(min=0, max=2**32 - 1), default=None,
+              help="Simulator seed, a whole number >= 0 (default: the fixed one).")
 def simulate(dataset: str, out: Path, seed: int | None) -> None:
     """Write simulated archive files (asn, raw, spt, flt) of DATASET into OUT."""
     from .errors import DatasetError
@@ -537,7 +539,14 @@ def _archive_audit_root(dataset: str, top: Path, say) -> Path:
               help="Bundle directory to create (must not exist).")
 @click.option("--check", "check_bundle", type=click.Path(path_type=Path), default=None,
               metavar="BUNDLE", help="Verify a received bundle instead (checksums, PROV).")
-def publish(workdir: Path | None, out: Path | None, check_bundle: Path | None) -> None:
+@click.option("--sign", "sign_key", type=click.Path(path_type=Path), default=None,
+              metavar="KEY", help="Sign the manifest with this OpenSSH private key "
+                                  "(ssh-keygen -Y sign).")
+@click.option("--trusted-signers", type=click.Path(path_type=Path), default=None,
+              metavar="FILE", help="With --check: require a signature by a key of this "
+                                   "OpenSSH allowed_signers file.")
+def publish(workdir: Path | None, out: Path | None, check_bundle: Path | None,
+            sign_key: Path | None, trusted_signers: Path | None) -> None:
     """Make a publishable RO-Crate bundle of WORKDIR (--out), or verify one (--check).
 
     The bundle holds the products, PROV documents, the recipe, the software
@@ -549,16 +558,23 @@ def publish(workdir: Path | None, out: Path | None, check_bundle: Path | None) -
     from .publish import make_bundle
 
     if check_bundle is not None:
-        if workdir is not None or out is not None:
-            raise BadInputError("--check BUNDLE takes no WORKDIR or --out")
-        report = check(check_bundle)
+        if workdir is not None or out is not None or sign_key is not None:
+            raise BadInputError("--check BUNDLE takes no WORKDIR, --out or --sign")
+        report = check(check_bundle, trusted_signers=trusted_signers)
+        signature = (f"; signed by {report.signer}" if report.signer else
+                     "; signed, signature NOT checked (give --trusted-signers)"
+                     if report.signed else "; unsigned")
         click.echo(f"bundle verified: {report.files} files match their sha256, "
-                   f"{report.documents} PROV documents consistent with the products")
+                   f"{report.documents} PROV documents consistent with the products"
+                   f"{signature}")
         return
+    if trusted_signers is not None:
+        raise BadInputError("--trusted-signers goes with --check BUNDLE")
     if workdir is None or out is None:
         raise BadInputError("give WORKDIR and --out BUNDLE (or --check BUNDLE)")
-    bundle = make_bundle(workdir, out, say=lambda m: click.echo(m, err=True))
-    click.echo(f"bundle: {bundle}")
+    bundle = make_bundle(workdir, out, say=lambda m: click.echo(m, err=True),
+                         sign_key=sign_key)
+    click.echo(f"bundle: {bundle}" + (" (manifest signed)" if sign_key else ""))
 
 
 @cli.command()
@@ -668,6 +684,10 @@ def main(argv: list[str] | None = None) -> int:
         failure = write_failure(err.filename or "a file", err)  # disk full: one line
         if _DEBUG:
             raise
+        if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS) and err.filename:
+            _fail(f"{err.filename}: {err.strerror} (check its permissions; nothing "
+                  "else was changed)", 10)
+            return 10
         if isinstance(failure, AcsprovError):
             _fail(str(failure), failure.exit_code)
             return failure.exit_code

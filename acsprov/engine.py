@@ -127,6 +127,7 @@ def _check_inputs(paths: Sequence[Path]) -> None:
         if not path.name.endswith("_asn.fits"):
             check_acs_file(path, kind="raw")
             check_raw_header(path)
+            _check_finite(path)
             continue
         for member in read_asn(path).exposures:
             raw = path.parent / f"{member.name}_raw.fits"
@@ -138,6 +139,21 @@ def _check_inputs(paths: Sequence[Path]) -> None:
             if raw.is_file():
                 check_acs_file(raw, kind="raw")
                 check_raw_header(raw)
+                _check_finite(raw)
+
+
+def _check_finite(path: Path) -> None:
+    """A raw file holds counts: NaN or infinity in a SCI extension is refused."""
+    import numpy as np
+
+    with fits.open(path, memmap=False) as hdul:
+        for hdu in hdul:
+            if hdu.name != "SCI" or int(hdu.header.get("BITPIX", 16)) > 0 \
+                    or hdu.data is None:
+                continue  # integer counts cannot be NaN
+            if not np.isfinite(hdu.data).all():
+                raise BadInputError(f"{path.name}: SCI,{hdu.ver} holds NaN or infinite "
+                                    "values; a raw file holds detector counts")
 
 
 def _snapshot(directories: set[Path]) -> dict[Path, int]:
@@ -216,6 +232,7 @@ def run_calacs(
     chosen = resolve_engine(engine, exec_path)
     paths = _inputs(input_file)
     _check_inputs(paths)
+    _remove_stale_temporaries(paths)
     switches, refs = _references(paths)
     before = _snapshot({p.parent for p in paths}) if chosen == "hstcal" else {}
     start = time.perf_counter()
@@ -267,6 +284,22 @@ def run_calacs(
                         if p.name.endswith(("_flt.fits", "_flc.fits", "_crj.fits", "_crc.fits")))
     return CalacsResult(chosen, version, paths, products, refs, switches, seconds, command,
                         intermediates, derivations, _raw_files(paths), checksums)
+
+
+def _remove_stale_temporaries(paths: Sequence[Path]) -> None:
+    """Delete calacs temporaries (``_blv_tmp``, ``_crj_tmp``...) of these inputs that a
+    killed calacs left: calacs deletes them when it finishes and refuses to start while
+    they exist.  Only the temporaries this very run would write are touched."""
+    from .calib.pipeline import planned_outputs
+
+    for path in paths:
+        try:
+            planned = planned_outputs(path)
+        except AcsprovError:
+            continue  # the run itself reports what is wrong with the input
+        for old in planned:
+            if old.name.endswith("_tmp.fits") and old.is_file() and not old.is_symlink():
+                old.unlink(missing_ok=True)
 
 
 def _stamp_products(paths) -> None:

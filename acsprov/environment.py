@@ -9,11 +9,12 @@ any network, and calacs-style ``jref$`` names resolve into it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 __all__ = ["cache_is_complete", "default_crds_path", "ensure_local_crds", "tool_environment"]
@@ -52,25 +53,50 @@ def ensure_local_crds(cache: Path, *, say: Callable[[str], None] = print) -> Pat
             f"{cache} exists but is not a complete acsprov CRDS cache; "
             "remove it or point ACSPROV_CRDS_PATH elsewhere"
         )
-    say(f"building the local CRDS cache in {cache}: simulated reference files, "
-        "about 860 MB, once per user (10 s to a few minutes, depending on the machine)")
-    started = time.perf_counter()
     cache.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{cache.name}.", dir=cache.parent))
-    try:
-        build_simulated_cache(staging)
+    with _build_lock(cache):
+        if cache_is_complete(cache):  # another process built it while we waited
+            return cache
+        for stale in cache.parent.glob(f".{cache.name}.*"):  # a killed build's staging
+            if stale.is_dir() and not stale.is_symlink():
+                shutil.rmtree(stale, ignore_errors=True)
+        say(f"building the local CRDS cache in {cache}: simulated reference files, "
+            "about 860 MB, once per user (10 s to a few minutes, depending on the machine)")
+        started = time.perf_counter()
+        staging = Path(tempfile.mkdtemp(prefix=f".{cache.name}.", dir=cache.parent))
         try:
+            build_simulated_cache(staging)
             if cache.exists():
                 cache.rmdir()
             os.replace(staging, cache)
-        except OSError:
-            if not cache_is_complete(cache):  # not another process's finished build
-                raise
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
-    say(f"local CRDS cache ready in {time.perf_counter() - started:.0f} s")
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging, ignore_errors=True)
+        say(f"local CRDS cache ready in {time.perf_counter() - started:.0f} s")
     return cache
+
+
+@contextlib.contextmanager
+def _build_lock(cache: Path) -> Iterator[None]:
+    """Hold ``.<cache>.lock`` beside `cache` while building it (waiting for another
+    builder); the kernel releases it if the builder dies."""
+    import fcntl
+
+    from .errors import UnsafePathError
+
+    path = cache.parent / f".{cache.name}.lock"
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
+                     | os.O_NONBLOCK, 0o644)
+    except OSError as err:
+        if os.path.islink(path):
+            raise UnsafePathError(f"{path} is a symbolic link: remove it") from None
+        raise err
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def cache_is_complete(cache: Path) -> bool:

@@ -17,6 +17,7 @@ __all__ = [
     "RecipeError",
     "ReferenceFileError",
     "SourceError",
+    "UnsafePathError",
     "WriteError",
 ]
 
@@ -84,3 +85,10 @@ class WriteError(AcsprovError, OSError):
     """
 
     exit_code = 10
+
+
+class UnsafePathError(AcsprovError, PermissionError):
+    """A path from a recipe, PROV document, bundle or work directory points outside the
+    directory it belongs to, or is a link acsprov will not follow."""
+
+    exit_code = 11

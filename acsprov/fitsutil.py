@@ -13,6 +13,7 @@ import errno
 import hashlib
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +27,7 @@ __all__ = [
     "atomic_copy",
     "atomic_path",
     "check_acs_file",
+    "check_writable",
     "set_empty_primary_bitpix",
     "sha256sum",
     "write_failure",
@@ -63,7 +65,13 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
         _reraise(target, err)
     os.close(fd)
     tmp_path = Path(tmp)
-    os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; products are ordinary files
+    try:  # a file replaced keeps its mode (a 0600 file stays private)
+        current = os.lstat(target)
+        mode = stat.S_IMODE(current.st_mode) if stat.S_ISREG(current.st_mode) else None
+    except OSError:
+        mode = None
+    # mkstemp makes 0600; new products are ordinary files
+    os.chmod(tmp_path, 0o666 & ~_umask() if mode is None else mode)
     try:
         yield tmp_path
         os.replace(tmp_path, target)
@@ -96,6 +104,26 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def check_writable(path: str | os.PathLike[str]) -> None:
+    """Refuse to edit a read-only file (mode without the owner's write bit).
+
+    A locked git-annex file (a symbolic link) is not refused: edits replace the link,
+    never the annexed content.
+
+    Raises
+    ------
+    BadInputError
+        If `path` is a regular file its owner may not write.
+    """
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return  # missing files are reported by whoever reads them
+    if stat.S_ISREG(st.st_mode) and not st.st_mode & stat.S_IWUSR:
+        raise BadInputError(f"{os.fspath(path)}: read-only (mode {stat.S_IMODE(st.st_mode):o}); "
+                            "acsprov does not edit read-only files (chmod u+w to allow it)")
 
 
 def atomic_copy(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> Path:
@@ -140,11 +168,16 @@ def check_acs_file(path: str | os.PathLike[str], *, kind: str = "raw") -> fits.H
 
 
 def _check_complete(hdul: fits.HDUList, file_size: int) -> None:
-    """Raise OSError if any HDU's data runs past the end of the file (truncation).
+    """Raise OSError if the file is cut short: fewer extensions than NEXTEND declares,
+    or an HDU's data running past the end of the file.
 
     The size each header declares (FITS standard: ``|BITPIX|/8 * GCOUNT * (PCOUNT +
     NAXIS1 * ... * NAXISn)``) is checked against the file's size, so no data is read.
     """
+    nextend = hdul[0].header.get("NEXTEND")
+    if isinstance(nextend, int) and not isinstance(nextend, bool) and nextend > len(hdul) - 1:
+        raise OSError(f"NEXTEND says {nextend} extensions, the file has {len(hdul) - 1} "
+                      "(cut short?)")
     for index, hdu in enumerate(hdul):
         header = hdu.header
         naxis = int(header.get("NAXIS", 0))

@@ -18,7 +18,7 @@ from pathlib import Path
 from astropy.io import fits
 
 from .errors import BadInputError, RecipeError
-from .fitsutil import atomic_path, check_acs_file, sha256sum
+from .fitsutil import atomic_path, check_acs_file, check_writable, sha256sum
 
 __all__ = [
     "REFERENCE_KEYWORDS",
@@ -249,6 +249,7 @@ def set_header(path: str | os.PathLike[str], edits: Mapping[str, object]) -> Hea
     """
     path = Path(path)
     clean = validate_edits(edits, where=str(path))
+    check_writable(path)
     check_acs_file(path)
     before = sha256sum(path)
     with fits.open(path, memmap=False) as hdul:

@@ -14,11 +14,12 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import stat
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from .errors import AcsprovError
+from .errors import AcsprovError, UnsafePathError
 
 __all__ = ["LOCK_NAME", "WorkdirLockedError", "holder", "work_lock"]
 
@@ -43,6 +44,26 @@ def holder(root: Path) -> str:
         return ""
 
 
+def _open_lock(path: Path) -> int:
+    """Open (create) the lock file itself, never what a symbolic link there points at.
+
+    A cloned dataset may carry a ``.acsprov.lock`` that is a link to a user's file;
+    following it would truncate that file.  ``O_NONBLOCK`` keeps a FIFO from hanging.
+    """
+    flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK
+    try:
+        fd = os.open(path, flags, 0o644)
+    except OSError:
+        if os.path.islink(path):
+            raise UnsafePathError(f"{path} is a symbolic link; acsprov never follows its own "
+                                  "files' links: remove it") from None
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise UnsafePathError(f"{path} is not a regular file: remove it")
+    return fd
+
+
 @contextlib.contextmanager
 def work_lock(root: str | os.PathLike[str]) -> Iterator[Path]:
     """Hold the exclusive lock of work directory `root` (created if needed).
@@ -63,7 +84,7 @@ def work_lock(root: str | os.PathLike[str]) -> Iterator[Path]:
         else:
             reentered = False
     if not reentered:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        fd = _open_lock(path)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

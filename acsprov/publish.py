@@ -27,6 +27,7 @@ documents being those committed in the DataLad dataset.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import importlib.metadata
 import json
 import os
@@ -45,10 +46,15 @@ from .audit import RecordedRun, load_run
 from .errors import AcsprovError, BadInputError
 from .fitsutil import sha256sum
 
-__all__ = ["MANIFEST", "BundleCheck", "BundleError", "check_bundle", "make_bundle",
-           "recipe_from_run"]
+__all__ = ["MANIFEST", "NAMESPACE", "SIGNATURE", "BundleCheck", "BundleError", "check_bundle",
+           "make_bundle", "recipe_from_run", "sign_manifest", "verify_signature"]
 
 MANIFEST = "manifest-sha256.txt"
+SIGNATURE = f"{MANIFEST}.sig"
+"""OpenSSH signature of the manifest (``ssh-keygen -Y sign``), when the bundle is signed."""
+NAMESPACE = "acsprov-bundle"
+"""The signature namespace: a signature made for another purpose (a git commit, a
+file) is not accepted as a bundle's."""
 METADATA = "ro-crate-metadata.json"
 DATASET_DIR = "dataset.git"
 README = "README.md"
@@ -82,6 +88,10 @@ class BundleCheck:
     files: int
     documents: int
     products: int
+    signer: str | None = None
+    """The principal whose trusted key signed the manifest (when checked)."""
+    signed: bool = False
+    """Whether the bundle carries a signature (verified only with trusted signers)."""
 
 
 # -- making ---------------------------------------------------------------------------
@@ -97,8 +107,13 @@ def _git(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProc
     return proc
 
 
-def make_bundle(workdir: Path, out: Path, *, say: Callable[[str], None] = print) -> Path:
+def make_bundle(workdir: Path, out: Path, *, say: Callable[[str], None] = print,
+                sign_key: Path | None = None) -> Path:
     """Write the bundle of the run recorded in `workdir` to the new directory `out`.
+
+    The work directory is verified first (:func:`acsprov.provenance.query.verify`:
+    every recorded file, reference file and PROV document); with `sign_key` (an
+    OpenSSH private key) the manifest is signed (:func:`sign_manifest`).
 
     Raises
     ------
@@ -106,10 +121,15 @@ def make_bundle(workdir: Path, out: Path, *, say: Callable[[str], None] = print)
         If `out` exists, `workdir` has uncommitted changes, or a product no longer
         matches its provenance record.
     """
+    from .provenance.query import verify
+
     workdir = Path(os.path.abspath(workdir))
     out = Path(os.path.abspath(out))
     if out.exists():
         raise BundleError(f"{out} exists; give a new directory for the bundle")
+    if sign_key is not None and not Path(sign_key).is_file():
+        raise BadInputError(f"{sign_key}: no such signing key")
+    verify(workdir)
     run = load_run(workdir)
     if not (workdir / ".git").exists():
         raise BundleError(f"{workdir} is not a DataLad dataset; bundles need its history")
@@ -132,6 +152,8 @@ def make_bundle(workdir: Path, out: Path, *, say: Callable[[str], None] = print)
         _bare_dataset(workdir, staging / DATASET_DIR)
         _write_crate(run, staging, products, documents)
         _write_manifest(staging)
+        if sign_key is not None:
+            sign_manifest(staging, Path(sign_key))
         os.replace(staging, out)
     finally:
         if staging.exists():
@@ -142,10 +164,12 @@ def make_bundle(workdir: Path, out: Path, *, say: Callable[[str], None] = print)
 def _copy_products(run: RecordedRun, staging: Path, say: Callable[[str], None]) -> list[str]:
     """Copy each product's recorded version into ``data/``; return bundle paths."""
     copied = []
+    from .provenance.query import confined
+
     for rel, sha in sorted(run.products().items()):
-        source = run.root / rel
+        source = confined(run.root, rel)
         if not source.exists():
-            continue  # temporaries calacs deleted
+            continue  # temporaries calacs deleted (verify refused any other)
         if sha256sum(source) != sha:
             raise BundleError(f"{rel}: content differs from its provenance record; "
                               "audit the run (acsprov audit) before publishing")
@@ -526,13 +550,16 @@ def _manifest_text(entries: Iterable[tuple[str, str]]) -> str:
 
 def _write_manifest(staging: Path) -> None:
     entries = [(rel, sha256sum(staging / rel)) for rel in _all_files(staging)
-               if rel != MANIFEST]
+               if rel not in (MANIFEST, SIGNATURE)]
     (staging / MANIFEST).write_text(_manifest_text(entries))
 
 
 # -- checking ----------------------------------------------------------------------
-def check_bundle(bundle: Path) -> BundleCheck:
+def check_bundle(bundle: Path, *, trusted_signers: Path | None = None) -> BundleCheck:
     """Verify a bundle made by :func:`make_bundle`; see the module docstring.
+
+    With `trusted_signers` (an OpenSSH ``allowed_signers`` file) the manifest must
+    carry a valid signature by one of them (:func:`verify_signature`), checked first.
 
     Raises
     ------
@@ -541,10 +568,11 @@ def check_bundle(bundle: Path) -> BundleCheck:
     """
     bundle = Path(bundle)
     manifest = bundle / MANIFEST
-    if not manifest.is_file():
+    if not manifest.is_file() or manifest.is_symlink():
         raise BadInputError(f"{bundle}: not an acsprov bundle (no {MANIFEST})")
+    signer = verify_signature(bundle, trusted_signers) if trusted_signers else None
     listed = _read_manifest(manifest)
-    present = {rel for rel in _all_files(bundle) if rel != MANIFEST}
+    present = {rel for rel in _all_files(bundle) if rel not in (MANIFEST, SIGNATURE)}
     for rel in sorted(present - listed.keys()):
         raise BundleError(f"{rel}: in the bundle but not in {MANIFEST}")
     for rel, sha in sorted(listed.items()):
@@ -555,7 +583,66 @@ def check_bundle(bundle: Path) -> BundleCheck:
             raise BundleError(f"{rel}: sha256 differs from {MANIFEST}")
     _check_metadata(bundle, listed)
     documents, products = _check_provenance(bundle, listed)
-    return BundleCheck(files=len(listed), documents=documents, products=products)
+    return BundleCheck(files=len(listed), documents=documents, products=products,
+                       signer=signer, signed=(bundle / SIGNATURE).is_file())
+
+
+# -- signing -----------------------------------------------------------------------
+def _ssh_keygen(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+    if not shutil.which("ssh-keygen"):
+        raise BundleError("ssh-keygen (OpenSSH 8.2 or newer) is needed to sign or check "
+                          "signatures; install openssh-client")
+    return subprocess.run(["ssh-keygen", *args], input=stdin, capture_output=True,
+                          check=False)
+
+
+def sign_manifest(bundle: Path, key: Path) -> Path:
+    """Sign the bundle's manifest with the OpenSSH private `key`; return the signature.
+
+    ``ssh-keygen -Y sign -n acsprov-bundle`` (the scheme git uses for signed commits)
+    writes ``manifest-sha256.txt.sig`` beside it.  The manifest lists the sha256 of
+    every other file, so the signature covers the whole bundle.
+    """
+    manifest = Path(bundle) / MANIFEST
+    signature = Path(bundle) / SIGNATURE
+    signature.unlink(missing_ok=True)
+    proc = _ssh_keygen("-Y", "sign", "-f", str(key), "-n", NAMESPACE, str(manifest))
+    if proc.returncode or not signature.is_file():
+        detail = proc.stderr.decode(errors="replace").strip().splitlines()
+        raise BundleError(f"could not sign with {key}: {detail[-1] if detail else 'failed'}")
+    return signature
+
+
+def verify_signature(bundle: Path, allowed_signers: Path) -> str:
+    """Check the manifest's signature against an ``allowed_signers`` file; return the
+    principal that signed it.
+
+    Raises
+    ------
+    BundleError
+        If the bundle is unsigned, or its signature is not valid for its manifest
+        by a key of `allowed_signers` in the ``acsprov-bundle`` namespace.
+    """
+    allowed_signers = Path(allowed_signers)
+    if not allowed_signers.is_file():
+        raise BadInputError(f"{allowed_signers}: no such allowed_signers file")
+    manifest = Path(bundle) / MANIFEST
+    signature = Path(bundle) / SIGNATURE
+    if not signature.is_file() or signature.is_symlink():
+        raise BundleError(f"the bundle is not signed (no {SIGNATURE})")
+    found = _ssh_keygen("-Y", "find-principals", "-s", str(signature),
+                        "-f", str(allowed_signers))
+    principals = found.stdout.decode(errors="replace").split()
+    if found.returncode or not principals:
+        raise BundleError(f"{SIGNATURE}: not made by a key in {allowed_signers.name}")
+    data = manifest.read_bytes()
+    for principal in principals:
+        proc = _ssh_keygen("-Y", "verify", "-f", str(allowed_signers), "-I", principal,
+                           "-n", NAMESPACE, "-s", str(signature), stdin=data)
+        if proc.returncode == 0:
+            return principal
+    raise BundleError(f"{SIGNATURE}: not a valid signature of {MANIFEST} by "
+                      f"{', '.join(principals)}")
 
 
 def _read_manifest(path: Path) -> dict[str, str]:
@@ -617,21 +704,75 @@ def _check_provenance(bundle: Path, listed: dict[str, str]) -> tuple[int, int]:
     docs = sorted(rel for rel in listed if rel.startswith("prov/") and rel.endswith(".json"))
     if not docs:
         raise BundleError("the bundle holds no PROV document")
-    recorded: dict[str, set[str]] = {}
+    contents = []
     for rel in docs:
         try:
             read_document(bundle / rel)
         except Exception as err:  # prov raises many types for a broken document
             raise BundleError(f"{rel}: not a valid PROV-JSON document ({err})") from None
-        doc = json.loads((bundle / rel).read_text())
-        for ent in (doc.get("entity") or {}).values():
-            if ent.get("acsprov:path"):
-                recorded.setdefault(ent["acsprov:path"], set()).add(ent.get("acsprov:sha256"))
+        contents.append(json.loads((bundle / rel).read_text()))
         committed = _git(bundle / DATASET_DIR, "show", f"HEAD:{rel}", check=False)
         if committed.returncode or committed.stdout != (bundle / rel).read_text():
             raise BundleError(f"{rel}: not the document committed in {DATASET_DIR}")
+    _check_document_chain(bundle / DATASET_DIR, docs)
+    _check_annex_objects(bundle / DATASET_DIR)
     products = [rel for rel in listed if rel.startswith("data/")]
-    for rel in products:
-        if listed[rel] not in recorded.get(rel[5:], set()):
-            raise BundleError(f"{rel}: its content is not what the PROV documents record")
+    _check_products(bundle, listed, contents, products)
     return len(docs), len(products)
+
+
+def _check_document_chain(dataset: Path, docs: list[str]) -> None:
+    """Each document is the one acsprov's newest record in the dataset's history names."""
+    from .provenance.query import RECORD_LINE, commit_record
+
+    log = _git(dataset, "log", "--format=%x00%B", "HEAD", check=False)
+    chain: dict[str, str] = {}
+    for message in log.stdout.split("\0"):
+        record = commit_record(message)
+        if isinstance(record.get("prov"), str) and record["prov"] not in chain:
+            chain[record["prov"]] = str(record.get("prov_sha256", ""))
+    for rel in docs:
+        text = _git(dataset, "show", f"HEAD:{rel}", check=False).stdout
+        if chain.get(rel) != hashlib.sha256(text.encode()).hexdigest():
+            raise BundleError(f"{rel}: not the document acsprov recorded in {DATASET_DIR} "
+                              f"(no {RECORD_LINE.strip()} or run record with its sha256)")
+
+
+def _check_annex_objects(dataset: Path) -> None:
+    """Each annexed file version in the dataset has the content its key names (the
+    key is a BLAKE3 checksum: ``git annex calckey`` recomputes it, writing nothing)."""
+    from .provenance._datalad import ANNEX_BACKEND
+
+    objects = sorted(p for p in (dataset / "annex" / "objects").rglob("*")
+                     if p.is_file() and not p.is_symlink())
+    if not objects:
+        return
+    proc = subprocess.run(["git", "-C", str(dataset), "annex", "calckey", "--batch",
+                           "--backend", ANNEX_BACKEND], input="".join(f"{p}\n" for p in objects),
+                          capture_output=True, text=True, check=False)
+    keys = proc.stdout.split("\n")
+    for index, path in enumerate(objects):
+        if proc.returncode or index >= len(keys) or keys[index] != path.name:
+            raise BundleError(f"{path.relative_to(dataset.parent).as_posix()}: content "
+                              "differs from its git-annex key")
+
+
+def _check_products(bundle: Path, listed: dict[str, str], contents: list[dict[str, Any]],
+                    products: list[str]) -> None:
+    """Every product is its *latest* recorded version, and none recorded is missing."""
+    from .provenance.query import recorded_state
+
+    latest, _ = recorded_state(contents)
+    for rel in products:
+        recorded = latest.get(rel[5:])
+        if recorded is None or recorded[0] != listed[rel]:
+            raise BundleError(f"{rel}: its content is not the latest version the PROV "
+                              "documents record")
+    try:
+        expected = load_run(bundle).products()
+    except AcsprovError as err:
+        raise BundleError(f"the bundle's PROV documents hold no recipe run ({err})") from None
+    for rel in sorted(expected):
+        state = latest.get(rel)
+        if state is not None and not state[1] and f"data/{rel}" not in listed:
+            raise BundleError(f"data/{rel}: recorded as a product but not in the bundle")

@@ -70,6 +70,14 @@ CALACS_OPTIONS = frozenset(
 )
 
 _PLAIN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+
+#: Names a run directory may not take: the recipe's own directories in its dataset.
+RESERVED_RUN_NAMES = frozenset({"cal_fits", "prov", "crds_cache"})
+#: Names a recipe may not take: what else lives in the top working directory.
+RESERVED_RECIPE_NAMES = frozenset({"crds_cache", "campaign.json", "campaign.html"})
+
+#: Allowed values of each calacs option of a recipe (checked before anything runs).
+_ENGINE_CHOICES = ("auto", "native", "hstcal")
 _GLOB_NAME = re.compile(r"^[A-Za-z0-9*?][A-Za-z0-9_.*?\-]*$")
 
 
@@ -177,6 +185,11 @@ def parse_recipe(data: object, *, path: Path | None = None) -> Recipe:
     if not isinstance(datasets, list) or not datasets:
         raise RecipeError(f"{where}: datasets must be a non-empty list of dataset names")
     clean_datasets = tuple(_rootname(d, where) for d in datasets)
+    recipe_name = str(data["name"])
+    if not _PLAIN_NAME.match(recipe_name) or len(recipe_name) > 100 \
+            or recipe_name.lower() in RESERVED_RECIPE_NAMES:
+        raise RecipeError(f"{where}: recipe name {recipe_name!r} is not a plain directory "
+                          "name (letters, digits, '_', '.', '-'; not crds_cache)")
     runs_data = data["runs"]
     if not isinstance(runs_data, list) or not runs_data:
         raise RecipeError(f"{where}: runs must be a non-empty list")
@@ -187,8 +200,11 @@ def parse_recipe(data: object, *, path: Path | None = None) -> Recipe:
             raise RecipeError(f"{run_where}: a run is a mapping with name and steps")
         _require_keys(run, {"name", "steps"}, {"description"}, run_where)
         run_name = str(run["name"])
-        if not _PLAIN_NAME.match(run_name):
+        if not _PLAIN_NAME.match(run_name) or len(run_name) > 100:
             raise RecipeError(f"{run_where}: run name {run_name!r} is not a plain name")
+        if run_name.lower() in RESERVED_RUN_NAMES:
+            raise RecipeError(f"{run_where}: run name {run_name!r} is reserved (acsprov "
+                              f"keeps {', '.join(sorted(RESERVED_RUN_NAMES))} for itself)")
         steps = run["steps"]
         if not isinstance(steps, list) or not steps:
             raise RecipeError(f"{run_where}: steps must be a non-empty list")
@@ -201,8 +217,8 @@ def parse_recipe(data: object, *, path: Path | None = None) -> Recipe:
     if len(set(names)) != len(names):
         raise RecipeError(f"{where}: run names must be unique")
     return Recipe(
-        name=str(data["name"]),
-        title=str(data.get("title", data["name"])),
+        name=recipe_name,
+        title=str(data.get("title", recipe_name)),
         handbook=str(data.get("handbook", "")),
         source=source,
         datasets=clean_datasets,
@@ -294,10 +310,12 @@ def _parse_step(step: object, where: str) -> Step:
         unknown = set(options) - CALACS_OPTIONS
         if unknown:
             raise RecipeError(f"{where}: unknown calacs option(s) {', '.join(sorted(unknown))}")
-        clean["options"] = dict(options)
+        clean["options"] = _calacs_options(options, where)
     elif action == "destripe":
         clean["file"] = _names(params["file"], where)[0]
-        clean["cte"] = bool(params.get("cte", False))
+        if not isinstance(params.get("cte", False), bool):
+            raise RecipeError(f"{where}: destripe option cte must be true or false")
+        clean["cte"] = params.get("cte", False)
         options = params.get("options", {})
         if not isinstance(options, dict):
             raise RecipeError(f"{where}: destripe options must be a mapping")
@@ -319,6 +337,23 @@ def _parse_step(step: object, where: str) -> Step:
         clean["output"] = _names(params["output"], where)[0]
         clean["parameters"] = validate_parameters(params.get("parameters", {}), where)
     return Step(action, clean)
+
+
+def _calacs_options(options: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """Check each calacs option's value (engine name, thread count, flags)."""
+    for key, value in options.items():
+        if key == "engine":
+            ok = value in _ENGINE_CHOICES
+            wanted = f"one of {', '.join(_ENGINE_CHOICES)}"
+        elif key == "nthreads":
+            ok = isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 1024
+            wanted = "a whole number from 1 to 1024"
+        else:
+            ok = isinstance(value, bool)
+            wanted = "true or false"
+        if not ok:
+            raise RecipeError(f"{where}: calacs option {key}={value!r} must be {wanted}")
+    return dict(options)
 
 
 def expand(names: Sequence[str], directory: Path) -> list[Path]:

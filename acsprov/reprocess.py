@@ -13,6 +13,7 @@ import dataclasses
 import json
 import os
 import shlex
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,7 +40,8 @@ from .provenance.lineage_page import write_lineage_page
 from .recipe import Recipe, Step, load_recipe
 from .sources import Obtained, obtain
 
-__all__ = ["ReprocessResult", "remove_leftovers", "reprocess", "step_command", "work_name"]
+__all__ = ["ReprocessResult", "recover", "remove_leftovers", "remove_stale_git_locks",
+           "reprocess", "step_command", "work_name"]
 
 
 @dataclass
@@ -64,19 +66,80 @@ def work_name(recipe: str, seed: int | None = None) -> str:
 
 
 def remove_leftovers(root: Path) -> list[Path]:
-    """Delete temporary files a killed process left in `root` (never in ``.git``).
+    """Delete what a killed acsprov process left in `root`; return what went.
 
-    Every acsprov write goes to ``.<name>.<random>.tmp`` beside its target and is
-    renamed into place when complete; a file of that form found while holding the
-    work directory's lock is a half-written leftover of a process that died.
+    Call it holding the work directory's lock.  Every acsprov write goes to
+    ``.<name>.<random>.tmp`` beside its target and is renamed into place when
+    complete, and ``crds bestrefs`` works in ``.acsprov-bestrefs-*`` directories: such
+    entries are half-done leftovers of a process that died (never looked for in
+    ``.git``, never followed through links).  Git's own lock files (``index.lock``...)
+    left by a killed commit go too, but only when no live process holds them open.
     """
+    root = Path(root)
     removed = []
-    for path in sorted(Path(root).rglob(".*.tmp")):
-        if ".git" in path.relative_to(root).parts or not path.is_file():
-            continue
-        path.unlink(missing_ok=True)
-        removed.append(path)
+    for directory, dirs, files in os.walk(root):  # links to directories are not followed
+        here = Path(directory)
+        dirs[:] = [d for d in dirs if d != ".git" or here != root]
+        for name in [d for d in dirs if d.startswith(".acsprov-bestrefs-")]:
+            dirs.remove(name)
+            if not (here / name).is_symlink():
+                shutil.rmtree(here / name, ignore_errors=True)
+                removed.append(here / name)
+        for name in files:
+            if name.startswith(".") and name.endswith(".tmp"):
+                (here / name).unlink(missing_ok=True)
+                removed.append(here / name)
+    return sorted(removed) + remove_stale_git_locks(root)
+
+
+def remove_stale_git_locks(root: Path) -> list[Path]:
+    """Remove git's ``*.lock`` files in `root`'s repository that no live process has open.
+
+    git creates ``index.lock`` (``HEAD.lock``, ``refs/heads/x.lock``...) and renames it
+    into place when done; a git killed in between leaves it, and every later git
+    command fails.  A lock still open in some process belongs to a live git: kept.
+    """
+    gitdir = Path(root) / ".git"
+    if not gitdir.is_dir() or gitdir.is_symlink():
+        return []
+    candidates = [*gitdir.glob("*.lock"), *gitdir.glob("refs/**/*.lock"),
+                  *gitdir.glob("annex/*.lock")]
+    stale = [p for p in candidates if p.is_file() and not p.is_symlink()]
+    if not stale:
+        return []
+    held = _open_files()
+    removed = []
+    for path in stale:
+        if os.path.realpath(path) not in held:
+            path.unlink(missing_ok=True)
+            removed.append(path)
     return removed
+
+
+def _open_files() -> set[str]:
+    """Paths of the files that live processes this user can see hold open (/proc)."""
+    held = set()
+    for fd_dir in Path("/proc").glob("[0-9]*/fd"):
+        try:
+            links = list(fd_dir.iterdir())
+        except OSError:
+            continue
+        for link in links:
+            with contextlib.suppress(OSError):
+                held.add(os.readlink(link))
+    return held
+
+
+def recover(root: Path, *, datalad: bool = True, say: Callable[[str], None] = print) -> None:
+    """Make a work directory usable again after a killed run (hold its lock).
+
+    Removes the leftovers of :func:`remove_leftovers` and commits the PROV document
+    an interrupted run wrote but did not commit.
+    """
+    for path in remove_leftovers(root):
+        say(f"removed {path.relative_to(root)}, left by an interrupted run")
+    if datalad and is_dataset(root) and save_interrupted(root):
+        say("committed the PROV record an interrupted run left uncommitted")
 
 
 def _crds_arg(world: CrdsWorld, root: Path) -> str:
@@ -156,10 +219,7 @@ def reprocess(
 
     setup = _Setup(request, synthetic, Path(workdir))
     with work_lock(root):
-        for path in remove_leftovers(root):
-            say(f"removed {path.relative_to(root)}, left half-written by an interrupted run")
-        if datalad and is_dataset(root) and save_interrupted(root):
-            say("committed the PROV record an interrupted run left uncommitted")
+        recover(root, datalad=datalad, say=say)
         return _reprocess(recipe, root, setup, source=source, mast_url=mast_url,
                           datalad=datalad, say=say, seed=seed)
 
@@ -180,6 +240,11 @@ def _reprocess(recipe: Recipe, root: Path, setup: _Setup, *, source: str | None,
     rec = Recorder(root, name=recipe.name, datalad=datalad, background=True)
     result = ReprocessResult(recipe, root, document=rec.document_path)
     cal_fits = root / "cal_fits"
+    if cal_fits.is_symlink():
+        from .errors import UnsafePathError
+
+        raise UnsafePathError(f"{cal_fits} is a symbolic link; acsprov never follows its "
+                              "own files' links: remove it")
     try:
         for dataset in recipe.datasets:
             result.obtained.append(
@@ -198,7 +263,7 @@ def _reprocess(recipe: Recipe, root: Path, setup: _Setup, *, source: str | None,
             rec.close()
         raise
     result.world = world
-    rec.aliases[Path(os.path.abspath(world.env["jref"]))] = "jref$"
+    rec.add_alias(world.env["jref"], "jref$")
     rec.reference_attributes = world.attributes
     try:
         _runs(recipe, rec, root, world, cal_fits, result, say)

@@ -78,8 +78,8 @@ def wfc3(d: Path, a: Path) -> list[str]:
 
 
 def missing_extension(d: Path, a: Path) -> list[str]:
-    with fits.open(a / RAW) as hdul:
-        del hdul["SCI", 1]
+    with fits.open(a / RAW) as hdul:  # every extension there, but none is SCI,1
+        hdul["SCI", 1].header["EXTNAME"] = "OTHER"
         hdul.writeto(d / RAW)
     return ["calacs", str(d / RAW)]
 
@@ -148,6 +148,40 @@ def disk_full_header_edit(d: Path, a: Path) -> list[str]:
     return ["set-header", str(d / RAW), "DARKCORR=OMIT"]
 
 
+def cut_at_an_extension(d: Path, a: Path) -> list[str]:
+    """Cut exactly where an extension starts: every HDU left is complete, but fewer
+    than the primary header's NEXTEND."""
+    with fits.open(a / RAW) as hdul:
+        start = hdul.fileinfo(3)["hdrLoc"]
+    (d / RAW).write_bytes((a / RAW).read_bytes()[:start])
+    return ["calacs", str(d / RAW)]
+
+
+def nan_in_sci(d: Path, a: Path) -> list[str]:
+    with fits.open(a / RAW) as hdul:
+        data = hdul["SCI", 1].data.astype(np.float32)
+        data[10, 10] = np.nan
+        hdul["SCI", 1].data = data
+        hdul.writeto(d / RAW)
+    return ["calacs", str(d / RAW)]
+
+
+def negative_seed(d: Path, a: Path) -> list[str]:
+    return ["simulate", "j8is01020", "--out", str(d / "out"), "--seed", "-5"]
+
+
+def superscript_seed(d: Path, a: Path) -> list[str]:
+    return ["batch", "j8is01merged@\u00b2", "--workdir", str(d / "work"), "--no-progress"]
+
+
+def read_only_directory(d: Path, a: Path) -> list[str]:
+    """A directory the user may not write in (root may write anywhere but /sys)."""
+    if os.geteuid() == 0:
+        return ["simulate", "j8is01020", "--out", "/sys/acsprov-test-read-only"]
+    (d / "ro").mkdir(mode=0o555)
+    return ["simulate", "j8is01020", "--out", str(d / "ro" / "out")]
+
+
 @dataclass(frozen=True)
 class Case:
     prepare: Callable[[Path, Path], list[str]]
@@ -184,6 +218,14 @@ CASES = {
                                  "MEMNAME '../x' is not a plain rootname"),
     "hostile MEMNAME /etc/passwd": Case(hostile_absolute, 2,
                                         "MEMNAME '/etc/passwd' is not a plain rootname"),
+    "file cut at an extension boundary": Case(
+        cut_at_an_extension, 2, "NEXTEND says 3 extensions, the file has 2"),
+    "NaN in SCI": Case(nan_in_sci, 2, "SCI,1 holds NaN or infinite values"),
+    "simulate --seed -5": Case(negative_seed, 2, "-5 is not in the range 0<=x<=4294967295"),
+    "batch NAME@superscript": Case(superscript_seed, 2,
+                                   "the seed after '@' must be a whole number >= 0"),
+    "read-only directory": Case(read_only_directory, 10,
+                                "(check its permissions; nothing else was changed)"),
     "disk full while writing products": Case(
         disk_full_product, 10, "cannot write it (File too large); nothing was changed",
         file_size_limit=3_000_000),

@@ -184,13 +184,21 @@ def test_example3_lineage_runs_through_deleted_temporaries(native, tmp_path, crd
     assert {"BIASFILE", "DARKFILE", "PFLTFILE", "CRREJTAB", "CCDTAB", "BPIXTAB"} <= references
 
 
-def test_example5_destripe_with_cte_and_updatewcs(native, tmp_path, crds_cache):
+@pytest.fixture(scope="module")
+def example5(tmp_path_factory, crds_cache):
+    """Example 5 run once (native engine) for the tests below; read only."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ACSPROV_ENGINE", "native")
+        return reprocess("jd5702jpq", workdir=tmp_path_factory.mktemp("ex5") / "work",
+                         crds_path=crds_cache, source="simulate", say=lambda message: None)
+
+
+def test_example5_destripe_with_cte_and_updatewcs(example5):
     """Example 5: destriped _flt and _flc of the WFC1B-1K subarray, WCS updated, and the
     PCTECORR change acs_destripe_plus makes silently is recorded."""
     import json
 
-    result = reprocess("jd5702jpq", workdir=tmp_path / "work", crds_path=crds_cache,
-                       source="simulate", say=lambda message: None)
+    result = example5
     run = result.root / "example5"
     assert _names(run, "_fl?.fits") == ["jd5702jpq_flc.fits", "jd5702jpq_flt.fits"]
     flc = fits.getheader(run / "jd5702jpq_flc.fits")
@@ -202,8 +210,27 @@ def test_example5_destripe_with_cte_and_updatewcs(native, tmp_path, crds_cache):
     doc = json.loads(result.document.read_text())
     destripe = next(a for a in doc["activity"].values()
                     if a["prov:type"]["$"] == "acsprov:destripe")
-    params = json.loads(destripe["acsprov:parameters"])
+    params = json.loads(destripe["acsprov:destripe_parameters"])
     assert params["cte_correct"] is True and params["stat"] == "pmode1"
+    # the step's own parameters stay what the recipe gave (an audit re-runs them)
+    assert json.loads(destripe["acsprov:parameters"]) == {"cte": True,
+                                                          "file": "jd5702jpq_raw.fits"}
     # the raw file already says PERFORM (the recipe set it), so nothing was changed
     # silently here; a raw with PCTECORR=OMIT is the case that records a change
     assert json.loads(destripe["acsprov:header_changes"]) == []
+
+
+def test_example5_can_be_audited_and_published(example5, crds_cache, tmp_path):
+    """The destripe step's recorded parameters are the step's own, so an audit can
+    re-run it and a bundle can rebuild the recipe."""
+    from acsprov.cli import main
+    from acsprov.recipe import load_recipe
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ACSPROV_ENGINE", "native")
+        assert main(["audit", str(example5.root), "--crds-path", str(crds_cache),
+                     "--report", str(tmp_path / "report")]) == 0
+    assert main(["publish", str(example5.root), "--out", str(tmp_path / "bundle")]) == 0
+    assert main(["publish", "--check", str(tmp_path / "bundle")]) == 0
+    rebuilt = load_recipe(tmp_path / "bundle" / "recipe.yaml")
+    assert rebuilt.runs[0].steps == load_recipe("jd5702jpq").runs[0].steps

@@ -9,6 +9,7 @@ recorder itself: writing PROV and committing to DataLad happen in one place.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -67,17 +68,29 @@ def run_standalone(step: Step, directory: Path, env: dict[str, str], *,
         root = dataset_root(directory)
     except BadInputError:
         root = directory
+    from ..reprocess import recover
+
     aliases = {env["jref"]: "jref$"} if env.get("jref") else {}
     with work_lock(root):
+        recover(root, datalad=is_dataset(root), say=say)
         rec = Recorder(root, name=step.action, datalad=is_dataset(root), aliases=aliases)
         ctx = Context(rundir=directory, cal_fits=directory / "cal_fits", env=env, say=say)
         if world is not None:
             rec.reference_attributes = world.attributes
             ctx.references = lambda names: world.ensure(names, say=say)
-        with rec.activity(step.action, params=dict(step.params), command=command,
-                          cwd=directory, label=step.describe()) as act:
-            if world is not None:
-                act.note(**world.summary())
-                world.ensure(step_references(step, directory), say=say)
-            ctx.act = act
-            return get_action(step.action)(ctx, step)
+        try:
+            with rec.activity(step.action, params=dict(step.params), command=command,
+                              cwd=directory, label=step.describe()) as act:
+                if world is not None:
+                    act.note(**world.summary())
+                    world.ensure(step_references(step, directory), say=say)
+                ctx.act = act
+                return get_action(step.action)(ctx, step)
+        except BaseException:
+            if rec.datalad:  # the record of the failure is part of the chain
+                from ..provenance._datalad import save_paths
+
+                with contextlib.suppress(Exception):
+                    save_paths(root, [rec.document_path], documents=[rec.document_path],
+                               message=f"acsprov: {step.action} failed (recorded)")
+            raise

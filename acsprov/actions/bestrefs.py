@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .. import refs
+from ..fitsutil import check_writable
 from ..recipe import Step, expand
 from .context import Context, Outcome
 
@@ -16,6 +17,7 @@ def bestrefs(ctx: Context, step: Step) -> Outcome:
     act = ctx.activity
     paths = expand(step.params["files"], ctx.rundir)
     for path in paths:
+        check_writable(path)
         act.used(path, role="raw")
     result = refs.bestrefs(paths, env=ctx.env, update=True, prepare=ctx.references)
     jref = ctx.env.get("jref", "")

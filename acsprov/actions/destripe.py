@@ -29,7 +29,7 @@ def destripe(ctx: Context, step: Step) -> Outcome:
 
     act.engine(name=f"acs_destripe_plus (acstools clean + {ENGINE_NAME})",
                version=f"{ENGINE_VERSION}; acsprov {__version__}")
-    act.note(parameters=result.parameters, header_changes=result.header_changes,
+    act.note(destripe_parameters=result.parameters, header_changes=result.header_changes,
              warnings=result.warnings, cte_corrected=str(result.cte_corrected))
     for change in result.header_changes:
         ctx.say(f"  {change['file']}: {change['keyword']} {change['before']!r} -> "

@@ -20,7 +20,7 @@ from pathlib import Path
 from astropy.io import fits
 
 from ..errors import BadInputError, ReferenceFileError
-from ..fitsutil import atomic_path
+from ..fitsutil import atomic_path, check_writable
 from ..recipe import Step, expand
 from ..refs import resolve_jref
 from .context import Context, Outcome
@@ -108,6 +108,7 @@ def updatewcs(ctx: Context, step: Step) -> Outcome:
     jref = ctx.env.get("jref", "")
     with ctx.environment():  # stwcs resolves jref$ names through the environment
         for path in paths:
+            check_writable(path)
             act.used(path, role="calibrated")
             for keyword, ref in distortion_references(path, jref).items():
                 act.used(ref, role=keyword.lower(), keyword=keyword)

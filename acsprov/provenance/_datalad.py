@@ -109,8 +109,10 @@ def _exclude_lock(root: Path) -> None:
     from ..lock import LOCK_NAME
 
     exclude = root / ".git" / "info" / "exclude"
-    if not exclude.parent.is_dir():
+    if not exclude.parent.is_dir() or exclude.parent.is_symlink():
         return
+    if exclude.is_symlink():
+        exclude.unlink()  # git's own file: never written through a link
     text = exclude.read_text() if exclude.exists() else ""
     if f"/{LOCK_NAME}" not in text.splitlines():
         exclude.write_text(text + ("" if text.endswith("\n") or not text else "\n")
@@ -268,13 +270,25 @@ def _inside(path: Path, root: Path) -> bool:
     return True
 
 
-def save_paths(root: Path, paths: Iterable[Path], *, message: str) -> None:
-    """Commit `paths` (plain save, no run record: derived files, not actions)."""
+def save_paths(root: Path, paths: Iterable[Path], *, message: str,
+               documents: Iterable[Path] = ()) -> None:
+    """Commit `paths` (plain save, no run record: derived files, not actions).
+
+    The PROV `documents` among them are named with their sha256 on a record line of
+    the message (see :func:`acsprov.provenance.query.verify_documents`).
+    """
     import datalad.api as dl
 
     _ensure_git_annex()
 
-    dl.save(dataset=str(root), path=[str(p) for p in paths], message=message,
+    from ..fitsutil import sha256sum
+    from .query import RECORD_LINE
+
+    lines = [RECORD_LINE + json.dumps({"prov": Path(os.path.relpath(d, root)).as_posix(),
+                                       "prov_sha256": sha256sum(d)}, sort_keys=True)
+             for d in documents]
+    full = message + ("\n\n" + "\n".join(lines) if lines else "")
+    dl.save(dataset=str(root), path=[str(p) for p in paths], message=full,
             result_renderer="disabled")
 
 
@@ -294,7 +308,11 @@ def save_interrupted(root: Path) -> bool:
                             capture_output=True, text=True, check=False)
     if status.returncode != 0 or not status.stdout.strip():
         return False
-    save_paths(root, [prov], message="acsprov: PROV record of an interrupted run")
+    changed = [root / line[3:].strip().strip('"') for line in status.stdout.splitlines()]
+    documents = [p for p in changed if p.suffix == ".json" and p.is_file()
+                 and not p.is_symlink()]
+    save_paths(root, [prov], message="acsprov: PROV record of an interrupted run",
+               documents=documents)
     return True
 
 

@@ -60,9 +60,12 @@ def build_document(run: RunRecord) -> pm.ProvDocument:
     user = doc.agent(agt[f"user-{_safe(run.user)}"],
                      {PROV_TYPE: pm.PROV["Person"], PROV_LABEL: run.user})
     doc.actedOnBehalfOf(software, user)
-    run_entity = doc.entity(acs[f"run-{run.run_id}"], {
-        PROV_TYPE: acs["Run"], PROV_LABEL: run.name, acs["root"]: run.root,
-    })
+    run_attrs = {PROV_TYPE: acs["Run"], PROV_LABEL: run.name, acs["root"]: run.root}
+    if run.aliases:
+        run_attrs[acs["aliases"]] = json.dumps(run.aliases, sort_keys=True)
+    if run.cleared:
+        run_attrs[acs["cleared"]] = json.dumps(run.cleared)
+    run_entity = doc.entity(acs[f"run-{run.run_id}"], run_attrs)
 
     seen: dict[str, pm.ProvEntity] = {}
 

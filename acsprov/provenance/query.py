@@ -21,14 +21,20 @@ from ..fitsutil import sha256sum
 __all__ = [
     "Lineage",
     "ProvenanceMismatchError",
+    "commit_record",
+    "confined",
     "dataset_root",
     "documents",
+    "external",
     "history_before",
     "lineage",
     "merged_records",
+    "recorded_documents",
+    "recorded_state",
     "render_tree",
     "rerun_source",
     "verify",
+    "verify_documents",
 ]
 
 
@@ -208,9 +214,14 @@ def render_tree(node: Lineage) -> str:
 def verify(root: Path) -> list[str]:
     """Check a dataset's files and PROV documents; return what was checked.
 
-    Checks that each document is the one DataLad committed (its sha256 is in the run
-    record of the last commit that touched it), and that every file whose latest
-    recorded version is in a document still has that content.
+    - the chain of documents (:func:`verify_documents`): each is the one acsprov
+      committed, none is missing;
+    - every file a document records as made (archive files, working copies, products,
+      trailers) still has the content of its *latest* record; a missing one is a
+      failure, unless calacs deleted it (a temporary) or a later run started its
+      directory afresh;
+    - every reference file the runs used (``jref$``, the CRDS cache, or another
+      directory) still has its recorded content.
 
     Raises
     ------
@@ -218,46 +229,195 @@ def verify(root: Path) -> list[str]:
         Naming the first file or document that does not match.
     """
     root = Path(os.path.abspath(root))
-    checked: list[str] = []
-    docs = documents(root)
-    if not docs:
-        raise BadInputError(f"{root}: no PROV documents in prov/")
-    latest: dict[str, str] = {}
-    for path in docs:
-        _check_committed_sha(root, path)
-        checked.append(path.relative_to(root).as_posix())
-        doc = _load(path)
+    checked = verify_documents(root)
+    latest, references = recorded_state([_load(path) for path in documents(root)])
+    for rel, (sha, deleted) in sorted(latest.items()):
+        path = confined(root, rel)
+        if not os.path.lexists(path):
+            if deleted:
+                continue  # calacs's temporaries, recorded with their checksums
+            raise ProvenanceMismatchError(f"{rel}: recorded but missing (deleted after the "
+                                          "run; `git checkout` or re-run to restore it)")
+        if not os.path.exists(path):
+            raise ProvenanceMismatchError(f"{rel}: content not present (`datalad get` it)")
+        if sha256sum(path) != sha:
+            raise ProvenanceMismatchError(f"{rel}: content differs from its provenance record")
+        checked.append(rel)
+    for (rel, sha), where in sorted(references.items()):
+        if where and not os.path.isabs(where):  # an alias inside the dataset (crds/)
+            where = os.path.join(root, where)
+        if not where or not os.path.isfile(where):
+            raise ProvenanceMismatchError(f"{rel}: reference file the run used is missing "
+                                          f"({where or 'unknown directory'})")
+        if sha256sum(where) != sha:
+            raise ProvenanceMismatchError(f"{rel}: reference file differs from the one the "
+                                          "run used")
+        checked.append(rel)
+    return checked
+
+
+def recorded_state(docs: list[dict[str, Any]]
+                   ) -> tuple[dict[str, tuple[str, bool]], dict[tuple[str, str], str]]:
+    """What PROV documents (oldest run first) say the files should be now.
+
+    Returns
+    -------
+    latest : dict
+        Dataset-relative path -> (sha256 of its latest recorded version, whether
+        calacs deleted it), for every file a run made and no later run cleared.
+    references : dict
+        (recorded external path, sha256) -> where that file is now (``""`` if the
+        path cannot be resolved), for every reference file a run used.
+    """
+    latest: dict[str, tuple[str, bool]] = {}
+    references: dict[tuple[str, str], str] = {}
+    for doc in docs:
         entities = doc.get("entity") or {}
+        run = next((e for e in entities.values() if _kind(e) == "acsprov:Run"), {})
+        aliases = _json_attribute(run, "acsprov:aliases", {})
+        for directory in _json_attribute(run, "acsprov:cleared", []):
+            prefix = str(directory).rstrip("/") + "/"
+            for rel in [r for r in latest if r.startswith(prefix)]:
+                del latest[rel]
         order = {a: (v.get("prov:endTime") or "") for a, v in (doc.get("activity") or {}).items()}
         generations = sorted(_relations(doc, "wasGeneratedBy"),
                              key=lambda g: order.get(g.get("prov:activity"), ""))
         for gen in generations:
             ent = entities.get(gen.get("prov:entity"), {})
             rel = ent.get("acsprov:path")
-            if rel and not rel.startswith(("/", "jref$")):
-                latest[rel] = ent.get("acsprov:sha256", "")
-    for rel, sha in sorted(latest.items()):
-        path = root / rel
-        if not path.exists() and not path.is_symlink():
-            continue  # intermediates calacs deletes, runs started afresh
-        if sha256sum(path) != sha:
-            raise ProvenanceMismatchError(f"{rel}: content differs from its provenance record")
+            if rel and not external(rel):
+                latest[rel] = (ent.get("acsprov:sha256", ""),
+                               str(ent.get("acsprov:deleted")) == "True")
+        for use in _relations(doc, "used"):
+            ent = entities.get(use.get("prov:entity"), {})
+            rel = str(ent.get("acsprov:path", ""))
+            if rel and external(rel):
+                references[(rel, str(ent.get("acsprov:sha256", "")))] = \
+                    _resolve_external(rel, aliases)
+    return latest, references
+
+
+def verify_documents(root: Path) -> list[str]:
+    """Check the chain of PROV documents of a dataset; return their paths.
+
+    In a DataLad dataset every document must hash to what the newest acsprov record
+    naming it says (the run record of an action's commit, or the record line of the
+    commit that saved an interrupted run's document), whatever commits came after:
+    a document edited and then saved by hand does not pass.  A document acsprov
+    recorded must not be missing, and one it never recorded is refused.
+
+    Raises
+    ------
+    ProvenanceMismatchError
+        Naming the first document that does not match.
+    """
+    root = Path(os.path.abspath(root))
+    docs = documents(root)
+    if not docs:
+        raise BadInputError(f"{root}: no PROV documents in prov/")
+    chain = recorded_documents(root)
+    checked = []
+    if chain is not None:
+        for rel in sorted(chain):
+            if not os.path.lexists(confined(root, rel)):
+                raise ProvenanceMismatchError(f"{rel}: a PROV document acsprov recorded "
+                                              "is missing")
+    for path in docs:
+        rel = path.relative_to(root).as_posix()
+        if path.is_symlink() or not path.is_file():
+            raise ProvenanceMismatchError(f"{rel}: not a regular file")
+        if chain is not None:
+            if rel not in chain:
+                raise ProvenanceMismatchError(f"{rel}: a PROV document acsprov never recorded")
+            if sha256sum(path) != chain[rel]:
+                raise ProvenanceMismatchError(
+                    f"{rel}: the PROV document was edited after it was recorded")
         checked.append(rel)
     return checked
 
 
-def _check_committed_sha(root: Path, document: Path) -> None:
-    """The document must hash to what the last commit's run record says it hashed to."""
-    rel = document.relative_to(root).as_posix()
-    log = subprocess.run(["git", "-C", str(root), "log", "-1", "--format=%B", "--", rel],
+RECORD_LINE = "acsprov-record: "
+"""Start of the line that carries the record of a commit without a run record."""
+
+
+def recorded_documents(root: Path) -> dict[str, str] | None:
+    """PROV document path -> sha256 in its newest acsprov record, from the dataset's
+    whole history; None if `root` is not a git repository."""
+    if not (Path(root) / ".git").exists():
+        return None
+    log = subprocess.run(["git", "-C", str(root), "log", "--format=%x00%B"],
                          capture_output=True, text=True, check=False)
-    if log.returncode != 0 or "=== Do not change lines below ===" not in log.stdout:
-        return  # not a DataLad dataset: only file contents can be checked
-    record = json.loads(log.stdout.split("=== Do not change lines below ===")[1]
-                        .split("^^^ Do not change lines above ^^^")[0])
-    expected = (record.get("acsprov") or {}).get("prov_sha256")
-    if expected and sha256sum(document) != expected:
-        raise ProvenanceMismatchError(f"{rel}: the PROV document was edited after it was recorded")
+    if log.returncode != 0:
+        return None
+    chain: dict[str, str] = {}
+    for message in log.stdout.split("\0"):
+        record = commit_record(message)
+        rel, sha = record.get("prov"), record.get("prov_sha256")
+        if isinstance(rel, str) and isinstance(sha, str) and rel not in chain:
+            chain[rel] = sha
+    return chain
+
+
+def commit_record(message: str) -> dict[str, Any]:
+    """The ``acsprov`` record of a commit message (run record, or record line)."""
+    try:
+        if "=== Do not change lines below ===" in message:
+            block = message.split("=== Do not change lines below ===")[1]
+            record = json.loads(block.split("^^^ Do not change lines above ^^^")[0])
+            return dict(record.get("acsprov") or {})
+        for line in message.splitlines():
+            if line.startswith(RECORD_LINE):
+                return dict(json.loads(line[len(RECORD_LINE):]))
+    except (ValueError, TypeError, AttributeError):
+        pass
+    return {}
+
+
+def _json_attribute(entity: dict[str, Any], key: str, default: Any) -> Any:
+    value = entity.get(key)
+    if isinstance(value, dict):
+        value = value.get("$")
+    try:
+        parsed = json.loads(value) if isinstance(value, str) else default
+    except ValueError:
+        return default
+    return parsed if isinstance(parsed, type(default)) else default
+
+
+def external(rel: str) -> bool:
+    """A recorded path outside the dataset: ``jref$...`` or absolute."""
+    return rel.startswith("/") or "$" in rel.split("/", 1)[0]
+
+
+def _resolve_external(rel: str, aliases: dict[str, str]) -> str:
+    """Where a recorded external path is now: absolute, or via the run's aliases."""
+    if rel.startswith("/"):
+        return rel
+    prefix, _, rest = rel.partition("$")
+    directory = aliases.get(f"{prefix}$") or os.environ.get(prefix, "")
+    if not directory or not rest or ".." in Path(rest).parts:
+        return ""
+    return os.path.join(directory, rest)
+
+
+def confined(root: Path, rel: str) -> Path:
+    """`rel` (a path recorded relative to `root`) inside `root`, or UnsafePathError.
+
+    Paths in a received PROV document are data, not instructions: absolute paths,
+    ``..`` components and links leading out of `root` are refused.
+    """
+    from ..errors import UnsafePathError
+
+    text = str(rel)
+    parts = Path(text).parts
+    if not text or text.startswith("/") or ".." in parts or "\0" in text:
+        raise UnsafePathError(f"{text!r}: a recorded path outside the work directory")
+    path = Path(root) / text
+    real_root = os.path.realpath(root)
+    real = os.path.realpath(path)
+    if real != real_root and not real.startswith(real_root + os.sep):
+        raise UnsafePathError(f"{text!r}: leads out of the work directory through a link")
+    return path
 
 
 def history_before(root: Path, command: str) -> tuple[str, ...]:

@@ -35,7 +35,10 @@ from .environment import image_identity, software_versions, user_name
 from .records import ActivityRecord, FileEntity, RunRecord
 from .stamp import Stamp, stamping
 
-__all__ = ["Activity", "Recorder"]
+__all__ = ["RESERVED_ATTRIBUTES", "Activity", "Recorder"]
+
+#: Attributes the recorder writes itself for every activity (see ``_prov._activity``).
+RESERVED_ATTRIBUTES = frozenset({"parameters", "status", "command", "cwd", "message"})
 
 
 class _HashCache:
@@ -76,6 +79,16 @@ class Activity:
     def id(self) -> str:
         """The activity's identifier."""
         return self.record.id
+
+    def add_alias(self, directory: str | os.PathLike[str], prefix: str) -> None:
+        """Record files below `directory` as ``prefix`` + name (``jref$``), and say in the
+        run's PROV where the prefix pointed: relative to the dataset's root when it is
+        inside it (a clone resolves it there), else absolute."""
+        directory = Path(os.path.abspath(directory))
+        self.aliases[directory] = prefix
+        inside = self._inside(directory)
+        self.run.aliases[prefix] = (directory.relative_to(self.root).as_posix() if inside
+                                    else str(directory))
 
     def relpath(self, path: str | os.PathLike[str]) -> str:
         """`path` as recorded: relative to the dataset root, or absolute outside it."""
@@ -120,7 +133,14 @@ class Activity:
         return path
 
     def note(self, **attributes: object) -> None:
-        """Attach facts (CRDS context, switches in force, header changes...)."""
+        """Attach facts (CRDS context, switches in force, header changes...).
+
+        The activity's own attributes (its parameters, status, command...) cannot be
+        overwritten: an audit re-runs the step from its recorded parameters.
+        """
+        clash = sorted(set(attributes) & RESERVED_ATTRIBUTES)
+        if clash:
+            raise ValueError(f"activity attribute {clash[0]!r} is the recorder's own")
         for key, value in attributes.items():
             self.record.attributes[key] = value if isinstance(value, str) else json.dumps(
                 value, sort_keys=True, default=str)
@@ -163,6 +183,12 @@ class Recorder:
                  aliases: Mapping[str | os.PathLike[str], str] | None = None,
                  persist: bool = True, background: bool = False) -> None:
         self.root = Path(root).absolute()
+        for own in (self.root / "prov", self.root / ".git"):
+            if own.is_symlink():  # a handed-over work directory must not lead writes away
+                from ..errors import UnsafePathError
+
+                raise UnsafePathError(f"{own} is a symbolic link; acsprov never follows "
+                                      "its own files' links: remove it")
         self.aliases = {Path(os.path.abspath(k)): v for k, v in (aliases or {}).items()}
         self.reference_attributes: Callable[[Path], Mapping[str, str]] | None = None
         """Extra attributes of files outside the root (the CRDS facts of a reference
@@ -177,6 +203,9 @@ class Recorder:
             user=user_name(),
             image=image_identity(),
         )
+        self.run.aliases = {}
+        for directory, prefix in list(self.aliases.items()):
+            self.add_alias(directory, prefix)
         self.datalad = datalad and persist
         self.persist = persist
         if self.datalad:
@@ -329,10 +358,18 @@ class Recorder:
         the run that follows makes them anew.  With background commits the removal is
         committed after the queued commits (they hold links to what they commit).
         """
-        if not self.datalad or not path.exists():
+        if not self.datalad or not os.path.lexists(path):
             return
+        if not self._inside(path) or Path(os.path.abspath(path)) == self.root:
+            from ..errors import UnsafePathError
+
+            raise UnsafePathError(f"{path}: not a directory inside {self.root}")
         start = time.perf_counter()
-        shutil.rmtree(path, ignore_errors=True)
+        self.run.cleared.append(self.relpath(path))
+        if path.is_symlink() or not path.is_dir():
+            path.unlink()  # the link itself, never what it points at
+        else:
+            shutil.rmtree(path, ignore_errors=True)
 
         def commit() -> None:
             _datalad.commit_removal(self.root, path, message=message)
@@ -375,9 +412,10 @@ class Recorder:
             from .graph import draw_graph
 
             written += draw_graph(self.document_path, self.document_path.with_suffix(""))
-        if self.datalad:
-            _datalad.save_paths(self.root, written,
-                                message=f"acsprov: PROV exports of run {self.run.run_id}")
+        if self.datalad:  # the document too: after a failed action it is not committed
+            _datalad.save_paths(self.root, [self.document_path, *written],
+                                message=f"acsprov: PROV exports of run {self.run.run_id}",
+                                documents=[self.document_path])
         return written
 
     @property

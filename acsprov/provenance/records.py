@@ -67,6 +67,10 @@ class RunRecord:
     user: str
     image: dict[str, str] | None = None
     activities: list[ActivityRecord] = field(default_factory=list)
+    aliases: dict[str, str] = field(default_factory=dict)
+    """Symbolic prefix -> the directory it stood for (``jref$`` -> the CRDS references)."""
+    cleared: list[str] = field(default_factory=list)
+    """Run directories this run started afresh (their earlier files are superseded)."""
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
