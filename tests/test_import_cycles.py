@@ -125,3 +125,31 @@ def test_find_cycles_reports_a_planted_cycle():
 def test_the_package_has_no_import_cycles():
     cycles = find_cycles(import_graph(_modules()))
     assert cycles == [], "import cycles: " + "; ".join(" <-> ".join(c) for c in cycles)
+
+
+def dangling_imports(modules: dict[str, Path]) -> list[str]:
+    """``from .x import y`` statements inside acsprov whose module ``x`` does not exist
+    (an import deferred into a function is found only when the function runs)."""
+    missing = []
+    for name, path in modules.items():
+        is_package = path.name == "__init__.py"
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.ImportFrom) and node.level > 0:
+                target = _resolve(name, is_package, node.level, node.module)
+                if target not in modules:
+                    missing.append(f"{name}:{node.lineno}: {target}")
+            elif isinstance(node, ast.Import):
+                missing += [f"{name}:{node.lineno}: {a.name}" for a in node.names
+                            if a.name.startswith("acsprov.") and a.name not in modules]
+    return missing
+
+
+def test_every_import_inside_the_package_names_a_module_that_exists():
+    assert dangling_imports(_modules()) == []
+
+
+def test_a_dangling_import_is_found(tmp_path):
+    (tmp_path / "a.py").write_text("def f():\n    from .gone import x\n")
+    (tmp_path / "b.py").write_text("from .a import f\n")
+    modules = {"pkg.a": tmp_path / "a.py", "pkg.b": tmp_path / "b.py"}
+    assert dangling_imports(modules) == ["pkg.a:2: pkg.gone"]

@@ -68,7 +68,7 @@ def run_standalone(step: Step, directory: Path, env: dict[str, str], *,
         root = dataset_root(directory)
     except BadInputError:
         root = directory
-    from ..reprocess import recover
+    from ..recovery import recover
 
     aliases = {env["jref"]: "jref$"} if env.get("jref") else {}
     with work_lock(root):
