@@ -1,4 +1,5 @@
-"""The handbook's actions, one module each, behind a single registry.
+"""The handbook's actions, one home each (a module, or a package when the action
+wraps a longer procedure), behind a single registry.
 
 Every action takes a :class:`Context` and a validated :class:`~acsprov.recipe.Step`
 and returns an :class:`Outcome`.  Actions do the work; what they read and write they
@@ -68,7 +69,7 @@ def run_standalone(step: Step, directory: Path, env: dict[str, str], *,
         root = dataset_root(directory)
     except BadInputError:
         root = directory
-    from ..reprocess import recover
+    from ..recovery import recover
 
     aliases = {env["jref"]: "jref$"} if env.get("jref") else {}
     with work_lock(root):

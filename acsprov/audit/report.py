@@ -25,10 +25,10 @@ from typing import Any
 
 import numpy as np
 
-from .audit import AuditResult
+from ..errors import BadInputError
+from ..fitsutil import atomic_path
 from .compare import DEFAULT_TOLERANCES, ExtensionDiff, ProductDiff
-from .errors import BadInputError
-from .fitsutil import atomic_path
+from .replay import AuditResult
 
 __all__ = ["SCHEMA_ID", "load_schema", "report_data", "validate_report", "write_report"]
 
