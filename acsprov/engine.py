@@ -290,7 +290,7 @@ def _remove_stale_temporaries(paths: Sequence[Path]) -> None:
     """Delete calacs temporaries (``_blv_tmp``, ``_crj_tmp``...) of these inputs that a
     killed calacs left: calacs deletes them when it finishes and refuses to start while
     they exist.  Only the temporaries this very run would write are touched."""
-    from .calib.pipeline import planned_outputs
+    from .calib.calacs import planned_outputs
 
     for path in paths:
         try:

@@ -98,7 +98,8 @@ def validate_report(data: Any, schema: dict[str, Any] | None = None) -> None:
     try:
         jsonschema.validate(data, schema)
     except jsonschema.ValidationError as err:
-        raise BadInputError(f"audit report breaks its schema: {err.message}") from None
+        raise BadInputError(f"audit report breaks its schema at {err.json_path}: "
+                            f"{err.message}") from None
 
 
 _TYPES = {

@@ -80,16 +80,6 @@ class Activity:
         """The activity's identifier."""
         return self.record.id
 
-    def add_alias(self, directory: str | os.PathLike[str], prefix: str) -> None:
-        """Record files below `directory` as ``prefix`` + name (``jref$``), and say in the
-        run's PROV where the prefix pointed: relative to the dataset's root when it is
-        inside it (a clone resolves it there), else absolute."""
-        directory = Path(os.path.abspath(directory))
-        self.aliases[directory] = prefix
-        inside = self._inside(directory)
-        self.run.aliases[prefix] = (directory.relative_to(self.root).as_posix() if inside
-                                    else str(directory))
-
     def relpath(self, path: str | os.PathLike[str]) -> str:
         """`path` as recorded: relative to the dataset root, or absolute outside it."""
         return self._rec.relpath(Path(path))
@@ -226,6 +216,16 @@ class Recorder:
         self._commit_seconds = 0.0  # seconds the commits took (in the background or not)
 
     # -- paths and entities -------------------------------------------------
+    def add_alias(self, directory: str | os.PathLike[str], prefix: str) -> None:
+        """Record files below `directory` as ``prefix`` + name (``jref$``), and say in the
+        run's PROV where the prefix pointed: relative to the dataset's root when it is
+        inside it (a clone resolves it there), else absolute."""
+        directory = Path(os.path.abspath(directory))
+        self.aliases[directory] = prefix
+        inside = self._inside(directory)
+        self.run.aliases[prefix] = (directory.relative_to(self.root).as_posix() if inside
+                                    else str(directory))
+
     def relpath(self, path: Path) -> str:
         """`path` as recorded: under an alias (``jref$``), else relative to the root
         (POSIX), else absolute."""
