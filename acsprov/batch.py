@@ -354,8 +354,8 @@ def _archive_audit(root: Path, workdir: Path, result: DatasetResult,
                    say: Callable[[str], None]) -> None:
     """Compare the dataset's _flt products with the archive's; report in
     ``<workdir>/reports/<name>/`` (outside the dataset, which it leaves untouched)."""
-    from .audit import audit_archive
-    from .audit_report import write_report
+    from .audit.replay import audit_archive
+    from .audit.report import write_report
 
     report = workdir / "reports" / root.name
     if result.status == "skipped" and (report / "audit.html").is_file():

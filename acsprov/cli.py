@@ -267,7 +267,7 @@ def set_header(file: Path, assignments: tuple[str, ...]) -> None:
     The edit is recorded (before/after values, sha256 before/after) in the PROV
     document of FILE's work directory.
     """
-    from .headers import parse_assignment
+    from .keywords import parse_assignment
 
     edits = dict(parse_assignment(a) for a in assignments)
     if not file.exists():
@@ -477,9 +477,9 @@ def audit(workdir: Path | None, archive_dataset: str | None, reproduce_dataset: 
     WORKDIR/DATASET (--workdir) with the archive's _flt files: switches, reference
     files and pixel statistics.  Both write an HTML and a JSON report.
     """
-    from .audit import AuditFailedError, audit_archive, audit_run
-    from .audit_report import write_report
-    from .compare import DEFAULT_TOLERANCES, Tolerance, parse_tolerance
+    from .audit.compare import DEFAULT_TOLERANCES, Tolerance, parse_tolerance
+    from .audit.replay import AuditFailedError, audit_archive, audit_run
+    from .audit.report import write_report
     from .errors import BadInputError
 
     tolerances: dict[str, Tolerance] = {}
@@ -490,7 +490,7 @@ def audit(workdir: Path | None, archive_dataset: str | None, reproduce_dataset: 
     tolerances.update(parse_tolerance(text) for text in per_extension)
     say = lambda m: click.echo(m, err=True)  # noqa: E731
     if reproduce_dataset is not None:
-        from .reproduce import reproduce_archive
+        from .audit.archive import reproduce_archive
 
         if workdir is not None or archive_dataset is not None:
             raise BadInputError("--reproduce-archive takes no WORKDIR or --against-archive")
@@ -595,9 +595,9 @@ def reproduce(bundle: Path, out: Path | None, crds_path: Path | None,
     parameters and engine from its PROV document; every product is compared with
     the bundle's as `acsprov audit` does.
     """
-    from .audit import AuditFailedError
-    from .audit_report import write_report
-    from .reproduce_bundle import reproduce_bundle
+    from .audit.bundle import reproduce_bundle
+    from .audit.replay import AuditFailedError
+    from .audit.report import write_report
 
     out = out or Path(f"reproduce-{Path(bundle).resolve().name}")
     result = reproduce_bundle(bundle, out, crds_path=crds_path,

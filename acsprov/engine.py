@@ -21,7 +21,7 @@ from typing import Any
 from astropy.io import fits
 
 from .errors import AcsprovError, BadInputError, MissingFileError
-from .headers import SWITCH_REFERENCES, SWITCHES
+from .keywords import SWITCH_REFERENCES, SWITCHES
 
 __all__ = ["ENGINES", "CalacsResult", "calacs", "resolve_engine", "run_calacs"]
 
@@ -121,7 +121,7 @@ def _check_inputs(paths: Sequence[Path]) -> None:
     """
     from .asn import read_asn
     from .fitsutil import check_acs_file
-    from .headers import check_raw_header
+    from .keywords import check_raw_header
 
     for path in paths:
         if not path.name.endswith("_asn.fits"):

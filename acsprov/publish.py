@@ -42,7 +42,7 @@ from typing import Any
 
 import yaml
 
-from .audit import RecordedRun, load_run
+from .audit.replay import RecordedRun, load_run
 from .errors import AcsprovError, BadInputError
 from .fitsutil import sha256sum
 
@@ -247,7 +247,7 @@ def recipe_from_run(run: RecordedRun) -> str:
 
 def environment_description(run: RecordedRun) -> dict[str, Any]:
     """Software and environment of the run (recorded) and of the bundle's making."""
-    from .provenance.environment import image_identity, software_versions
+    from .provenance.software import image_identity, software_versions
 
     agents = {}
     engines, contexts = set(), set()

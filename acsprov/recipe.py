@@ -23,7 +23,7 @@ import yaml
 
 from .asn import validate_rootname
 from .errors import DatasetError, RecipeError
-from .headers import REFERENCE_KEYWORDS, validate_edits
+from .keywords import REFERENCE_KEYWORDS, validate_edits
 from .sources import SOURCES
 
 __all__ = [
@@ -331,7 +331,7 @@ def _parse_step(step: object, where: str) -> Step:
         if options:
             clean["options"] = dict(options)
     elif action == "drizzle":
-        from .drizzle import validate_parameters
+        from .actions.drizzle.astrodrizzle import validate_parameters
 
         clean["input"] = _names(params["input"], where, globs=True)
         clean["output"] = _names(params["output"], where)[0]

@@ -1,9 +1,9 @@
 """Making a work directory usable again after an acsprov process was killed.
 
-Every acsprov write goes to a temporary name renamed into place when complete, so a
-killed process leaves only such temporaries, ``crds bestrefs`` scratch directories,
-git's lock files and, at worst, a PROV document not yet committed.  :func:`recover`
-removes the first three and commits the last; callers hold the work directory's lock.
+Every acsprov write goes to a temporary name and is renamed into place, and every
+action commits its PROV document; a process killed part-way leaves temporary files,
+git lock files or an uncommitted PROV document.  :func:`recover` (called holding the
+work directory's lock, before any action) removes the first two and commits the last.
 """
 
 from __future__ import annotations

@@ -37,11 +37,10 @@ from .provenance import Recorder
 from .provenance._datalad import save_paths
 from .provenance.lineage_page import write_lineage_page
 from .recipe import Recipe, Step, load_recipe
-from .recovery import recover, remove_leftovers, remove_stale_git_locks
+from .recovery import recover
 from .sources import Obtained, obtain
 
-__all__ = ["ReprocessResult", "recover", "remove_leftovers", "remove_stale_git_locks",
-           "reprocess", "step_command", "work_name"]
+__all__ = ["ReprocessResult", "reprocess", "step_command", "work_name"]
 
 
 @dataclass

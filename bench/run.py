@@ -76,7 +76,7 @@ def bestrefs_hrc_pair(scratch: Path) -> dict:
 def _wfc_data(scratch: Path, *, cte: bool) -> None:
     """Simulate the jd1y04010 pair (PCTECORR as asked) and its CRDS cache into `scratch`."""
     from acsprov.environment import ensure_local_crds
-    from acsprov.headers import set_header
+    from acsprov.keywords import set_header
     from acsprov.simulate import simulate_dataset
 
     ensure_local_crds(scratch / "crds_cache", say=lambda m: None)

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 
-from acsprov.headers import REFERENCE_KEYWORDS, SWITCHES
+from acsprov.keywords import REFERENCE_KEYWORDS, SWITCHES
 
 
 def make_raw(path: Path, *, shape: tuple[int, int] = (6, 8), **keywords: object) -> Path:

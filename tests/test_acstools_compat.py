@@ -24,7 +24,7 @@ from astropy.io import fits
 
 from acsprov.cli import main
 from acsprov.environment import tool_environment
-from acsprov.headers import set_header
+from acsprov.keywords import set_header
 from acsprov.simulate import simulate_dataset
 
 

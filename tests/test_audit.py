@@ -11,7 +11,7 @@ import pytest
 from astropy.io import fits
 
 from acsprov.audit import load_run
-from acsprov.audit_report import validate_report
+from acsprov.audit.report import validate_report
 from acsprov.cli import main
 
 PRODUCT = "example/j8is01j2q_flt.fits"
@@ -196,7 +196,7 @@ def test_archive_audit_of_handbook_example2_on_full_wfc_frames(tmp_path, crds_ca
     import yaml
 
     from acsprov.audit import audit_archive
-    from acsprov.audit_report import write_report
+    from acsprov.audit.report import write_report
     from acsprov.recipe import recipe_dir
     from acsprov.reprocess import reprocess
 

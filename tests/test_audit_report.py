@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from acsprov.audit import audit_archive
-from acsprov.audit_report import load_schema, report_data, validate_report, write_report
+from acsprov.audit.report import load_schema, report_data, validate_report, write_report
 from acsprov.errors import BadInputError
 
 

@@ -296,7 +296,7 @@ def test_second_campaign_in_one_work_directory_is_refused(tmp_path, campaign_env
 
 
 def test_leftovers_of_a_killed_writer_are_removed_but_not_in_git(tmp_path):
-    from acsprov.reprocess import remove_leftovers
+    from acsprov.recovery import remove_leftovers
 
     half = tmp_path / "example3" / ".j8is01j2q_flt.fits.k2j4d9.tmp"
     annex = tmp_path / ".git" / "annex" / ".pack.tmp"

@@ -7,7 +7,7 @@ import pytest
 from astropy.io import fits
 from helpers import make_raw
 
-from acsprov.compare import Tolerance, compare_products, parse_tolerance
+from acsprov.audit.compare import Tolerance, compare_products, parse_tolerance
 from acsprov.errors import BadInputError
 
 

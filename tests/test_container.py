@@ -294,14 +294,14 @@ def test_identity_file_and_runtime_in_the_prov_agent(tmp_path):
 
 
 def test_no_identity_file_no_image(tmp_path, monkeypatch):
-    from acsprov.provenance.environment import image_identity
+    from acsprov.provenance.software import image_identity
 
     monkeypatch.setenv("ACSPROV_IMAGE_IDENTITY", str(tmp_path / "absent.json"))
     assert image_identity() is None
 
 
 def test_identity_file_nested_and_broken(tmp_path, monkeypatch):
-    from acsprov.provenance.environment import image_identity
+    from acsprov.provenance.software import image_identity
 
     path = tmp_path / "image.json"
     path.write_text(json.dumps({"lock files": {"requirements.lock": "ab"}, "layers": 6}))
@@ -319,7 +319,7 @@ def test_identity_file_nested_and_broken(tmp_path, monkeypatch):
 
 
 def test_containerenv_of_an_unprivileged_podman_container_is_empty(tmp_path):
-    from acsprov.provenance.environment import containerenv
+    from acsprov.provenance.software import containerenv
 
     empty = tmp_path / "containerenv"
     empty.write_text("")

@@ -22,7 +22,7 @@ from astropy.io import fits
 
 from acsprov import refs
 from acsprov.errors import AcsprovError, BadInputError, ReferenceFileError
-from acsprov.headers import REFERENCE_KEYWORDS
+from acsprov.keywords import REFERENCE_KEYWORDS
 from acsprov.simulate import crds_cache
 from acsprov.simulate.crds_cache import ACS_REFTYPES, build_crds_cache
 

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
+from acsprov.actions.destripe.plus import destripe_plus
 from acsprov.calib.calacs import run_native
-from acsprov.destripe import destripe_plus
 from acsprov.environment import tool_environment
 from acsprov.errors import BadInputError, ReferenceFileError
-from acsprov.headers import set_header
+from acsprov.keywords import set_header
 from acsprov.simulate import simulate_dataset
 
 

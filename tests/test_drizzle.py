@@ -15,8 +15,8 @@ from astropy.io import fits
 from astropy.wcs import WCS
 from click.testing import CliRunner
 
+from acsprov.actions.drizzle.astrodrizzle import drizzle, product_names, validate_parameters
 from acsprov.cli import cli
-from acsprov.drizzle import drizzle, product_names, validate_parameters
 from acsprov.errors import BadInputError, RecipeError
 from acsprov.provenance.query import lineage, render_tree
 from acsprov.recipe import parse_step

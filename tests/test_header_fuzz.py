@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from acsprov.cli import main
 from acsprov.environment import tool_environment
 from acsprov.fitsutil import sha256sum
-from acsprov.headers import REFERENCE_KEYWORDS, SWITCH_VALUES, SWITCHES
+from acsprov.keywords import REFERENCE_KEYWORDS, SWITCH_VALUES, SWITCHES
 
 RAW = "j8is01j2q_raw.fits"
 

@@ -10,7 +10,7 @@ from helpers import make_raw
 
 from acsprov.errors import BadInputError, RecipeError
 from acsprov.fitsutil import set_empty_primary_bitpix, sha256sum
-from acsprov.headers import SWITCHES, parse_assignment, set_header, validate_edits
+from acsprov.keywords import SWITCHES, parse_assignment, set_header, validate_edits
 
 
 def test_table_3_7_switches_are_all_known():

@@ -12,7 +12,7 @@ from astropy.io import fits
 from helpers import make_raw
 
 from acsprov.fitsutil import sha256sum
-from acsprov.headers import set_header
+from acsprov.keywords import set_header
 from acsprov.provenance import Recorder, apply_stamp, current_stamp
 from acsprov.provenance._prov import build_document, serialize
 

@@ -372,8 +372,8 @@ def test_recipe_new_for_another_dataset_then_reprocess_runs_to_the_end(
 
 def test_reproduce_archive_uses_exactly_the_archive_header_settings(
         tmp_path, crds_files, archive_files, monkeypatch):
-    from acsprov.headers import REFERENCE_KEYWORDS
-    from acsprov.reproduce import reproduce_archive
+    from acsprov.audit.archive import reproduce_archive
+    from acsprov.keywords import REFERENCE_KEYWORDS
 
     monkeypatch.delenv("ACSPROV_OFFLINE")
     mast_root = archive_files("j8is01020")

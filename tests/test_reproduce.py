@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
+from acsprov.audit.bundle import recorded_inputs, reproduce_bundle
 from acsprov.cli import main
 from acsprov.publish import make_bundle
-from acsprov.reproduce_bundle import recorded_inputs, reproduce_bundle
 
 QUIET = {"say": lambda m: None}
 

@@ -208,7 +208,7 @@ def test_set_header_refuses_a_read_only_file(tmp_path, capsys):
 # -- leftovers of killed processes ------------------------------------------------------------
 def test_a_git_lock_is_removed_only_when_no_live_process_holds_it(tmp_path):
     from acsprov.provenance import Recorder
-    from acsprov.reprocess import remove_stale_git_locks
+    from acsprov.recovery import remove_stale_git_locks
 
     rec = Recorder(tmp_path / "ds", name="t")
     lock = rec.root / ".git" / "index.lock"
@@ -254,7 +254,7 @@ def test_a_killed_calacs_s_temporary_does_not_block_the_next(tmp_path, crds_cach
 
 
 def test_bestrefs_staging_of_a_killed_run_is_removed(recorded_hrc_run, tmp_path):
-    from acsprov.reprocess import remove_leftovers
+    from acsprov.recovery import remove_leftovers
 
     copy = tmp_path / "hrcbias"
     shutil.copytree(recorded_hrc_run.root, copy, symlinks=True)

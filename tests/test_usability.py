@@ -14,8 +14,8 @@ import pytest
 from helpers import browse, make_raw
 from test_audit import PRODUCT, _tamper_copy
 
+from acsprov.audit.compare import ProductDiff
 from acsprov.cli import main
-from acsprov.compare import ProductDiff
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -202,7 +202,7 @@ def test_archive_summary_gives_each_product_its_own_switches_in_good_grammar():
 def test_archive_report_keeps_sci_dq_apart_and_flags_simulated_data(recorded_hrc_run,
                                                                       tmp_path):
     from acsprov.audit import audit_archive
-    from acsprov.audit_report import write_report
+    from acsprov.audit.report import write_report
 
     result = audit_archive(recorded_hrc_run.root, say=lambda m: None)
     html_path, json_path = write_report(result, tmp_path)
@@ -226,7 +226,7 @@ def test_archive_report_keeps_sci_dq_apart_and_flags_simulated_data(recorded_hrc
 def test_one_pixel_difference_is_findable_in_the_audit_report(recorded_hrc_run, crds_cache,
                                                              tmp_path):
     from acsprov.audit import audit_run
-    from acsprov.audit_report import write_report
+    from acsprov.audit.report import write_report
 
     copy = _tamper_copy(recorded_hrc_run.root, tmp_path)
     result = audit_run(copy, crds_path=crds_cache, say=lambda m: None)

@@ -1,4 +1,5 @@
-"""The handbook's actions, one module each, behind a single registry.
+"""The handbook's actions, one home each (a module, or a package when the action
+wraps a longer procedure), behind a single registry.
 
 Every action takes a :class:`Context` and a validated :class:`~acsprov.recipe.Step`
 and returns an :class:`Outcome`.  Actions do the work; what they read and write they

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .. import headers
+from .. import keywords
 from ..recipe import Step, expand
 from .context import Context, Outcome
 
@@ -16,7 +16,7 @@ def set_header(ctx: Context, step: Step) -> Outcome:
     edits = []
     for path in paths:
         act.used(path, role="raw")
-        edit = headers.set_header(path, step.params["set"])
+        edit = keywords.set_header(path, step.params["set"])
         edits.append(edit)
         act.generated(path, role="raw", derived_from=[path])
         for change in edit.changes:

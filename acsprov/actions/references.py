@@ -8,7 +8,7 @@ from astropy.io import fits
 
 from ..asn import read_asn
 from ..errors import AcsprovError
-from ..headers import REFERENCE_KEYWORDS
+from ..keywords import REFERENCE_KEYWORDS
 from ..recipe import Step, expand
 
 __all__ = ["step_references"]

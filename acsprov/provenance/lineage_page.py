@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..fitsutil import atomic_path
-from ..headers import REFERENCE_KEYWORDS
+from ..keywords import REFERENCE_KEYWORDS
 from .query import documents, merged_records
 
 __all__ = ["Chain", "Stage", "lineage_chains", "product_chain", "render_lineage_page", "template",

@@ -159,7 +159,7 @@ def _tree(doc: dict[str, Any], entity_id: str, seen: frozenset[str],
                              and u not in sources):
         node.inputs.append(Lineage(entity=entities[ref]))
     # a reference file of the run's own (mybias.fits, mydark.fits), with its lineage
-    from ..headers import REFERENCE_KEYWORDS
+    from ..keywords import REFERENCE_KEYWORDS
 
     local_refs = [u.get("prov:entity") for u in _relations(doc, "used")
                   if u.get("prov:activity") == activity_id

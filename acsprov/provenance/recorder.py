@@ -31,8 +31,8 @@ from typing import Any
 
 from ..fitsutil import atomic_path, sha256sum
 from . import _datalad
-from .environment import image_identity, software_versions, user_name
 from .records import ActivityRecord, FileEntity, RunRecord
+from .software import image_identity, software_versions, user_name
 from .stamp import Stamp, stamping
 
 __all__ = ["RESERVED_ATTRIBUTES", "Activity", "Recorder"]

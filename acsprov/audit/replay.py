@@ -4,13 +4,13 @@
 directory (the same archive files, checked against their recorded sha256, the same
 header edits and parameters, the same reference files from the CRDS cache the run
 used, the same engine unless another is asked for) and compares every FITS product
-the run made with the one in the work directory (:mod:`acsprov.compare`).
+the run made with the one in the work directory (:mod:`acsprov.audit.compare`).
 
 ``audit_archive`` compares the ``_flt`` products of a recipe's run with the archive's
 own ``_flt`` files obtained beside the raw data: which switches and reference files
 differ between the archive's processing and ours, and the pixel statistics.
 
-Both return an :class:`AuditResult`, which :mod:`acsprov.audit_report` renders as HTML
+Both return an :class:`AuditResult`, which :mod:`acsprov.audit.report` renders as HTML
 and JSON.  Nothing in the work directory is changed by an audit.
 """
 
@@ -27,10 +27,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..errors import AcsprovError, BadInputError
+from ..fitsutil import sha256sum
+from ..provenance.query import confined
 from .compare import VOLATILE_KEYWORDS, ExtensionDiff, ProductDiff, Tolerance, compare_products
-from .errors import AcsprovError, BadInputError
-from .fitsutil import sha256sum
-from .provenance.query import confined
 
 __all__ = [
     "ARCHIVE_IGNORE",
@@ -96,7 +96,7 @@ class RecordedRun:
 
 @dataclass
 class AuditResult:
-    """What an audit found; rendered by :mod:`acsprov.audit_report`."""
+    """What an audit found; rendered by :mod:`acsprov.audit.report`."""
 
     kind: str
     """``rerun`` or ``archive``."""
@@ -205,7 +205,7 @@ def load_run(workdir: Path, document: Path | None = None) -> RecordedRun:
     BadInputError
         If `workdir` has no PROV document of a recipe run.
     """
-    from .provenance.query import documents
+    from ..provenance.query import documents
 
     root = Path(os.path.abspath(workdir))
     if not (root / "prov").is_dir():
@@ -269,7 +269,7 @@ def audit_run(
     engine : {"native", "hstcal", "auto"}, optional
         Calibrate with this engine instead of the recorded one.
     tolerances : mapping, optional
-        Extension name -> :class:`~acsprov.compare.Tolerance`.
+        Extension name -> :class:`~acsprov.audit.compare.Tolerance`.
     crds_path : Path, optional
         The CRDS cache to take reference files from (default: the one the run used).
     document : Path, optional
@@ -282,7 +282,7 @@ def audit_run(
     """
     import time
 
-    from .provenance.query import verify_documents
+    from ..provenance.query import verify_documents
 
     started = time.perf_counter()
     run = load_run(workdir, document)  # parsed only: nothing in it is used before
@@ -341,7 +341,7 @@ def audit_run(
 def _check_paths(run: RecordedRun) -> None:
     """Every directory and file the document names stays inside the work directory
     (and so, in the re-run, inside the scratch copy): refused before anything runs."""
-    from .provenance.query import external
+    from ..provenance.query import external
 
     for act in run.activities:
         confined(run.root, str(act.get("acsprov:cwd", ".")))
@@ -354,10 +354,10 @@ def _check_paths(run: RecordedRun) -> None:
 def _replay(run: RecordedRun, copy_root: Path, cache: Path, engine: str | None,
             result: AuditResult, say: Callable[[str], None]) -> None:
     """Do the recorded actions again under `copy_root`, checking inputs as they are used."""
-    from .actions import Context, get_action
-    from .environment import tool_environment
-    from .provenance import Recorder
-    from .recipe import parse_step
+    from ..actions import Context, get_action
+    from ..environment import tool_environment
+    from ..provenance import Recorder
+    from ..recipe import parse_step
 
     env = tool_environment(cache)
     rec = Recorder(copy_root, name=f"audit-{run.name}", datalad=False, persist=False,

@@ -37,7 +37,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from .errors import BadInputError, RecipeError
+from ...errors import BadInputError, RecipeError
 
 __all__ = ["FIXED_PARAMETERS", "DrizzleResult", "astrodrizzle_parameters", "drizzle",
            "product_names", "validate_parameters"]

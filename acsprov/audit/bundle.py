@@ -29,10 +29,10 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from .audit import AuditResult, RecordedRun, audit_run, load_run
+from ..errors import BadInputError
+from ..fitsutil import sha256sum
 from .compare import Tolerance
-from .errors import BadInputError
-from .fitsutil import sha256sum
+from .replay import AuditResult, RecordedRun, audit_run, load_run
 
 __all__ = ["recorded_inputs", "reproduce_bundle"]
 
@@ -40,7 +40,7 @@ DATASET_DIR = "dataset.git"
 
 
 def _git(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    from .provenance._datalad import _ensure_git_annex
+    from ..provenance._datalad import _ensure_git_annex
 
     _ensure_git_annex()
     return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True,
@@ -135,7 +135,7 @@ def reproduce_bundle(
     BadInputError
         If `bundle` is not a bundle or `out` is not new.
     """
-    from .environment import default_crds_path, ensure_local_crds, tool_environment
+    from ..environment import default_crds_path, ensure_local_crds, tool_environment
 
     started = time.perf_counter()
     bundle = Path(os.path.abspath(bundle))

@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 from astropy.io import fits
 
-from .errors import BadInputError
-from .headers import REFERENCE_KEYWORDS, SWITCHES
+from ..errors import BadInputError
+from ..keywords import REFERENCE_KEYWORDS, SWITCHES
 
 __all__ = [
     "DEFAULT_TOLERANCES",

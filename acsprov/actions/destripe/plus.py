@@ -19,7 +19,7 @@ from typing import Any
 from astropy.io import fits
 from astropy.time import Time
 
-from .errors import BadInputError, MissingFileError
+from ...errors import BadInputError, MissingFileError
 
 __all__ = ["SM4_MJD", "DestripeResult", "check_destripe_input", "destripe_plus"]
 
@@ -121,7 +121,7 @@ def destripe_plus(
         _warnings.simplefilter("ignore", UserWarning)
         from acstools import acs_destripe
 
-    from .calib.calacs import run_native
+    from ...calib.calacs import run_native
 
     raw = Path(raw)
     if not raw.is_file():

@@ -1,11 +1,15 @@
-"""The destripe action: Example 5's acs_destripe_plus with the native engine."""
+"""The destripe action: Example 5's acs_destripe_plus with the native engine.
+
+The procedure itself (destripe, then the calacs steps) is :mod:`.plus`; the public
+acstools-compatible function is :mod:`acsprov.acs_destripe_plus`.
+"""
 
 from __future__ import annotations
 
-from ..destripe import destripe_plus
-from ..engine import record_products
-from ..recipe import Step
-from .context import Context, Outcome
+from ...engine import record_products
+from ...recipe import Step
+from ..context import Context, Outcome
+from .plus import destripe_plus
 
 __all__ = ["destripe"]
 
@@ -24,8 +28,8 @@ def destripe(ctx: Context, step: Step) -> Outcome:
     record_products(act, references=result.references, members=[raw], inputs=[raw],
                     intermediates=result.intermediates, derivations=result.derivations,
                     products=result.products, checksums=result.checksums)
-    from .. import __version__
-    from ..calib.calacs import ENGINE_NAME, ENGINE_VERSION
+    from ... import __version__
+    from ...calib.calacs import ENGINE_NAME, ENGINE_VERSION
 
     act.engine(name=f"acs_destripe_plus (acstools clean + {ENGINE_NAME})",
                version=f"{ENGINE_VERSION}; acsprov {__version__}")

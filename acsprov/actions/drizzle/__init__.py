@@ -2,15 +2,16 @@
 
 The drizzled image is derived from the exposures it combines, as they were before
 AstroDrizzle flagged their cosmic rays, so its lineage runs through them (and
-through updatewcs and calacs) back to the raw files and reference files.
+through updatewcs and calacs) back to the raw files and reference files.  The
+AstroDrizzle call itself (offline, atomic) is :mod:`.astrodrizzle`.
 """
 
 from __future__ import annotations
 
-from ..drizzle import drizzle as run_astrodrizzle
-from ..recipe import Step, expand
-from .context import Context, Outcome
-from .updatewcs import distortion_references
+from ...recipe import Step, expand
+from ..context import Context, Outcome
+from ..updatewcs import distortion_references
+from .astrodrizzle import drizzle as run_astrodrizzle
 
 __all__ = ["drizzle"]
 

@@ -22,13 +22,13 @@ import numpy as np
 import yaml
 from astropy.io import fits
 
-from .audit import ARCHIVE_IGNORE, AuditResult, audit_archive
+from ..crdsworld import ARCHIVE, CrdsRequest, data_kind
+from ..errors import DatasetError
+from ..fitsutil import atomic_path
+from ..keywords import REFERENCE_KEYWORDS, SWITCHES
+from ..recipe import parse_recipe
 from .compare import compare_products
-from .crdsworld import ARCHIVE, CrdsRequest, data_kind
-from .errors import DatasetError
-from .fitsutil import atomic_path
-from .headers import REFERENCE_KEYWORDS, SWITCHES
-from .recipe import parse_recipe
+from .replay import ARCHIVE_IGNORE, AuditResult, audit_archive
 
 __all__ = ["Reproduction", "archive_settings", "noise_agreement", "reproduce_archive"]
 
@@ -139,8 +139,8 @@ def reproduce_archive(
     DatasetError
         If an exposure has no archive ``_flt``, or the exposures name different contexts.
     """
-    from .reprocess import reprocess
-    from .sources import obtain
+    from ..reprocess import reprocess
+    from ..sources import obtain
 
     name = dataset.strip().lower()
     with tempfile.TemporaryDirectory(prefix="acsprov-archive-") as tmp:

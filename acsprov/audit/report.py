@@ -25,10 +25,10 @@ from typing import Any
 
 import numpy as np
 
-from .audit import AuditResult
+from ..errors import BadInputError
+from ..fitsutil import atomic_path
 from .compare import DEFAULT_TOLERANCES, ExtensionDiff, ProductDiff
-from .errors import BadInputError
-from .fitsutil import atomic_path
+from .replay import AuditResult
 
 __all__ = ["SCHEMA_ID", "load_schema", "report_data", "validate_report", "write_report"]
 
@@ -98,7 +98,8 @@ def validate_report(data: Any, schema: dict[str, Any] | None = None) -> None:
     try:
         jsonschema.validate(data, schema)
     except jsonschema.ValidationError as err:
-        raise BadInputError(f"audit report breaks its schema: {err.message}") from None
+        raise BadInputError(f"audit report breaks its schema at {err.json_path}: "
+                            f"{err.message}") from None
 
 
 _TYPES = {
