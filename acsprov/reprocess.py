@@ -39,6 +39,8 @@ class ReprocessResult:
     outcomes: dict[str, list[Outcome]] = field(default_factory=dict)
     timing: dict[str, float] = field(default_factory=dict)
     """Seconds in actions and in recording them (see :attr:`Recorder.timing`)."""
+    activity_seconds: dict[str, float] = field(default_factory=dict)
+    """Seconds of the recorded activities, summed by action (obtain, calacs...)."""
 
 
 def work_name(recipe: str, seed: int | None = None) -> str:
@@ -149,6 +151,7 @@ def _reprocess(recipe: Recipe, root: Path, cache: Path, *, source: str | None,
             rec.close()
     rec.export()
     result.timing = rec.timing
+    result.activity_seconds = rec.activity_seconds()
     say(f"recipe {recipe.name} complete: products in {root}")
     return result
 

@@ -186,6 +186,7 @@ class Recorder:
         self._pending: Future[None] | None = None
         self._pending_outputs: frozenset[Path] = frozenset()
         self._commit_seconds = 0.0  # seconds the commits took (in the background or not)
+        self._export_seconds = 0.0  # seconds writing and committing the PROV exports
 
     # -- paths and entities -------------------------------------------------
     def relpath(self, path: Path) -> str:
@@ -333,6 +334,7 @@ class Recorder:
         from ._prov import EXPORT_FORMATS, build_document, serialize
 
         self._wait_timed()
+        start = time.perf_counter()
         doc = build_document(self.run)
         written = []
         for fmt in formats:
@@ -347,7 +349,17 @@ class Recorder:
         if self.datalad:
             _datalad.save_paths(self.root, written,
                                 message=f"acsprov: PROV exports of run {self.run.run_id}")
+        self._export_seconds += time.perf_counter() - start
         return written
+
+    def activity_seconds(self) -> dict[str, float]:
+        """Seconds spent in the run's finished activities, summed by action."""
+        spent: dict[str, float] = {}
+        for record in self.run.activities:
+            if record.ended is not None:
+                seconds = (record.ended - record.started).total_seconds()
+                spent[record.action] = spent.get(record.action, 0.0) + seconds
+        return spent
 
     @property
     def timing(self) -> dict[str, float]:
@@ -359,6 +371,7 @@ class Recorder:
             "record_seconds": self._overhead,
             "document_seconds": self._doc_seconds,
             "commit_seconds": self._commit_seconds,
+            "export_seconds": self._export_seconds,
             "background_commits": self.background,
             "overhead_ratio": overhead / self._action if self._action else float("nan"),
         }
