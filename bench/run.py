@@ -218,7 +218,7 @@ PROCESS_CASES: dict[str, tuple[str, str, str, int]] = {
     "wfc_postflash": ("wfc_postflash", "jd1y04rlq_raw.fits", "jd1y04rlq_flt.fits", 5),
     "hrc_repeat_pair": ("hrc_repeat", "j8is01020_asn.fits", "j8is01021_crj.fits", 5),
     "crsplit_pair_nocte": ("crsplit_nocte", "jd1y04010_asn.fits", "jd1y04011_crj.fits", 5),
-    "crsplit_pair_cte": ("crsplit_cte", "jd1y04010_asn.fits", "jd1y04011_crc.fits", 3),
+    "crsplit_pair_cte": ("crsplit_cte", "jd1y04010_asn.fits", "jd1y04011_crc.fits", 2),
 }
 
 #: Targets of the process-level comparison, as ratios acsprov / calacs.e (min of runs).
