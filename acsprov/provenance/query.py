@@ -345,17 +345,54 @@ def recorded_documents(root: Path) -> dict[str, str] | None:
     whole history; None if `root` is not a git repository."""
     if not (Path(root) / ".git").exists():
         return None
-    log = subprocess.run(["git", "-C", str(root), "log", "--format=%x00%B"],
+    log = subprocess.run(["git", "-C", str(root), "log", "--format=%x00%H%x01%B"],
                          capture_output=True, text=True, check=False)
     if log.returncode != 0:
         return None
     chain: dict[str, str] = {}
-    for message in log.stdout.split("\0"):
+    for entry in log.stdout.split("\0"):
+        commit, _, message = entry.partition("\x01")
         record = commit_record(message)
         rel, sha = record.get("prov"), record.get("prov_sha256")
         if isinstance(rel, str) and isinstance(sha, str) and rel not in chain:
             chain[rel] = sha
+        elif not record and _is_step_rerun(message):
+            for rel, sha in _documents_added(root, commit.strip()).items():
+                chain.setdefault(rel, sha)
     return chain
+
+
+def _is_step_rerun(message: str) -> bool:
+    """True for the commit of ``datalad rerun`` re-executing ``acsprov step``: DataLad
+    copies the run record without acsprov's own key, so the PROV document the step
+    wrote is recorded by that commit's content instead."""
+    if "=== Do not change lines below ===" not in message:
+        return False
+    try:
+        block = message.split("=== Do not change lines below ===")[1]
+        record = json.loads(block.split("^^^ Do not change lines above ^^^")[0])
+    except (ValueError, IndexError):
+        return False
+    return str(record.get("cmd", "")).startswith("acsprov step ")
+
+
+def _documents_added(root: Path, commit: str) -> dict[str, str]:
+    """PROV documents (``prov/*.json``) that `commit` added, with their sha256 there."""
+    import hashlib
+
+    names = subprocess.run(
+        ["git", "-C", str(root), "diff-tree", "--no-commit-id", "--name-only", "-r",
+         "--diff-filter=A", commit, "--", "prov/"],
+        capture_output=True, text=True, check=False).stdout.split()
+    out = {}
+    for rel in names:
+        if not rel.endswith(".json"):
+            continue
+        blob = subprocess.run(["git", "-C", str(root), "cat-file", "blob", f"{commit}:{rel}"],
+                              capture_output=True, check=False)
+        if blob.returncode == 0:
+            out[rel] = hashlib.sha256(blob.stdout).hexdigest()
+    return out
 
 
 def commit_record(message: str) -> dict[str, Any]:
