@@ -27,6 +27,7 @@ from astropy.io import fits
 from conftest import HRC_RECIPE
 
 from acsprov.cli import main
+from acsprov.dataset_refs import DATASET_CRDS
 from acsprov.fitsutil import sha256sum
 from acsprov.publish import MANIFEST, _all_files, _write_manifest
 
@@ -123,10 +124,16 @@ def wd_rollback(root: Path, ctx: dict) -> None:
 
 
 def wd_reference(root: Path, ctx: dict) -> None:
-    target = ctx["reference"]
+    """One byte of the reference file the run used: its copy inside the dataset
+    (crds/, where a run keeps its references), else the CRDS cache's."""
+    own = root / DATASET_CRDS / "references" / "hst" / ctx["reference"].name
+    target = own if own.is_file() else ctx["reference"]
     data = bytearray(target.read_bytes())
     data[-1] ^= 1
-    os.rename(target, ctx["reference_backup"])  # the session's hard-linked file stays
+    if target == ctx["reference"]:
+        os.rename(target, ctx["reference_backup"])  # the session's hard-linked file stays
+    else:
+        target.unlink()  # a link to the cache's file: replaced, never written through
     target.write_bytes(bytes(data))
 
 

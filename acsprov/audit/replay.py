@@ -300,6 +300,7 @@ def audit_run(
                          tolerances=dict(tolerances or {}))
     result.notes.append(f"run {run.run_id} ({run.name}), document "
                         f"{run.document.relative_to(run.root).as_posix()}")
+    _check_own_references(run.root, result)
     own_scratch = scratch is None
     base = Path(tempfile.mkdtemp(prefix="acsprov-audit-")) if own_scratch else Path(scratch)
     copy_root = base / run.root.name
@@ -415,6 +416,26 @@ def _check_record(rel: str, path: Path, sha: str, result: AuditResult) -> None:
         result.inputs.append({"path": rel, "kind": "product", "recorded": sha,
                               "found": sha256sum(path), "status": "changed",
                               "message": "differs from the recorded sha256"})
+
+
+def _check_own_references(root: Path, result: AuditResult) -> None:
+    """The reference files a run keeps in its dataset (``crds/``) must be those it used,
+    whatever cache the re-run reads its references from."""
+    from ..provenance.query import documents, recorded_state
+
+    docs = [json.loads(path.read_text()) for path in documents(root)]
+    _, references = recorded_state(docs)
+    for (rel, sha), where in sorted(references.items()):
+        if not where or os.path.isabs(where):
+            continue  # outside the dataset: checked where the re-run reads it
+        path = Path(root) / where
+        found = sha256sum(path) if path.is_file() else None
+        if found != sha:
+            result.inputs.append({
+                "path": rel, "kind": "reference file", "recorded": sha, "found": found,
+                "status": "changed" if found else "missing",
+                "message": f"the dataset's own copy ({where}) "
+                           + ("differs from the recorded sha256" if found else "is missing")})
 
 
 def _check_references(run: RecordedRun, act: Mapping[str, Any], used: list,
