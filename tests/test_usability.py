@@ -48,7 +48,7 @@ def test_env_from_any_directory_uses_the_one_cache(crds_cache, tmp_path, monkeyp
         assert code == 0, err
         assert f"export CRDS_PATH={crds_cache}" in out
         assert err == ""  # nothing built: the user's cache is there already
-        assert list(where.iterdir()) == []  # no ./work/crds_cache of its own
+        assert list(where.iterdir()) == []  # no work/crds_cache of its own
 
 
 def test_cache_build_says_what_happens_and_how_long(crds_cache, tmp_path, monkeypatch):
