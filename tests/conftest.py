@@ -14,6 +14,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
 
 
+@pytest.fixture(autouse=True)
+def _removable_tmp_path(tmp_path):
+    """Let pytest remove a passing test's tmp_path: git-annex write-protects its object
+    directories, which ``shutil.rmtree`` cannot then empty."""
+    yield
+    for top, dirs, _ in os.walk(tmp_path):
+        for name in dirs:
+            path = os.path.join(top, name)
+            if not os.path.islink(path):
+                os.chmod(path, 0o755)
+
+
 @pytest.fixture(scope="session")
 def cache_home(tmp_path_factory):
     """The session's $XDG_CACHE_HOME: the user's cache directory, never the real one."""
