@@ -177,7 +177,13 @@ def serialize(doc: pm.ProvDocument, fmt: str) -> str:
         with_unqualified(graph)
         return graph.serialize(format=rdf_format)
     if kind == "json":
-        return json.dumps(json.loads(doc.serialize(format="json")), indent=1, sort_keys=True)
+        # prov's JSON serializer itself: doc.serialize() would first load every
+        # serializer prov has (rdflib among them), a second of imports for one format
+        from prov.serializers.provjson import ProvJSONSerializer
+
+        buffer = io.StringIO()
+        ProvJSONSerializer(doc).serialize(buffer)
+        return json.dumps(json.loads(buffer.getvalue()), indent=1, sort_keys=True)
     return doc.serialize(format=kind)
 
 
