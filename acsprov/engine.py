@@ -207,6 +207,19 @@ def _references(paths: Sequence[Path]) -> tuple[dict[str, str], dict[str, Path]]
     return switches, refs
 
 
+def prefetch_hashes(act, paths: Sequence[Path]) -> None:
+    """Let `act` hash the raw files and reference files of a calacs call meanwhile.
+
+    Best effort: the headers are read again, and any trouble with them is left to
+    :func:`run_calacs` to report.
+    """
+    try:
+        _, refs = _references(paths)
+    except Exception:  # bad inputs get their one-line message from run_calacs
+        return
+    act.prefetch([*_raw_files(paths), *refs.values()])
+
+
 def run_calacs(
     input_file: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     *,
@@ -369,6 +382,7 @@ def calacs(
                           cwd=paths[0].parent,
                           label=f"calacs {' '.join(p.name for p in paths)}",
                           will_write=list(paths[0].parent.iterdir())) as act:
+            prefetch_hashes(act, paths)
             for path in paths:
                 act.used(path, role="asn" if path.name.endswith("_asn.fits") else "raw")
             result = run_calacs(paths, exec_path=exec_path, time_stamps=time_stamps,

@@ -22,6 +22,7 @@ import datetime as dt
 import json
 import os
 import shutil
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -42,25 +43,53 @@ RESERVED_ATTRIBUTES = frozenset({"parameters", "status", "command", "cwd", "mess
 
 
 class _HashCache:
-    """sha256 of files, recomputed only when size, mtime or inode change."""
+    """sha256 of files, recomputed only when size, mtime or inode change.
+
+    :meth:`prefetch` hashes files in a background thread (``hashlib`` releases the
+    GIL on large buffers) while the action runs; asking for a file's hash then waits
+    for its background result, if the file is still as it was when prefetched.
+    """
 
     def __init__(self) -> None:
         self._cache: dict[tuple[int, int, int, int], str] = {}
+        self._pending: dict[tuple[int, int, int, int], Future[str]] = {}
+        self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
         self.seconds = 0.0
+
+    @staticmethod
+    def _key(st: os.stat_result) -> tuple[int, int, int, int]:
+        return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
     def __call__(self, path: Path) -> tuple[str, int]:
         st = os.stat(path)
-        key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        key = self._key(st)
+        with self._lock:
+            pending = self._pending.pop(key, None)
         if key not in self._cache:
             start = time.perf_counter()
-            self._cache[key] = sha256sum(path)
+            self._cache[key] = pending.result() if pending is not None else sha256sum(path)
             self.seconds += time.perf_counter() - start
         return self._cache[key], st.st_size
+
+    def prefetch(self, paths: Iterable[Path]) -> None:
+        """Start hashing `paths` (files the action reads, never writes) in the background."""
+        for path in paths:
+            try:
+                key = self._key(os.stat(path))
+            except OSError:
+                continue
+            with self._lock:
+                if key in self._cache or key in self._pending:
+                    continue
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(1, thread_name_prefix="acsprov-hash")
+                self._pending[key] = self._pool.submit(sha256sum, path)
 
     def remember(self, path: Path, sha256: str) -> int:
         """Note a checksum computed elsewhere for `path` as it is now; return its size."""
         st = os.stat(path)
-        self._cache[(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)] = sha256
+        self._cache[self._key(st)] = sha256
         return st.st_size
 
 
@@ -95,6 +124,10 @@ class Activity:
             self.record.used.append(item)
         self._inputs.append(path)
         return path
+
+    def prefetch(self, paths: Iterable[str | os.PathLike[str]]) -> None:
+        """Hash files the activity will declare used, in the background meanwhile."""
+        self._rec._hash.prefetch(Path(p) for p in paths)
 
     def used_sha256(self, path: str | os.PathLike[str]) -> str:
         """The sha256 recorded for `path` when the activity declared it used."""
