@@ -273,6 +273,7 @@ def run_calacs(
         derivations: list[tuple[Path, tuple[Path, ...]]] = []
         checksums: dict[Path, str] = {}
     else:
+        _load_numba_target()
         from .calib.calacs import ENGINE_NAME, ENGINE_VERSION, run_native
 
         command = ["acsprov.calib.calacs.run_native", *(str(p) for p in paths)]
@@ -313,6 +314,29 @@ def _remove_stale_temporaries(paths: Sequence[Path]) -> None:
         for old in planned:
             if old.name.endswith("_tmp.fits") and old.is_file() and not old.is_symlink():
                 old.unlink(missing_ok=True)
+
+
+def _load_numba_target() -> None:
+    """Load numba's CPU target in a thread of its own while the engine reads its inputs.
+
+    The first call of any numba kernel in a process imports numba's implementation
+    registries (about half a second); done here, under numba's compiler lock, it
+    overlaps the reading of the raw and reference files on the other core, and the
+    first kernel call waits for the lock instead of doing it again.
+    """
+    import threading
+
+    if os.environ.get("NUMBA_DISABLE_JIT", "0") not in ("", "0"):
+        return
+
+    def load() -> None:
+        from numba.core.compiler_lock import global_compiler_lock
+        from numba.core.registry import cpu_target
+
+        with global_compiler_lock:
+            cpu_target.target_context.refresh()
+
+    threading.Thread(target=load, name="acsprov-numba").start()
 
 
 def _stamp_products(paths) -> None:

@@ -212,6 +212,261 @@ def provenance_overhead_jd1y04010(scratch: Path) -> dict:
     }
 
 
+#: Process-level cases: (directory, input, the product both programs must make,
+#: runs of each program).  The inputs are prepared once by :func:`_process_cases`.
+PROCESS_CASES: dict[str, tuple[str, str, str, int]] = {
+    "wfc_single": ("wfc_single", "jd1y04rlq_raw.fits", "jd1y04rlq_flt.fits", 5),
+    "wfc_postflash": ("wfc_postflash", "jd1y04rlq_raw.fits", "jd1y04rlq_flt.fits", 5),
+    "hrc_repeat_pair": ("hrc_repeat", "j8is01020_asn.fits", "j8is01021_crj.fits", 5),
+    "crsplit_pair_nocte": ("crsplit_nocte", "jd1y04010_asn.fits", "jd1y04011_crj.fits", 5),
+    "crsplit_pair_cte": ("crsplit_cte", "jd1y04010_asn.fits", "jd1y04011_crc.fits", 2),
+}
+
+#: Targets of the process-level comparison, as ratios acsprov / calacs.e (min of runs).
+PROCESS_TARGETS = {"ratio_non_cte": 1.0, "ratio_crsplit_nocte": 0.7, "ratio_cte": 0.35,
+                   "rss_ratio": 1.3, "warm_ratio": 0.5}
+
+
+def _process_cases(scratch: Path) -> None:
+    """Simulate the inputs of every process-level case into ``scratch/cases/<case>/``."""
+    from astropy.io import fits
+
+    from acsprov.environment import ensure_local_crds
+    from acsprov.headers import set_header
+    from acsprov.simulate import simulate_dataset
+
+    ensure_local_crds(scratch / "crds_cache", say=lambda m: None)
+    wfc = simulate_dataset("jd1y04010", scratch / "sim-wfc", products=False)
+    hrc = simulate_dataset("j8is01020", scratch / "sim-hrc", products=False)
+    raws = {"crsplit_nocte": "OMIT", "crsplit_cte": "PERFORM"}
+    for case, cte in raws.items():
+        target = scratch / "cases" / case
+        target.mkdir(parents=True)
+        for path in wfc:
+            if path.name.endswith(("_raw.fits", "_asn.fits")):
+                shutil.copy(path, target / path.name)
+                if path.name.endswith("_raw.fits"):
+                    set_header(target / path.name, {"PCTECORR": cte})
+    flash = {"FLSHCORR": "PERFORM", "FLASHCUR": "LOW", "FLASHDUR": 5.0,
+             "FLASHSTA": "SUCCESSFUL", "FLSHFILE": "jref$1bj1551fj_fls.fits"}
+    for case, extra in (("wfc_single", {}), ("wfc_postflash", flash)):
+        target = scratch / "cases" / case
+        target.mkdir(parents=True)
+        raw = target / "jd1y04rlq_raw.fits"
+        shutil.copy(scratch / "cases" / "crsplit_nocte" / raw.name, raw)
+        if extra:  # a post-flashed exposure: FLASH* are not switches, so astropy writes them
+            with fits.open(raw, mode="update") as hdul:
+                hdul[0].header.update(extra)
+    target = scratch / "cases" / "hrc_repeat"
+    target.mkdir(parents=True)
+    for path in hrc:
+        if path.name.endswith(("_raw.fits", "_asn.fits")):
+            shutil.copy(path, target / path.name)
+
+
+def _timed_process(command: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float]:
+    """Wall seconds and peak resident MB of `command` run as a fresh process in `cwd`."""
+    import subprocess
+
+    start = time.perf_counter()
+    proc = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    if proc.returncode != 0:
+        raise RuntimeError(f"{command[0]} exited {proc.returncode} in {cwd.name}: "
+                           f"{err.strip()[-500:]}")
+    return seconds, usage.ru_maxrss / 1024.0
+
+
+def _stats(values: list[float]) -> dict[str, float]:
+    import statistics
+
+    return {"min": min(values), "median": statistics.median(values), "runs": values}
+
+
+def _identical(a: Path, b: Path) -> bool:
+    """Whether two products have the same SCI, ERR and DQ pixels (astropy's diff, exact)."""
+    from astropy.io import fits
+
+    with fits.open(a) as ha, fits.open(b) as hb:
+        images = [(x, y) for x, y in zip(ha, hb, strict=False)
+                  if x.name in ("SCI", "ERR", "DQ")]
+        return (len(ha) == len(hb) and bool(images)
+                and all(x.name == y.name and x.ver == y.ver
+                        and fits.ImageDataDiff(x.data, y.data, rtol=0.0, atol=0.0).identical
+                        for x, y in images))
+
+
+def _fresh_copy(case_dir: Path, run_dir: Path) -> Path:
+    shutil.rmtree(run_dir, ignore_errors=True)
+    shutil.copytree(case_dir, run_dir)
+    return run_dir
+
+
+@benchmark(setup=_process_cases)
+def process_pairs(scratch: Path) -> dict:
+    """``acsprov calacs --engine native`` against ``calacs.e``, each a fresh process.
+
+    Interleaved on the same inputs (a fresh copy per run, made untimed), several runs
+    of each; min and median wall time, peak RSS (``wait4`` of the child), the ratios
+    acsprov / calacs.e of the minima and of the peak memory, and whether the two
+    programs' products are identical in every pixel (astropy FITSDiff, exact).
+    """
+    from acsprov.environment import tool_environment
+
+    env = {**os.environ, **tool_environment(scratch / "crds_cache")}
+    acsprov_cmd = [str(Path(sys.executable).with_name("acsprov")), "calacs", "--engine",
+                   "native", "-q"]
+    hstcal = shutil.which("calacs.e")
+    out: dict = {"cases": {}, "targets": PROCESS_TARGETS}
+    for case, (folder, name, product, runs) in PROCESS_CASES.items():
+        source = scratch / "cases" / folder
+        times: dict[str, list[float]] = {"acsprov": [], "calacs.e": []}
+        rss: dict[str, list[float]] = {"acsprov": [], "calacs.e": []}
+        programs = {"acsprov": acsprov_cmd}
+        if hstcal:
+            programs["calacs.e"] = [hstcal, "-q"]
+        for _ in range(runs):
+            for program, command in programs.items():
+                run_dir = _fresh_copy(source, scratch / "runs" / program)
+                seconds, peak = _timed_process([*command, name], run_dir, env)
+                if not (run_dir / product).exists():
+                    raise RuntimeError(f"{program} made no {product} in {case}")
+                times[program].append(seconds)
+                rss[program].append(peak)
+        record: dict = {"input": name, "runs": runs, "acsprov_seconds": _stats(times["acsprov"]),
+                        "acsprov_peak_rss_mb": max(rss["acsprov"])}
+        if hstcal:
+            native, official = scratch / "runs" / "acsprov", scratch / "runs" / "calacs.e"
+            record.update(
+                calacs_seconds=_stats(times["calacs.e"]),
+                calacs_peak_rss_mb=max(rss["calacs.e"]),
+                ratio_min=min(times["acsprov"]) / min(times["calacs.e"]),
+                ratio_median=(_stats(times["acsprov"])["median"]
+                              / _stats(times["calacs.e"])["median"]),
+                rss_ratio=max(rss["acsprov"]) / max(rss["calacs.e"]),
+                products_identical={
+                    p.name: _identical(p, official / p.name)
+                    for p in sorted(native.glob("*_fl[tc].fits"))
+                    + sorted(native.glob("*_cr[jc].fits"))},
+            )
+            limit = (PROCESS_TARGETS["ratio_cte"] if case.endswith("_cte")
+                     else PROCESS_TARGETS["ratio_crsplit_nocte"] if case == "crsplit_pair_nocte"
+                     else PROCESS_TARGETS["ratio_non_cte"])
+            record["target_ratio"] = limit
+            record["met"] = {"ratio": record["ratio_min"] <= limit,
+                             "rss": record["rss_ratio"] <= PROCESS_TARGETS["rss_ratio"],
+                             "identical": all(record["products_identical"].values())}
+        out["cases"][case] = record
+    out["timed_seconds"] = sum(sum(r["acsprov_seconds"]["runs"]) for r in out["cases"].values())
+    if hstcal:
+        out["met"] = all(all(r["met"].values()) for r in out["cases"].values())
+    return out
+
+
+@benchmark(setup=_process_cases)
+def warm_in_process(scratch: Path) -> dict:
+    """The native engine warm in one process (a ``batch`` worker, a recipe's later steps).
+
+    Each non-CTE case is calibrated once untimed (imports, numba kernels), then timed
+    over several runs on fresh copies, with ``calacs.e`` run as a process on the same
+    inputs in between; ratio of the minima.
+    """
+    from acsprov.engine import run_calacs
+    from acsprov.environment import tool_environment
+
+    env = tool_environment(scratch / "crds_cache")
+    os.environ.update(env)
+    hstcal = shutil.which("calacs.e")
+    out: dict = {"cases": {}, "target_ratio": PROCESS_TARGETS["warm_ratio"]}
+    for case, (folder, name, _product, runs) in PROCESS_CASES.items():
+        if case.endswith("_cte"):
+            continue
+        source = scratch / "cases" / folder
+        run_calacs(_fresh_copy(source, scratch / "runs" / "warmup") / name, engine="native")
+        warm, official = [], []
+        for _ in range(runs):
+            run_dir = _fresh_copy(source, scratch / "runs" / "warm")
+            start = time.perf_counter()
+            run_calacs(run_dir / name, engine="native")
+            warm.append(time.perf_counter() - start)
+            if hstcal:
+                run_dir = _fresh_copy(source, scratch / "runs" / "calacs.e")
+                official.append(_timed_process([hstcal, "-q", name], run_dir,
+                                               {**os.environ, **env})[0])
+        record: dict = {"warm_seconds": _stats(warm)}
+        if official:
+            record.update(calacs_seconds=_stats(official), ratio_min=min(warm) / min(official))
+            record["met"] = record["ratio_min"] <= PROCESS_TARGETS["warm_ratio"]
+        out["cases"][case] = record
+    if hstcal:
+        out["met"] = all(r["met"] for r in out["cases"].values())
+    return out
+
+
+def _reprocessed_once(scratch: Path) -> None:
+    """The first ``reprocess jd1y04010`` (a CLI process), so the benchmark times the second."""
+    import subprocess
+
+    env = {**os.environ, "ACSPROV_CRDS_PATH": str(scratch / "crds_cache")}
+    subprocess.run([str(Path(sys.executable).with_name("acsprov")), "reprocess", "jd1y04010",
+                    "--workdir", str(scratch / "work")], env=env, check=True,
+                   stdout=subprocess.DEVNULL)
+
+
+#: Recipe actions that are the calibration itself.
+CALIBRATION_ACTIONS = ("calacs", "destripe", "updatewcs")
+
+
+@benchmark(setup=_reprocessed_once)
+def reprocess_second_run_jd1y04010(scratch: Path) -> dict:
+    """``reprocess jd1y04010`` run a second time: wall, peak RSS and where the time goes.
+
+    The breakdown is the recorder's: obtaining data, bestrefs, calibration (calacs)
+    and the other steps are the recorded activities' durations; provenance is
+    hashing and writing the PROV document; DataLad the commits (in the background:
+    what the run waited for is in ``waited_for_commits``); exports the PROV exports
+    and graph.  ``non_calibration_share`` is everything but calibration over the wall.
+    """
+    from acsprov.reprocess import reprocess
+
+    os.environ["ACSPROV_CRDS_PATH"] = str(scratch / "crds_cache")
+    os.environ["ACSPROV_ENGINE"] = "native"
+    start = time.perf_counter()
+    result = reprocess("jd1y04010", workdir=scratch / "work", crds_path=scratch / "crds_cache",
+                       say=lambda m: None)
+    wall = time.perf_counter() - start
+    spent: dict[str, float] = {}
+    for action, seconds in result.activity_seconds.items():
+        key = ("calibration" if action in CALIBRATION_ACTIONS
+               else action if action in ("obtain", "bestrefs") else "other_steps")
+        spent[key] = spent.get(key, 0.0) + seconds
+    timing = result.timing
+    breakdown = {
+        "obtaining_data": spent.get("obtain", 0.0),
+        "bestrefs": spent.get("bestrefs", 0.0),
+        "calibration": spent.get("calibration", 0.0),
+        "other_steps": spent.get("other_steps", 0.0),
+        "provenance": timing["hash_seconds"] + timing["document_seconds"],
+        "datalad_commits": timing["commit_seconds"],
+        "exports": timing.get("export_seconds", 0.0),
+    }
+    share = 1.0 - breakdown["calibration"] / wall
+    return {
+        "timed_seconds": wall,
+        "breakdown_seconds": breakdown,
+        "recorder_timing": timing,
+        "non_calibration_share": share,
+        "targets": {"non_calibration_share": 0.25, "peak_rss_mb": 1024.0},
+        "note": "peak_rss_mb is this process's: the second run alone (the first ran in "
+                "setup); obtaining data re-simulates the dataset (issue 14 reuses it)",
+        "met_share": share < 0.25,
+    }
+
+
 def _local_crds(scratch: Path) -> None:
     from acsprov.environment import ensure_local_crds
 
