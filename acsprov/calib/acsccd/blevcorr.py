@@ -205,7 +205,8 @@ def _dsi_numpy(amp: np.ndarray, ngap: int, magic: float, factor: float, dc_ratio
     from scipy.signal import lfilter
 
     rows, cols = amp.shape
-    stream = np.concatenate([amp, np.full((rows, ngap), magic)], axis=1).ravel()
+    stream = np.concatenate([amp.astype(np.float64), np.full((rows, ngap), magic)],
+                            axis=1).ravel()
     # dc[j] = stream[j-1]*factor*dc_ratio + (1-factor)*dc[j-1], dc[0] = magic*dc_ratio
     x = np.concatenate([[0.0], stream * factor * dc_ratio])
     dc, _ = lfilter([1.0], [1.0, -(1.0 - factor)], x[1:], zi=[(1.0 - factor) * magic * dc_ratio])
@@ -263,22 +264,22 @@ def bias_shift(
     before, after, blev = {}, {}, {}
     filt = _dsi_kernel if _kernels(use_kernel) else _dsi_numpy
     for amp, idx in plan:
+        # the float32 view itself: the filter reads each pixel as float64, exactly
+        # as a float64 copy would give it, without the copy
         view = _amp_view(scis[idx], amp, arr_cols)
-        data = np.asarray(view, dtype=np.float64)
-        if data.shape[0] < 2067 or data.shape[1] < 23:
+        if view.shape[0] < 2067 or view.shape[1] < 23:
             raise BadInputError(
-                f"bias shift needs at least 2067 x 23 pixels per amp, got {data.shape}"
+                f"bias shift needs at least 2067 x 23 pixels per amp, got {view.shape}"
             )
-        magic = _magic_square_mean(data)
+        magic = _magic_square_mean(view)
         before[amp] = magic
         factor = 1.0 - math.exp(-1.0 / (_TIME_CONST[amp] * _SERIAL_FREQ))
-        corrected = filt(np.ascontiguousarray(data), ngap, magic, factor, _DC_RATIO[amp],
-                         _DSI_SENS[amp])
+        corrected = filt(view, ngap, magic, factor, _DC_RATIO[amp], _DSI_SENS[amp])
         magic_after = _magic_square_mean(corrected)
         after[amp] = magic_after
         blev[amp] = magic_after
         corrected -= magic_after
-        view[...] = corrected.astype(np.float32)
+        view[...] = corrected  # rounded to float32 as astype(np.float32) does
     out = tuple(im.evolve(sci=s) for im, s in zip(imsets, scis, strict=True))
     if subarray_amp is not None:
         out[0].hdr["MEANBLEV"] = (_f32(after[subarray_amp]),
