@@ -56,6 +56,8 @@ class ReprocessResult:
     """Seconds in actions and in recording them (see :attr:`Recorder.timing`)."""
     world: CrdsWorld | None = None
     """The CRDS the run used (synthetic for simulated data, the real one for archive data)."""
+    activity_seconds: dict[str, float] = field(default_factory=dict)
+    """Seconds of the recorded activities, summed by action (obtain, calacs...)."""
 
 
 def work_name(recipe: str, seed: int | None = None) -> str:
@@ -203,6 +205,7 @@ def _reprocess(recipe: Recipe, root: Path, setup: _Setup, *, source: str | None,
     if datalad:
         save_paths(root, [page], message=f"acsprov: lineage page of run {rec.run.run_id}")
     result.timing = rec.timing
+    result.activity_seconds = rec.activity_seconds()
     where = f"products in {_shown(root)}; how each was made: {_shown(page)}"
     if world.kind == SIMULATED:
         say(f"recipe {recipe.name} complete: {where}; made from SIMULATED data "

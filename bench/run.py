@@ -227,12 +227,22 @@ PROCESS_TARGETS = {"ratio_non_cte": 1.0, "ratio_crsplit_nocte": 0.7, "ratio_cte"
                    "rss_ratio": 1.3, "warm_ratio": 0.5}
 
 
+def _cases() -> dict[str, tuple[str, str, str, int]]:
+    """PROCESS_CASES as this run does them: ``ACSPROV_BENCH_RUNS`` caps the runs of
+    each case and ``ACSPROV_BENCH_SKIP`` (comma-separated case names) leaves some out,
+    for a shorter run on a busy machine; the JSON says which were done, how often."""
+    cap = int(os.environ.get("ACSPROV_BENCH_RUNS", "0") or 0)
+    skip = {c.strip() for c in os.environ.get("ACSPROV_BENCH_SKIP", "").split(",")}
+    return {case: (*spec[:3], min(spec[3], cap) if cap else spec[3])
+            for case, spec in PROCESS_CASES.items() if case not in skip}
+
+
 def _process_cases(scratch: Path) -> None:
     """Simulate the inputs of every process-level case into ``scratch/cases/<case>/``."""
     from astropy.io import fits
 
     from acsprov.environment import ensure_local_crds
-    from acsprov.headers import set_header
+    from acsprov.keywords import set_header
     from acsprov.simulate import simulate_dataset
 
     ensure_local_crds(scratch / "crds_cache", say=lambda m: None)
@@ -265,20 +275,30 @@ def _process_cases(scratch: Path) -> None:
 
 
 def _timed_process(command: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float]:
-    """Wall seconds and peak resident MB of `command` run as a fresh process in `cwd`."""
+    """Wall seconds and peak resident MB of `command` run as a fresh process in `cwd`.
+
+    The peak comes from GNU time (``/usr/bin/time``) when it is there: a child forked
+    from this process would otherwise report this process's own peak as its
+    ``ru_maxrss`` (Linux keeps the pre-exec high-water mark).
+    """
     import subprocess
 
+    gnu_time = Path("/usr/bin/time")
+    report = cwd.parent / f".{cwd.name}.maxrss"
+    wrapped = ([str(gnu_time), "-f", "%M", "-o", str(report), *command]
+               if gnu_time.exists() else command)
     start = time.perf_counter()
-    proc = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
+    proc = subprocess.run(wrapped, cwd=cwd, env=env, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, check=False)
     seconds = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
     if proc.returncode != 0:
-        raise RuntimeError(f"{command[0]} exited {proc.returncode} in {cwd.name}: "
-                           f"{err.strip()[-500:]}")
-    return seconds, usage.ru_maxrss / 1024.0
+        err = proc.stderr.decode(errors="replace").strip()[-500:]
+        raise RuntimeError(f"{command[0]} exited {proc.returncode} in {cwd.name}: {err}")
+    if gnu_time.exists():
+        peak_kib = float(report.read_text().split()[-1])
+    else:
+        peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return seconds, peak_kib / 1024.0
 
 
 def _stats(values: list[float]) -> dict[str, float]:
@@ -321,8 +341,9 @@ def process_pairs(scratch: Path) -> dict:
     acsprov_cmd = [str(Path(sys.executable).with_name("acsprov")), "calacs", "--engine",
                    "native", "-q"]
     hstcal = shutil.which("calacs.e")
-    out: dict = {"cases": {}, "targets": PROCESS_TARGETS}
-    for case, (folder, name, product, runs) in PROCESS_CASES.items():
+    out: dict = {"cases": {}, "targets": PROCESS_TARGETS,
+                 "skipped": sorted(set(PROCESS_CASES) - set(_cases()))}
+    for case, (folder, name, product, runs) in _cases().items():
         source = scratch / "cases" / folder
         times: dict[str, list[float]] = {"acsprov": [], "calacs.e": []}
         rss: dict[str, list[float]] = {"acsprov": [], "calacs.e": []}
@@ -337,6 +358,8 @@ def process_pairs(scratch: Path) -> dict:
                     raise RuntimeError(f"{program} made no {product} in {case}")
                 times[program].append(seconds)
                 rss[program].append(peak)
+                print(f"  {case} {program}: {seconds:.2f} s, {peak:.0f} MB", file=sys.stderr,
+                      flush=True)
         record: dict = {"input": name, "runs": runs, "acsprov_seconds": _stats(times["acsprov"]),
                         "acsprov_peak_rss_mb": max(rss["acsprov"])}
         if hstcal:
@@ -382,7 +405,7 @@ def warm_in_process(scratch: Path) -> dict:
     os.environ.update(env)
     hstcal = shutil.which("calacs.e")
     out: dict = {"cases": {}, "target_ratio": PROCESS_TARGETS["warm_ratio"]}
-    for case, (folder, name, _product, runs) in PROCESS_CASES.items():
+    for case, (folder, name, _product, runs) in _cases().items():
         if case.endswith("_cte"):
             continue
         source = scratch / "cases" / folder
@@ -411,7 +434,8 @@ def _reprocessed_once(scratch: Path) -> None:
     """The first ``reprocess jd1y04010`` (a CLI process), so the benchmark times the second."""
     import subprocess
 
-    env = {**os.environ, "ACSPROV_CRDS_PATH": str(scratch / "crds_cache")}
+    env = {**os.environ, "ACSPROV_CRDS_PATH": str(scratch / "crds_cache"),
+           "ACSPROV_ENGINE": "native"}
     subprocess.run([str(Path(sys.executable).with_name("acsprov")), "reprocess", "jd1y04010",
                     "--workdir", str(scratch / "work")], env=env, check=True,
                    stdout=subprocess.DEVNULL)

@@ -247,6 +247,7 @@ class Recorder:
         self._pending: Future[None] | None = None
         self._pending_outputs: frozenset[Path] = frozenset()
         self._commit_seconds = 0.0  # seconds the commits took (in the background or not)
+        self._export_seconds = 0.0  # seconds writing and committing the PROV exports
 
     # -- paths and entities -------------------------------------------------
     def add_alias(self, directory: str | os.PathLike[str], prefix: str) -> None:
@@ -434,6 +435,7 @@ class Recorder:
         from ._prov import EXPORT_FORMATS, build_document, serialize
 
         self._wait_timed()
+        start = time.perf_counter()
         doc = build_document(self.run)
         written = []
         for fmt in formats:
@@ -449,7 +451,17 @@ class Recorder:
             _datalad.save_paths(self.root, [self.document_path, *written],
                                 message=f"acsprov: PROV exports of run {self.run.run_id}",
                                 documents=[self.document_path])
+        self._export_seconds += time.perf_counter() - start
         return written
+
+    def activity_seconds(self) -> dict[str, float]:
+        """Seconds spent in the run's finished activities, summed by action."""
+        spent: dict[str, float] = {}
+        for record in self.run.activities:
+            if record.ended is not None:
+                seconds = (record.ended - record.started).total_seconds()
+                spent[record.action] = spent.get(record.action, 0.0) + seconds
+        return spent
 
     @property
     def timing(self) -> dict[str, float]:
@@ -461,6 +473,7 @@ class Recorder:
             "record_seconds": self._overhead,
             "document_seconds": self._doc_seconds,
             "commit_seconds": self._commit_seconds,
+            "export_seconds": self._export_seconds,
             "background_commits": self.background,
             "overhead_ratio": overhead / self._action if self._action else float("nan"),
         }
