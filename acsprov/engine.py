@@ -323,7 +323,12 @@ def _load_numba_target() -> None:
     registries (about half a second); done here, under numba's compiler lock, it
     overlaps the reading of the raw and reference files on the other core, and the
     first kernel call waits for the lock instead of doing it again.
+
+    Loading the target also checks for BLAS by importing ``scipy.linalg`` (with
+    numpy.f2py, about 0.4 s more); no engine kernel calls BLAS, so when scipy.linalg
+    is not loaded yet the check is answered "no BLAS" for this process instead.
     """
+    import sys
     import threading
 
     if os.environ.get("NUMBA_DISABLE_JIT", "0") not in ("", "0"):
@@ -333,8 +338,16 @@ def _load_numba_target() -> None:
         from numba.core.compiler_lock import global_compiler_lock
         from numba.core.registry import cpu_target
 
+        blas = "scipy.linalg.cython_blas"
+        skip_blas = blas not in sys.modules
         with global_compiler_lock:
-            cpu_target.target_context.refresh()
+            if skip_blas:
+                sys.modules[blas] = None  # type: ignore[assignment]  # import -> ImportError
+            try:
+                cpu_target.target_context.refresh()
+            finally:
+                if skip_blas and sys.modules.get(blas, 0) is None:
+                    del sys.modules[blas]
 
     threading.Thread(target=load, name="acsprov-numba").start()
 
