@@ -256,14 +256,19 @@ def run_calacs(
             for path in paths:
                 for old in planned_outputs(path):
                     old.unlink(missing_ok=True)
-        executable = exec_path or shutil.which("calacs.e") or "calacs.e"
+        executable = (os.path.abspath(exec_path) if exec_path
+                      else shutil.which("calacs.e") or "calacs.e")
         flags = [flag for on, flag in ((time_stamps, "-t"), (temp_files, "-s"),
                                        (verbose, "-v"), (debug, "-d"), (quiet, "-q"),
                                        (single_core, "-1")) if on]
         if nthreads is not None and not single_core:
             flags += ["--nthreads", str(int(nthreads))]
-        command = [executable, *flags, ",".join(str(p) for p in paths), *(exe_args or [])]
-        proc = subprocess.run(command, check=False)
+        # run beside the inputs: a reference named without a directory (the handbook's
+        # BIASFILE = 'mybias.fits') is read from there, as the native engine reads it
+        where = paths[0].parent
+        names = [os.path.relpath(p, where) for p in paths]
+        command = [executable, *flags, ",".join(names), *(exe_args or [])]
+        proc = subprocess.run(command, cwd=where, check=False)
         if proc.returncode != 0:
             raise CalacsError(f"calacs.e exited with status {proc.returncode} on "
                               f"{', '.join(p.name for p in paths)}", proc.returncode,

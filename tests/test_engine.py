@@ -18,6 +18,9 @@ import json, os, shutil, sys
 args = sys.argv[1:]
 with open(os.environ["CALACS_LOG"], "a") as fh:
     fh.write(json.dumps(args) + "\\n")
+if os.environ.get("CALACS_BIASFILE"):  # a reference named without a directory
+    if not os.path.isfile(os.environ["CALACS_BIASFILE"]):
+        sys.exit(2)  # calacs.e: "BIASFILE not found", status 2
 if "--version" in args:
     print("10.5.0 (stand-in)")
     sys.exit(0)
@@ -83,6 +86,20 @@ def test_calacs_call_is_recorded(stand_in, tmp_path):
     (activity_id,) = data["activity"]
     assert fits.getval(tmp_path / "j8is01j2q_flt.fits", "PROVACT") == activity_id.split(":")[1]
     assert len(data["wasDerivedFrom"]) >= 1
+
+
+def test_calacs_e_runs_beside_its_input(stand_in, tmp_path, monkeypatch):
+    """Handbook Example 1 sets BIASFILE = 'mybias.fits', a file beside the raw file:
+    calacs.e reads it from its working directory, so it must run in the input's."""
+    run = tmp_path / "run"
+    run.mkdir()
+    make_raw(run / "j8is01j2q_raw.fits", BIASFILE="mybias.fits")
+    make_raw(run / "mybias.fits")
+    monkeypatch.setenv("CALACS_BIASFILE", "mybias.fits")
+    result = run_calacs(run / "j8is01j2q_raw.fits", engine="hstcal")  # from tmp_path
+    assert [c for c in stand_in() if "--version" not in c] == [["j8is01j2q_raw.fits"]]
+    assert sorted(p.name for p in result.products) == ["j8is01j2q.tra", "j8is01j2q_flt.fits"]
+    assert all(p.parent == run for p in result.products)
 
 
 def test_failing_calacs_is_an_error(stand_in, tmp_path, monkeypatch, capsys):
