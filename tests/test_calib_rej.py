@@ -528,6 +528,9 @@ def test_run_acsrej_writes_product_and_flags_members(tmp_path, monkeypatch):
         assert h["ASN_MTYP"] == "PROD-CRJ" and h["FILENAME"] == out.name
         assert h["MEANEXP"] == 100.0 and h["CRSIGMAS"] == "6,5,4" and h["CRMASK"] is True
         assert h["REJ_RATE"] == pytest.approx(1 / 300)
+        # float keywords as HSTIO writes a C float (%#14.7E): 8 significant digits,
+        # not the 17 of the float32 value (0.003333333414047956)
+        assert h["REJ_RATE"] == float("3.3333334E-03")
         assert hdul["SCI", 1].header["NCOMBINE"] == 3
         assert hdul["SCI", 1].header["EXPNAME"] == "jtst01011"
         assert hdul["SCI", 1].data[4, 6] == pytest.approx(3000.0)

@@ -8,8 +8,9 @@ from collections.abc import Sequence
 import numpy as np
 from astropy.io import fits
 
-from acsprov.calib.acsrej.params import CrRejParams, _f32
+from acsprov.calib.acsrej.params import CrRejParams
 from acsprov.calib.acsrej.reject import RejectResult
+from acsprov.calib.fitsio import hstio_float
 from acsprov.calib.imset import ImSet
 from acsprov.calib.reffiles import RefFile
 from acsprov.calib.steps import State, ref_history, update_switch
@@ -142,7 +143,7 @@ def crj_headers(
     first_good = int(np.argmax(exptimes > 0)) if (exptimes > 0).any() else 0
     phdr = phdrs[first_good].copy()
     info = result.info
-    exptot = _f32(info["exptot"])
+    exptot = hstio_float(info["exptot"])
     phdr["TEXPTIME"] = exptot
     phdr["EXPTIME"] = exptot
     phdr["EXPSTART"] = (
@@ -153,10 +154,10 @@ def crj_headers(
         max(float(h.get("EXPEND", 0.0)) for h in phdrs),
         "computed exposure end time (Modified Julian Date)",
     )
-    phdr["SKYSUM"] = (_f32(info["skysum"][0]), "Total sky level (electrons)")
-    phdr["REJ_RATE"] = (_f32(info["rej_rate"]), "Cosmic ray impact rate (pixels/sec)")
-    phdr["FLASHDUR"] = (float(flashdur), "Cumulative exposure time in seconds")
-    phdr["DARKTIME"] = (float(darktime), "Cumulative dark time in seconds")
+    phdr["SKYSUM"] = (hstio_float(info["skysum"][0]), "Total sky level (electrons)")
+    phdr["REJ_RATE"] = (hstio_float(info["rej_rate"]), "Cosmic ray impact rate (pixels/sec)")
+    phdr["FLASHDUR"] = (hstio_float(flashdur), "Cumulative exposure time in seconds")
+    phdr["DARKTIME"] = (hstio_float(darktime), "Cumulative dark time in seconds")
     if shadfile is not None and update_switch(phdr, "SHADCORR", State.PERFORM):
         ref_history(phdr, shadfile)
     if crrejtab:
@@ -164,10 +165,10 @@ def crj_headers(
     phdr["INITGUES"] = info["initgues"]
     phdr["SKYSUB"] = params.skysub
     phdr["CRSIGMAS"] = params.crsigmas
-    phdr["MEANEXP"] = _f32(info["meanexp"])
-    phdr["CRRADIUS"] = _f32(params.crradius)
-    phdr["CRTHRESH"] = _f32(params.crthresh)
-    phdr["SCALENSE"] = _f32(params.scalense)
+    phdr["MEANEXP"] = hstio_float(info["meanexp"])
+    phdr["CRRADIUS"] = hstio_float(params.crradius)
+    phdr["CRTHRESH"] = hstio_float(params.crthresh)
+    phdr["SCALENSE"] = hstio_float(params.scalense)
     phdr["BADINPDQ"] = int(params.badinpdq)
     phdr["CRMASK"] = bool(params.crmask)
     phdr["NEXTEND"] = int(phdrs[0].get("NEXTEND", 3 * len(result.combined)))
