@@ -343,16 +343,18 @@ def test_bias_shift_of_flat_subarray_removes_the_level():
     assert (im.sci == level).all()
 
 
-def test_apply_crosstalk_adds_mirror_pixel_left_then_right():
+@pytest.mark.parametrize("use_kernel", [True, False])
+def test_apply_crosstalk_adds_mirror_pixel_left_then_right(use_kernel):
     im = make_imset([[1000.0, 0.0, 0.0, 2000.0]])
-    out, _ = acsccd.apply_crosstalk(im, scale=0.001)
+    out, _ = acsccd.apply_crosstalk(im, scale=0.001, use_kernel=use_kernel)
     left = 1000.0 + 2.0       # mirror (2000) x 0.001, from the untouched right half
     right = 2000.0 + left * 0.001  # mirror is the already-corrected left pixel
     np.testing.assert_allclose(out.sci, [[left, 0.0, 0.0, right]], rtol=1e-7)
     assert im.sci[0, 0] == 1000.0
 
 
-def test_destripe_removes_level_and_row_stripes():
+@pytest.mark.parametrize("use_kernel", [True, False])
+def test_destripe_removes_level_and_row_stripes(use_kernel):
     ny, nx = 2068, 4144
     rows = np.arange(ny, dtype=np.float64)[:, None]
     chips = []
@@ -362,7 +364,7 @@ def test_destripe_removes_level_and_row_stripes():
         sci = np.broadcast_to(5.0 + stripe, (ny, nx)).astype(np.float32).copy()
         sci[:, 24:nx - 24] += 30.0
         chips.append(make_imset(sci, CCDCHIP=chip))
-    (c2, c1), info = acsccd.destripe(*chips)
+    (c2, c1), info = acsccd.destripe(*chips, use_kernel=use_kernel)
     level = 5.0 + 0.01 * np.mean(np.arange(1, ny))  # row 0 (at the amp) is never used
     assert info["blev"]["A"] == pytest.approx(level, rel=1e-9)
     assert info["blev"]["D"] == pytest.approx(level, rel=1e-9)
@@ -374,6 +376,32 @@ def test_destripe_removes_level_and_row_stripes():
     assert c1.hdr["MEANBLEV"] == pytest.approx(info["blev"]["A"] / 2 + info["blev"]["B"] / 2,
                                                rel=1e-6)
     assert info["rows_fixed"] + info["rows_skipped"] == ny
+
+
+@pytest.mark.parametrize("nx", [9, 10])
+def test_crosstalk_kernel_and_numpy_twin_agree_bit_for_bit(nx):
+    sci = np.random.default_rng(nx).normal(3000.0, 900.0, (7, nx)).astype(np.float32)
+    kernel = blevcorr._crosstalk_kernel(sci, 9.1e-5)
+    assert np.array_equal(kernel, blevcorr._crosstalk_numpy(sci, 9.1e-5))
+    assert not np.array_equal(kernel, sci)
+
+
+def test_destripe_kernel_and_numpy_twin_agree_bit_for_bit():
+    rng = np.random.default_rng(5)
+    rows, cols = 300, 40  # more rows than one block of the numpy twin
+    sci = rng.normal(4000.0, 50.0, (rows, 2 * cols)).astype(np.float32)
+    colmeans = rng.normal(0.0, 2.0, 24)
+    rowmeans = rng.normal(0.0, 3.0, rows)
+    frac = (np.arange(cols, dtype=np.float64) - 11.5) / float(cols + 146)
+    views = []
+    for apply in (blevcorr._destripe_kernel, blevcorr._destripe_numpy):
+        copy = sci.copy()
+        view = copy[::-1, ::-1][:, :cols]  # amp B's orientation: a strided view
+        apply(view, colmeans, 1234.5, rowmeans, frac)
+        views.append(copy)
+    assert np.array_equal(views[0], views[1])
+    assert np.array_equal(views[0][:, :cols], sci[:, :cols])  # the other amp untouched
+    assert not np.array_equal(views[0], sci)
 
 
 # ------------------------------------------------------------ darktime, saturation, sinks

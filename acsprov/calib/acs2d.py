@@ -23,11 +23,11 @@ from pathlib import Path
 
 import numpy as np
 from astropy.io import fits
-from numba import config as _numba_config
 from numba import njit
 
 from acsprov.calib.acsccd import pixels
 from acsprov.calib.fitsio import Exposure, hstio_float
+from acsprov.calib.imarith import subtract_imset, use_kernels
 from acsprov.calib.imset import ImSet
 from acsprov.calib.reffiles import (
     CcdParams,
@@ -81,15 +81,6 @@ __all__ = [
 ]
 
 
-def _kernels(use_kernel: bool | None) -> bool:
-    """Whether to run a numba kernel: as asked, else unless NUMBA_DISABLE_JIT is set.
-
-    With the JIT disabled the kernels would run as Python loops, so their numpy
-    twins (same arithmetic) are used instead.
-    """
-    return (not _numba_config.DISABLE_JIT) if use_kernel is None else use_kernel
-
-
 #: DQ bit for a zero in a flat field.
 CALIBDEFECT = 512
 
@@ -104,12 +95,6 @@ def _good(dq: np.ndarray, sdqflags: int) -> np.ndarray:
 def _check_shape(imset: ImSet, ref: ImSet, keyword: str) -> None:
     if ref.shape != imset.shape:
         raise BadInputError(f"{keyword} cut has shape {ref.shape}, science has {imset.shape}")
-
-
-def _subtract(imset: ImSet, sci: np.ndarray, err: np.ndarray, dq: np.ndarray) -> ImSet:
-    out_sci = imset.sci - sci
-    out_err = np.sqrt(imset.err * imset.err + err * err)
-    return imset.evolve(sci=out_sci, err=out_err, dq=imset.dq | dq)
 
 
 def subtract_dark(
@@ -158,7 +143,7 @@ def subtract_dark(
     good = _good(dark.dq, sdqflags)
     n = int(np.count_nonzero(good))
     mean = float(zsci[good].sum(dtype=np.float64) / n) if n else 0.0
-    out = _subtract(imset, zsci, zerr, dark.dq)
+    out = subtract_imset(imset, zsci, zerr, dark.dq)
     meandark = _f32(mean)
     out.hdr["MEANDARK"] = (meandark, "mean of dark values subtracted")
     return out, {"meandark": meandark}
@@ -200,7 +185,7 @@ def subtract_flash(
         mean = np.float32(mean + np.float32(line_mean * line_w))
         weight = np.float32(weight + line_w)
     meanflash = _f32(mean / weight) if zsci.shape[0] > 0 and weight != 0 else 0.0
-    out = _subtract(imset, zsci, zerr, flash.dq)
+    out = subtract_imset(imset, zsci, zerr, flash.dq)
     out.hdr["MEANFLSH"] = (meanflash, "mean of post-flash values subtracted")
     return out, {"meanflash": meanflash}
 
@@ -241,7 +226,7 @@ def divide_flat(
     DQ is ORed everywhere.
     """
     _check_shape(imset, flat, "flat field")
-    if _kernels(use_kernel):
+    if use_kernels(use_kernel):
         c = np.ascontiguousarray
         sci, err, dq, nzero = _divide_kernel(
             c(imset.sci, np.float32), c(imset.err, np.float32), c(imset.dq, np.uint16),
@@ -452,7 +437,7 @@ def image_statistics(
     args = (c(imset.sci, np.float32), c(imset.err, np.float32), c(imset.dq, np.uint16),
             np.uint16(sdqflags & 0xFFFF))
     n, vmin, vmax, vsum, emin, emax, esum, smin, smax, ssum = (
-        _stats_kernel(*args) if _kernels(use_kernel) else _stats_numpy(*args)
+        _stats_kernel(*args) if use_kernels(use_kernel) else _stats_numpy(*args)
     )
     n = int(n)
     out = imset.evolve()

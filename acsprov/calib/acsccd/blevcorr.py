@@ -21,8 +21,9 @@ import numpy as np
 from numba import njit
 
 from acsprov.calib.acsccd.context import CcdContext
-from acsprov.calib.acsccd.pixels import BIAS_SHIFT_APERTURES, SM4MJD, _f32, _kernels
+from acsprov.calib.acsccd.pixels import BIAS_SHIFT_APERTURES, SM4MJD, _f32
 from acsprov.calib.fitsio import hstio_double, hstio_float
+from acsprov.calib.imarith import use_kernels
 from acsprov.calib.imset import ImSet
 from acsprov.calib.reffiles import AMPS, CcdParams, OverscanRegion
 from acsprov.calib.steps import ExposureKeys, add_history, log_refinfo, ref_history, sdqflags
@@ -262,7 +263,7 @@ def bias_shift(
         plan = [(subarray_amp, 0)]
     scis = [im.sci.copy() for im in imsets]
     before, after, blev = {}, {}, {}
-    filt = _dsi_kernel if _kernels(use_kernel) else _dsi_numpy
+    filt = _dsi_kernel if use_kernels(use_kernel) else _dsi_numpy
     for amp, idx in plan:
         # the float32 view itself: the filter reads each pixel as float64, exactly
         # as a float64 copy would give it, without the copy
@@ -287,14 +288,23 @@ def bias_shift(
     return out, {"before": before, "after": after, "blev": blev}
 
 
-def apply_crosstalk(imset: ImSet, *, scale: float = 9.1e-5) -> tuple[ImSet, dict]:
-    """Post-SM4 WFC amplifier cross-talk correction of one chip.
+@njit(cache=True)
+def _crosstalk_kernel(sci, scale):  # pragma: no cover - jitted
+    ny, nx = sci.shape
+    out = sci.copy()
+    h = nx // 2
+    for j in range(ny):
+        for i in range(h):
+            out[j, i] += np.float32(np.float64(out[j, nx - 1 - i]) * scale)
+        if nx % 2:
+            out[j, h] += np.float32(np.float64(out[j, h]) * scale)
+        for i in range(nx - h, nx):
+            out[j, i] += np.float32(np.float64(out[j, nx - 1 - i]) * scale)
+    return out
 
-    Each pixel gets ``scale`` times its mirror pixel in the row added.  As in
-    calacs the row is updated left to right in place, so the right half sees the
-    already-corrected left half.
-    """
-    sci = imset.sci.copy()
+
+def _crosstalk_numpy(sci: np.ndarray, scale: float) -> np.ndarray:
+    sci = sci.copy()
     nx = sci.shape[1]
     h = nx // 2
     right = sci[:, nx - h :]
@@ -303,7 +313,23 @@ def apply_crosstalk(imset: ImSet, *, scale: float = 9.1e-5) -> tuple[ImSet, dict
         sci[:, h] += (sci[:, h].astype(np.float64) * scale).astype(np.float32)
     left = sci[:, :h]
     sci[:, nx - h :] += (left[:, ::-1].astype(np.float64) * scale).astype(np.float32)
-    return imset.evolve(sci=sci), {"scale": scale}
+    return sci
+
+
+def apply_crosstalk(imset: ImSet, *, scale: float = 9.1e-5,
+                    use_kernel: bool | None = None) -> tuple[ImSet, dict]:
+    """Post-SM4 WFC amplifier cross-talk correction of one chip.
+
+    Each pixel gets ``scale`` times its mirror pixel in the row added.  As in
+    calacs the row is updated left to right in place, so the right half sees the
+    already-corrected left half.
+    """
+    sci = imset.sci
+    if use_kernels(use_kernel) and sci.dtype == np.float32:
+        out = _crosstalk_kernel(np.ascontiguousarray(sci), scale)
+    else:
+        out = _crosstalk_numpy(sci, scale)
+    return imset.evolve(sci=out), {"scale": scale}
 
 
 _NBIAS = 24
@@ -424,7 +450,44 @@ def _stripe_means(
     return rowmeans, int((count >= 2).sum())
 
 
-def destripe(chip2: ImSet, chip1: ImSet) -> tuple[tuple[ImSet, ImSet], dict]:
+@njit(cache=True)
+def _destripe_kernel(view, colmeans, blev, rowmeans, frac):  # pragma: no cover - jitted
+    rows, cols = view.shape
+    for r in range(rows):
+        for c in range(cols):
+            pt = r + frac[c]
+            lower = min(max(math.floor(pt), 0), rows - 2)
+            dist = pt - lower
+            low = rowmeans[lower]
+            x = np.float64(view[r, c])
+            if c < colmeans.shape[0]:
+                x -= colmeans[c]
+            x -= blev
+            x -= low + dist * (rowmeans[lower + 1] - low)
+            view[r, c] = np.float32(x)
+
+
+def _destripe_numpy(view: np.ndarray, colmeans: np.ndarray, blev: float,
+                    rowmeans: np.ndarray, frac: np.ndarray) -> None:
+    """Numpy twin of :func:`_destripe_kernel`: the amp's pixels, row block by row block,
+    in float64, less the column means of the prescan, the bias level and the stripe
+    pattern interpolated along the readout; stored back as float32 in `view`."""
+    rows = view.shape[0]
+    for r0 in range(0, rows, _BLOCK):
+        r1 = min(r0 + _BLOCK, rows)
+        pt = np.arange(r0, r1, dtype=np.float64)[:, None] + frac[None, :]
+        lower = np.clip(np.floor(pt).astype(np.int64), 0, rows - 2)
+        dist = pt - lower
+        low = rowmeans[lower]
+        x = view[r0:r1].astype(np.float64)
+        x[:, :_NBIAS] -= colmeans
+        x -= blev
+        x -= low + dist * (rowmeans[lower + 1] - low)
+        view[r0:r1] = x.astype(np.float32)
+
+
+def destripe(chip2: ImSet, chip1: ImSet, *,
+             use_kernel: bool | None = None) -> tuple[tuple[ImSet, ImSet], dict]:
     """Post-SM4 WFC full-frame bias level subtraction and destriping (prescan based).
 
     Per amp: subtract the clipped mean of each of the 24 prescan columns from that
@@ -455,21 +518,10 @@ def destripe(chip2: ImSet, chip1: ImSet) -> tuple[tuple[ImSet, ImSet], dict]:
         blev[a] = _bias_level(bias[a], good[a])
         bias[a] -= blev[a]
     rowmeans, rows_fixed = _stripe_means(bias, good)
-    j = np.arange(arr_cols, dtype=np.float64)[None, :]
-    frac = (j - 11.5) / float(arr_cols + 146)
-    for r0 in range(0, arr_rows, _BLOCK):
-        r1 = min(r0 + _BLOCK, arr_rows)
-        pt = np.arange(r0, r1, dtype=np.float64)[:, None] + frac
-        lower = np.clip(np.floor(pt).astype(np.int64), 0, arr_rows - 2)
-        dist = pt - lower
-        low = rowmeans[lower]
-        interp = low + dist * (rowmeans[lower + 1] - low)
-        for a in AMPS:
-            x = views[a][r0:r1].astype(np.float64)
-            x[:, :_NBIAS] -= colmeans[a]
-            x -= blev[a]
-            x -= interp
-            views[a][r0:r1] = x.astype(np.float32)
+    frac = (np.arange(arr_cols, dtype=np.float64) - 11.5) / float(arr_cols + 146)
+    apply = _destripe_kernel if use_kernels(use_kernel) else _destripe_numpy
+    for a in AMPS:
+        apply(views[a], colmeans[a], blev[a], rowmeans, frac)
     out2 = chip2.evolve(sci=s2)
     out1 = chip1.evolve(sci=s1)
     out1.hdr["MEANBLEV"] = (_f32((blev["A"] + blev["B"]) / 2.0),

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 
 import numpy as np
 from astropy.io import fits
-from numba import config as _numba_config
 from numba import njit
 
 from acsprov.calib.fitsio import hstio_float
+from acsprov.calib.imarith import subtract_imset, use_kernels
 from acsprov.calib.imset import ImSet
 from acsprov.calib.reffiles import CcdParams, OverscanRegion, corner
 from acsprov.errors import BadInputError
@@ -39,15 +39,6 @@ __all__ = [
     "subtract_bias",
     "to_electrons",
 ]
-
-
-def _kernels(use_kernel: bool | None) -> bool:
-    """Whether to run a numba kernel: as asked, else unless NUMBA_DISABLE_JIT is set.
-
-    With the JIT disabled the kernels would run as Python loops, so their numpy
-    twins (same arithmetic) are used instead.
-    """
-    return (not _numba_config.DISABLE_JIT) if use_kernel is None else use_kernel
 
 
 #: DQ bits used by ACSCCD.
@@ -162,13 +153,7 @@ def subtract_bias(imset: ImSet, bias: ImSet) -> tuple[ImSet, dict]:
     """
     if bias.shape != imset.shape:
         raise BadInputError(f"BIASFILE cut has shape {bias.shape}, science has {imset.shape}")
-    sci = imset.sci - bias.sci
-    if imset.err.any() or bias.err.any():
-        err = np.sqrt(imset.err * imset.err + bias.err * bias.err)
-    else:
-        err = np.zeros(imset.shape, np.float32)
-    dq = imset.dq | bias.dq
-    return imset.evolve(sci=sci, err=err, dq=dq), {}
+    return subtract_imset(imset, bias.sci, bias.err, bias.dq), {}
 
 
 # --------------------------------------------------------------------------- amps
@@ -461,7 +446,7 @@ def flag_sinks(imset: ImSet, sinkmap: np.ndarray, *, bottom_up: bool,
     dq = imset.dq.copy()
     sci = np.ascontiguousarray(imset.sci, dtype=np.float32)
     sink = np.ascontiguousarray(sinkmap, dtype=np.float32)
-    if _kernels(use_kernel):
+    if use_kernels(use_kernel):
         n = int(_sink_kernel(sci, dq, sink, bottom_up))
     else:
         n = _sink_numpy(sci, dq, sink, bottom_up)

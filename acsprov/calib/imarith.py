@@ -1,0 +1,88 @@
+"""Image-set arithmetic shared by the calacs tasks (HSTIO's ``sub2d`` and friends).
+
+A reference image set (bias, dark, post-flash) is subtracted from a science image
+set as calacs does it, all in float32: ``SCI - R``, ``ERR = sqrt(ERR**2 + R_err**2)``
+and ``DQ | R_dq``.  The numba kernel makes the three outputs in one pass over the
+pixels; its numpy twin (same float32 operations, used when the JIT is disabled and
+by the tests) makes them with whole-array expressions.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import config as _numba_config
+from numba import njit
+
+from acsprov.calib.imset import ImSet
+
+__all__ = ["subtract_imset", "use_kernels"]
+
+
+def use_kernels(use_kernel: bool | None) -> bool:
+    """Whether to run a numba kernel: as asked, else unless NUMBA_DISABLE_JIT is set.
+
+    With the JIT disabled the kernels would run as Python loops, so their numpy
+    twins (same arithmetic) are used instead.
+    """
+    return (not _numba_config.DISABLE_JIT) if use_kernel is None else use_kernel
+
+
+@njit(cache=True)
+def _subtract_kernel(sci, err, dq, rsci, rerr, rdq):  # pragma: no cover - jitted
+    ny, nx = sci.shape
+    osci = np.empty((ny, nx), np.float32)
+    oerr = np.empty((ny, nx), np.float32)
+    odq = np.empty((ny, nx), dq.dtype)
+    for j in range(ny):
+        for i in range(nx):
+            osci[j, i] = sci[j, i] - rsci[j, i]
+            e = err[j, i]
+            r = rerr[j, i]
+            oerr[j, i] = np.float32(math.sqrt(e * e + r * r))
+            odq[j, i] = dq[j, i] | rdq[j, i]
+    return osci, oerr, odq
+
+
+def _subtract_numpy(sci, err, dq, rsci, rerr, rdq):
+    return sci - rsci, np.sqrt(err * err + rerr * rerr), dq | rdq
+
+
+def subtract_imset(imset: ImSet, sci: np.ndarray, err: np.ndarray, dq: np.ndarray, *,
+                   use_kernel: bool | None = None) -> ImSet:
+    """`imset` minus the reference arrays `sci`, `err`, `dq` (already cut to its shape).
+
+    Parameters
+    ----------
+    imset : ImSet
+        Science image set, float32 SCI and ERR.
+    sci, err : numpy.ndarray
+        Reference SCI and ERR, float32, same shape as `imset`.
+    dq : numpy.ndarray
+        Reference DQ, ORed into the science DQ.
+    use_kernel : bool or None
+        Use the numba kernel (default: unless the JIT is disabled).
+
+    Returns
+    -------
+    ImSet
+        A new image set; `imset` is unchanged.
+
+    Examples
+    --------
+    >>> one = np.ones((1, 2), np.float32)
+    >>> im = ImSet(5 * one, 3 * one, np.array([[1, 0]], np.uint16))
+    >>> out = subtract_imset(im, 2 * one, 4 * one, np.array([[0, 8]], np.uint16),
+    ...                      use_kernel=False)
+    >>> out.sci.tolist(), out.err.tolist(), out.dq.tolist()
+    ([[3.0, 3.0]], [[5.0, 5.0]], [[1, 8]])
+    """
+    args = (imset.sci, imset.err, imset.dq, sci, err, dq)
+    floats = (imset.sci, imset.err, sci, err)
+    if (use_kernels(use_kernel) and all(a.dtype == np.float32 for a in floats)
+            and imset.dq.dtype == dq.dtype):
+        osci, oerr, odq = _subtract_kernel(*(np.ascontiguousarray(a) for a in args))
+    else:
+        osci, oerr, odq = _subtract_numpy(*args)
+    return imset.evolve(sci=osci, err=oerr, dq=odq)
