@@ -336,8 +336,14 @@ def _obtain(
                      reuse=earlier_simulation(rec.root, dataset, seed))
         for path in got.files:
             check_acs_file(path, kind="archive")
-            act.generated(path, role="archive", source=got.source, origin=got.origin)
+            # obtaining computed the sha256 of what it wrote or checked: no second pass
+            act.generated(path, role="archive", source=got.source, origin=got.origin,
+                          sha256=got.sha256.get(path.name))
         act.note(source=got.source, origin=got.origin, simulated=got.source == "simulate")
+        if got.source == "simulate":
+            # simulated now, or the same bytes had again: say which, and from where
+            act.note(reused=got.reused or "no", **({"cache_key": got.cache_key}
+                                                   if got.cache_key else {}))
         # re-running must ask the source that was actually used
         act.record.command = shlex.join(
             ["acsprov", "simulate", dataset, "--out", "cal_fits", "--seed", str(seed)]
