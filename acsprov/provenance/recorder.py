@@ -430,11 +430,11 @@ class Recorder:
                graph: bool = True) -> list[Path]:
         """Write the run's document in other formats (and its graph) beside it.
 
-        In a DataLad dataset the exports are committed in one final commit.
+        In a DataLad dataset the exports are committed in one final commit, once the
+        commits queued in the background are made: the exports are written meanwhile.
         """
         from ._prov import EXPORT_FORMATS, build_document, serialize
 
-        self._wait_timed()
         start = time.perf_counter()
         doc = build_document(self.run)
         written = []
@@ -447,6 +447,9 @@ class Recorder:
             from .graph import draw_graph
 
             written += draw_graph(self.document_path, self.document_path.with_suffix(""))
+        self._export_seconds += time.perf_counter() - start
+        self._wait_timed()
+        start = time.perf_counter()
         if self.datalad:  # the document too: after a failed action it is not committed
             _datalad.save_paths(self.root, [self.document_path, *written],
                                 message=f"acsprov: PROV exports of run {self.run.run_id}",

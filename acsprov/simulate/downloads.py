@@ -144,7 +144,7 @@ def simulate_cached(dataset: str, dest: Path, *, seed: int, cache: Path | None =
 
 def _fill(entry: Path, dataset: str, seed: int) -> None:
     """Simulate into a staging directory beside `entry`, write the manifest, rename."""
-    from acsprov.simulate import simulate_dataset
+    from acsprov.simulate import simulate_dataset, truth
 
     for stale in entry.parent.glob(f".{entry.name}.*"):  # a killed fill's staging
         if stale.is_dir() and not stale.is_symlink():
@@ -164,6 +164,9 @@ def _fill(entry: Path, dataset: str, seed: int) -> None:
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
+        # the detectors' truth (bias, dark, flat, full well: ~0.5 GB for WFC) is
+        # cached for the next exposure; the run that follows calibrates instead
+        truth.clear_caches()
 
 
 def _copy_entry(entry: Path, dest: Path, say: Callable[[str], None]
