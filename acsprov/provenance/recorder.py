@@ -129,6 +129,10 @@ class Activity:
         """Hash files the activity will declare used, in the background meanwhile."""
         self._rec._hash.prefetch(Path(p) for p in paths)
 
+    def sha256(self, path: str | os.PathLike[str]) -> str:
+        """The sha256 of `path` as it is now (each version of a file is hashed once)."""
+        return self._rec._hash(Path(path))[0]
+
     def used_sha256(self, path: str | os.PathLike[str]) -> str:
         """The sha256 recorded for `path` when the activity declared it used."""
         rel = self._rec.relpath(Path(path))
