@@ -6,7 +6,8 @@ configurable (``--mast-url`` or ``ACSPROV_MAST_URL``) so that a mirror, or a tes
 server on loopback, can stand in for it.  With ``source="auto"`` acsprov asks MAST
 first and falls back to its deterministic simulator, and always says which it used:
 products made from simulated data say so in their headers (``SIMULATE = T``) and in
-their provenance.
+their provenance.  The simulator makes a dataset and seed once per user: later runs
+copy its files from the cache of :mod:`acsprov.simulate.downloads`.
 """
 
 from __future__ import annotations
@@ -101,6 +102,8 @@ def obtain(
         dataset and seed.  When the simulator is used and every one of them is in
         `dest` with that sha256, they are taken as they are instead of simulated
         again (the simulator is deterministic: it would make the same bytes).
+        Otherwise the simulated files are copied from the per-user cache of
+        simulated downloads, which the simulator fills on first use.
     """
     dataset = dataset.strip().lower()
     if not _DATASET.match(dataset):
