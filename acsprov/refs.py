@@ -498,6 +498,7 @@ def bestrefs(
     env: Mapping[str, str],
     update: bool = True,
     prepare: Callable[[list[str]], None] | None = None,
+    checksum: Callable[[Path], str] = sha256sum,
 ) -> BestrefsResult:
     """Run ``crds bestrefs --files ... --update-bestrefs`` and report what it chose.
 
@@ -521,6 +522,9 @@ def bestrefs(
         Called with the names of the selected reference files before any file is
         replaced: the real CRDS fetches and verifies them there, so that a failure
         leaves the files as they were.
+    checksum : callable
+        The sha256 of a selected reference file (default :func:`sha256sum`; a
+        recorder passes its own, which hashes each version of a file once).
 
     Returns
     -------
@@ -626,7 +630,7 @@ def bestrefs(
                     f"{path.name}: {keyword}={value} selected by {context} is not in {jref}"
                 )
             if ref not in digest_of:
-                digest_of[ref] = sha256sum(ref)
+                digest_of[ref] = checksum(ref)
             digests[keyword] = digest_of[ref]
         records.append(FileBestrefs(path, selected, changes, digests, warnings))
     return BestrefsResult(context, version, tuple(commands), update, tuple(records))
@@ -664,6 +668,17 @@ def _crds_executable() -> str:
     return found
 
 
+def _crds_argv(command: Sequence[str]) -> list[str]:
+    """The process that runs ``crds TOOL ARGS``: what the ``crds`` script itself
+    starts, ``python -m crds.TOOL ARGS``, with this interpreter when it has crds (the
+    script would be one more Python started, and its imports, for each call)."""
+    import importlib.util
+
+    if importlib.util.find_spec("crds") is not None:
+        return [sys.executable, "-m", f"crds.{command[1]}", *command[2:]]
+    return [_crds_executable(), *command[1:]]
+
+
 def _subprocess_env(env: Mapping[str, str]) -> dict[str, str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("CRDS_")}
     clean.update({k: str(v) for k, v in env.items()})
@@ -672,7 +687,7 @@ def _subprocess_env(env: Mapping[str, str]) -> dict[str, str]:
 
 def _run_crds(command: Sequence[str], env: Mapping[str, str], *, cwd: Path) -> str:
     """Run ``crds <tool> ...`` (`command` starts with "crds"); raise CrdsError on failure."""
-    argv = [_crds_executable(), *command[1:]]
+    argv = _crds_argv(command)
     try:
         proc = subprocess.run(
             argv,

@@ -189,18 +189,22 @@ def _reprocess(recipe: Recipe, root: Path, setup: _Setup, *, source: str | None,
     result.world = world
     rec.add_alias(world.env["jref"], "jref$")
     rec.reference_attributes = world.attributes
+    finished = False
     try:
         _runs(recipe, rec, root, world, cal_fits, result, say)
+        finished = True
+        # queued behind the last action's commit; the exports are drawn meanwhile
+        _keep_references(rec, world, origin)
+        rec.export()
     except BaseException:
-        with contextlib.suppress(Exception):  # the failure itself is what to report
-            _keep_references(rec, world, origin)
-            rec.export()
+        if not finished:
+            with contextlib.suppress(Exception):  # the failure itself is what to report
+                _keep_references(rec, world, origin)
+                rec.export()
         raise
     finally:
         with contextlib.suppress(Exception):
             rec.close()
-    _keep_references(rec, world, origin)
-    rec.export()
     page = write_lineage_page(root)
     if datalad:
         save_paths(root, [page], message=f"acsprov: lineage page of run {rec.run.run_id}")
@@ -252,6 +256,8 @@ def _runs(recipe: Recipe, rec: Recorder, root: Path, world: CrdsWorld,
         say(f"run {run.name}: {run.description}" if run.description else f"run {run.name}")
         for index, step in enumerate(run.steps, start=1):
             say(f"[{run.name} {index}/{len(run.steps)}] {step.describe()}")
+            if step.action == "calacs":
+                _release_memory()  # calibration's peak starts from what is held now
             with rec.activity(
                 step.action,
                 params=dict(step.params),
@@ -268,6 +274,21 @@ def _runs(recipe: Recipe, rec: Recorder, root: Path, world: CrdsWorld,
                 ctx.act = act
                 outcomes.append(get_action(step.action)(ctx, step))
             ctx.act = None
+
+
+def _release_memory() -> None:
+    """Free unreachable objects and give the C heap's free pages back to the system.
+
+    glibc serves arrays up to 32 MB from its heap once larger ones have been freed,
+    and keeps what they leave free: after a full-frame calibration the process holds
+    a few hundred MB it no longer uses, on top of which the next one would peak.
+    """
+    import ctypes
+    import gc
+
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to trim
+        ctypes.CDLL(None).malloc_trim(0)
 
 
 ATOMIC_ACTIONS = frozenset({"copy", "copy_reference", "merge_asn", "set_header", "bestrefs",
@@ -336,8 +357,14 @@ def _obtain(
                      reuse=earlier_simulation(rec.root, dataset, seed))
         for path in got.files:
             check_acs_file(path, kind="archive")
-            act.generated(path, role="archive", source=got.source, origin=got.origin)
+            # obtaining computed the sha256 of what it wrote or checked: no second pass
+            act.generated(path, role="archive", source=got.source, origin=got.origin,
+                          sha256=got.sha256.get(path.name))
         act.note(source=got.source, origin=got.origin, simulated=got.source == "simulate")
+        if got.source == "simulate":
+            # simulated now, or the same bytes had again: say which, and from where
+            act.note(reused=got.reused or "no", **({"cache_key": got.cache_key}
+                                                   if got.cache_key else {}))
         # re-running must ask the source that was actually used
         act.record.command = shlex.join(
             ["acsprov", "simulate", dataset, "--out", "cal_fits", "--seed", str(seed)]

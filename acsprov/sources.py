@@ -6,7 +6,8 @@ configurable (``--mast-url`` or ``ACSPROV_MAST_URL``) so that a mirror, or a tes
 server on loopback, can stand in for it.  With ``source="auto"`` acsprov asks MAST
 first and falls back to its deterministic simulator, and always says which it used:
 products made from simulated data say so in their headers (``SIMULATE = T``) and in
-their provenance.
+their provenance.  The simulator makes a dataset and seed once per user: later runs
+copy its files from the cache of :mod:`acsprov.simulate.downloads`.
 """
 
 from __future__ import annotations
@@ -53,6 +54,13 @@ class Obtained:
     origin: str
     """The MAST base URL, or the simulator's name and seed."""
     files: tuple[Path, ...] = field(default_factory=tuple)
+    sha256: Mapping[str, str] = field(default_factory=dict)
+    """File name -> sha256 of the files, when obtaining them computed it."""
+    reused: str = ""
+    """How simulated files were had without simulating: ``"workdir"`` (an earlier
+    run's, unchanged), ``"cache"`` (the per-user cache), or ``""`` (simulated now)."""
+    cache_key: str = ""
+    """The per-user cache entry the simulated files came from or went into."""
 
 
 def mast_url(explicit: str | None = None) -> str:
@@ -94,6 +102,8 @@ def obtain(
         dataset and seed.  When the simulator is used and every one of them is in
         `dest` with that sha256, they are taken as they are instead of simulated
         again (the simulator is deterministic: it would make the same bytes).
+        Otherwise the simulated files are copied from the per-user cache of
+        simulated downloads, which the simulator fills on first use.
     """
     dataset = dataset.strip().lower()
     if not _DATASET.match(dataset):
@@ -131,7 +141,8 @@ class _UnreachableError(Exception):
 def _simulate(dataset: str, dest: Path, say: Callable[[str], None],
               seed: int | None = None, reuse: Mapping[str, str] | None = None) -> Obtained:
     from .fitsutil import sha256sum
-    from .simulate import DATASETS, DEFAULT_SEED, simulate_dataset
+    from .simulate import DATASETS, DEFAULT_SEED
+    from .simulate.downloads import simulate_cached
 
     if dataset not in DATASETS:
         known = ", ".join(sorted(DATASETS))
@@ -142,10 +153,16 @@ def _simulate(dataset: str, dest: Path, say: Callable[[str], None],
                      for name, sha in reuse.items()):
         say(f"SIMULATED {dataset} (seed {seed}): reusing the {len(reuse)} files simulated "
             "earlier, unchanged (sha256 checked): not real data")
-        return Obtained(dataset, "simulate", origin, tuple(dest / n for n in sorted(reuse)))
-    files = simulate_dataset(dataset, dest, seed=seed)
-    say(f"SIMULATED {dataset} with acsprov's simulator (seed {seed}): not real data")
-    return Obtained(dataset, "simulate", origin, tuple(files))
+        return Obtained(dataset, "simulate", origin, tuple(dest / n for n in sorted(reuse)),
+                        sha256=dict(reuse), reused="workdir")
+    got = simulate_cached(dataset, dest, seed=seed, say=say)
+    if got.reused:
+        say(f"SIMULATED {dataset} (seed {seed}): copied from the per-user cache of simulated "
+            f"downloads ({got.key}, sha256 checked): not real data")
+    else:
+        say(f"SIMULATED {dataset} with acsprov's simulator (seed {seed}): not real data")
+    return Obtained(dataset, "simulate", origin, got.files, sha256=got.sha256,
+                    reused="cache" if got.reused else "", cache_key=got.key)
 
 
 def _download_dataset(dataset: str, dest: Path, base: str) -> list[Path]:

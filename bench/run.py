@@ -430,19 +430,32 @@ def warm_in_process(scratch: Path) -> dict:
     return out
 
 
+def _reprocess_env(scratch: Path) -> dict[str, str]:
+    """The variables of both reprocess runs: the scratch directory's own per-user
+    caches (CRDS and simulated downloads), the native engine, no network."""
+    return {"ACSPROV_CRDS_PATH": str(scratch / "crds_cache"), "ACSPROV_ENGINE": "native",
+            "XDG_CACHE_HOME": str(scratch / "xdg"), "ACSPROV_OFFLINE": "1"}
+
+
 def _reprocessed_once(scratch: Path) -> None:
     """The first ``reprocess jd1y04010`` (a CLI process), so the benchmark times the second."""
     import subprocess
 
-    env = {**os.environ, "ACSPROV_CRDS_PATH": str(scratch / "crds_cache"),
-           "ACSPROV_ENGINE": "native"}
+    start = time.perf_counter()
     subprocess.run([str(Path(sys.executable).with_name("acsprov")), "reprocess", "jd1y04010",
-                    "--workdir", str(scratch / "work")], env=env, check=True,
+                    "--workdir", str(scratch / "work")],
+                   env={**os.environ, **_reprocess_env(scratch)}, check=True,
                    stdout=subprocess.DEVNULL)
+    first = {"seconds": time.perf_counter() - start,  # simulating and caching the data too
+             "peak_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0}
+    (scratch / "first_run.json").write_text(json.dumps(first))
 
 
 #: Recipe actions that are the calibration itself.
 CALIBRATION_ACTIONS = ("calacs", "destripe", "updatewcs")
+#: Targets of the second run (issue 16): the share of the wall time that is not
+#: calibration, and the peak resident memory of the process.
+REPROCESS_TARGETS = {"non_calibration_share": 0.25, "peak_rss_mb": 1024.0}
 
 
 @benchmark(setup=_reprocessed_once)
@@ -457,8 +470,7 @@ def reprocess_second_run_jd1y04010(scratch: Path) -> dict:
     """
     from acsprov.reprocess import reprocess
 
-    os.environ["ACSPROV_CRDS_PATH"] = str(scratch / "crds_cache")
-    os.environ["ACSPROV_ENGINE"] = "native"
+    os.environ.update(_reprocess_env(scratch))
     start = time.perf_counter()
     result = reprocess("jd1y04010", workdir=scratch / "work", crds_path=scratch / "crds_cache",
                        say=lambda m: None)
@@ -478,16 +490,27 @@ def reprocess_second_run_jd1y04010(scratch: Path) -> dict:
         "datalad_commits": timing["commit_seconds"],
         "exports": timing.get("export_seconds", 0.0),
     }
-    share = 1.0 - breakdown["calibration"] / wall
+    # the commits run in the background, mostly while calibration runs: what the run
+    # itself spent outside calibration is the wall time less calibration
+    breakdown["not_calibration"] = wall - breakdown["calibration"]
+    share = breakdown["not_calibration"] / wall
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     return {
         "timed_seconds": wall,
         "breakdown_seconds": breakdown,
         "recorder_timing": timing,
+        "first_run": json.loads((scratch / "first_run.json").read_text()),
+        "obtained": [{"dataset": o.dataset, "source": o.source, "reused": o.reused or "no",
+                      "cache_key": o.cache_key} for o in result.obtained],
         "non_calibration_share": share,
-        "targets": {"non_calibration_share": 0.25, "peak_rss_mb": 1024.0},
+        "targets": REPROCESS_TARGETS,
         "note": "peak_rss_mb is this process's: the second run alone (the first ran in "
-                "setup); obtaining data re-simulates the dataset (issue 14 reuses it)",
-        "met_share": share < 0.25,
+                "setup, in a process of its own); the second run finds the archive files "
+                "of the first unchanged (sha256 checked) and does not simulate them again",
+        "met_share": share < REPROCESS_TARGETS["non_calibration_share"],
+        "met_peak_rss": peak < REPROCESS_TARGETS["peak_rss_mb"],
+        "met": share < REPROCESS_TARGETS["non_calibration_share"]
+        and peak < REPROCESS_TARGETS["peak_rss_mb"],
     }
 
 

@@ -151,13 +151,15 @@ def test_simulated_data_are_reused_when_unchanged(tmp_path):
     assert "reusing the 7 files simulated earlier" in said[0] and "not real data" in said[0]
     assert {p.name: p.stat().st_mtime_ns for p in again.files} == stamps  # not rewritten
     assert again.origin == first.origin == "acsprov.simulate seed=5"
-    # one file changed since: everything is simulated again, and comes out as recorded
+    # one file changed since: everything is had again (from the per-user cache the
+    # first call filled), and comes out as recorded
     victim = tmp_path / "j8is01j2q_raw.fits"
     victim.write_bytes(b"changed")
     said.clear()
     third = obtain("j8is01020", tmp_path, source="simulate", say=said.append, seed=5,
                    reuse=shas)
-    assert said[0].startswith("SIMULATED j8is01020 with acsprov's simulator")
+    assert said[0].startswith("SIMULATED j8is01020 (seed 5): copied from the per-user cache")
+    assert third.reused == "cache" and third.cache_key.startswith("j8is01020-s5-")
     assert {p.name: sha256sum(p) for p in third.files} == shas
 
 

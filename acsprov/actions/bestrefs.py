@@ -19,7 +19,8 @@ def bestrefs(ctx: Context, step: Step) -> Outcome:
     for path in paths:
         check_writable(path)
         act.used(path, role="raw")
-    result = refs.bestrefs(paths, env=ctx.env, update=True, prepare=ctx.references)
+    result = refs.bestrefs(paths, env=ctx.env, update=True, prepare=ctx.references,
+                           checksum=act.sha256)
     jref = ctx.env.get("jref", "")
     seen: set[str] = set()
     for record in result.files:

@@ -80,13 +80,13 @@ def is_dataset(root: Path) -> bool:
 def ensure_dataset(root: Path) -> None:
     """Make `root` a DataLad dataset (annexing FITS files), if it is not one yet."""
     _ensure_git_annex()
-    import datalad.api as dl
-
     root.mkdir(parents=True, exist_ok=True)
-    if is_dataset(root):
+    if is_dataset(root):  # a later run: no need to load DataLad (a second of imports)
         _configure(root)
         _exclude_lock(root)
         return
+    import datalad.api as dl
+
     dl.create(path=str(root), force=True, result_renderer="disabled",
               description="acsprov work directory")
     _ensure_identity(root)
@@ -158,23 +158,36 @@ class PendingCommit:
     staging: Path
     files: list[tuple[str, Path]]  # (path relative to the root, hard link)
     message: str
+    only_if_changed: bool = False
+    """Make no commit if the tree does not change (a plain save of unchanged files)."""
 
     def commit(self) -> str:
         """Annex or hash each frozen file, stage it, and commit; return the sha."""
         try:
-            entries = [f"100644 {self._blob(link)}\t{rel}" for rel, link in self.files]
+            staged = _staged_blobs(self.root, [rel for rel, _ in self.files])
+            entries = [f"100644 {self._blob(link, staged.get(rel))}\t{rel}"
+                       for rel, link in self.files]
             if entries:
                 _git(self.root, "update-index", "--add", "--index-info",
                      stdin="\n".join(entries) + "\n")
-            return _commit_index(self.root, self.message)
+            return _commit_index(self.root, self.message, only_if_changed=self.only_if_changed)
         finally:
             shutil.rmtree(self.staging, ignore_errors=True)
 
-    def _blob(self, link: Path) -> str:
-        """The git blob for a frozen file: an annex pointer, or the file itself."""
+    def _blob(self, link: Path, staged: str | None = None) -> str:
+        """The git blob for a frozen file: an annex pointer, or the file itself.
+
+        `staged` is the blob the index holds for the path: when it is the pointer to
+        this very content and the annex has that content (a reference file or an
+        archive file committed by an earlier run, unchanged), it is kept as it is,
+        without a second copy of the content into the annex.
+        """
         if not _annexed(link):
             return _git(self.root, "hash-object", "-w", "--no-filters", str(link))
         key = _git(self.root, "annex", "calckey", "--backend", ANNEX_BACKEND, str(link))
+        if staged is not None and staged == _blob_sha(f"/annex/objects/{key}\n") \
+                and _git(self.root, "annex", "contentlocation", key, check=False):
+            return staged
         content = link.with_name(f"{link.name}.content")
         shutil.copyfile(link, content)  # the annex gets its own copy, never the inode
         # the key was just computed from this very content: no second checksum pass
@@ -182,6 +195,27 @@ class PendingCommit:
              str(content))
         return _git(self.root, "hash-object", "-w", "--stdin",
                     stdin=f"/annex/objects/{key}\n")
+
+
+def _staged_blobs(root: Path, rels: Iterable[str]) -> dict[str, str]:
+    """Path (relative to `root`) -> the blob sha the index holds for it, if any."""
+    rels = list(rels)
+    if not rels:
+        return {}
+    out = _git(root, "--literal-pathspecs", "ls-files", "-s", "-z", "--", *rels, check=False)
+    staged = {}
+    for entry in filter(None, out.split("\0")):
+        info, _, rel = entry.partition("\t")
+        staged[rel] = info.split()[1]
+    return staged
+
+
+def _blob_sha(text: str) -> str:
+    """The sha git gives a blob of `text` (as ``git hash-object --stdin``)."""
+    import hashlib
+
+    data = text.encode()
+    return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
 
 
 def freeze_action(
@@ -275,19 +309,26 @@ def save_paths(root: Path, paths: Iterable[Path], *, message: str,
     """Commit `paths` (plain save, no run record: derived files, not actions).
 
     The PROV `documents` among them are named with their sha256 on a record line of
-    the message (see :func:`acsprov.provenance.query.verify_documents`).
+    the message (see :func:`acsprov.provenance.query.verify_documents`).  Files are
+    committed with git and git-annex plumbing, as actions are (see
+    :class:`PendingCommit`); a directory among `paths` goes through ``datalad save``.
     """
-    import datalad.api as dl
-
-    _ensure_git_annex()
-
     from ..fitsutil import sha256sum
     from .query import RECORD_LINE
 
+    _ensure_git_annex()
+    paths = [Path(p) for p in paths]
     lines = [RECORD_LINE + json.dumps({"prov": Path(os.path.relpath(d, root)).as_posix(),
                                        "prov_sha256": sha256sum(d)}, sort_keys=True)
              for d in documents]
     full = message + ("\n\n" + "\n".join(lines) if lines else "")
+    if all(p.is_file() and not p.is_symlink() and _inside(p, root) for p in paths):
+        pending = freeze_files(root, paths, message=full)
+        pending.only_if_changed = True
+        pending.commit()
+        return
+    import datalad.api as dl
+
     dl.save(dataset=str(root), path=[str(p) for p in paths], message=full,
             result_renderer="disabled")
 
@@ -324,11 +365,14 @@ def commit_removal(root: Path, path: Path, *, message: str) -> None:
         _commit_index(root, message)
 
 
-def _commit_index(root: Path, message: str) -> str:
+def _commit_index(root: Path, message: str, *, only_if_changed: bool = False) -> str:
     """Commit the index as it is, with plumbing: the work tree is neither read nor
-    refreshed (it may already hold what the next action wrote).  Returns the sha."""
+    refreshed (it may already hold what the next action wrote).  Returns the sha
+    (HEAD's if `only_if_changed` and the index holds HEAD's tree)."""
     tree = _git(root, "write-tree")
     parent = _git(root, "rev-parse", "--verify", "-q", "HEAD", check=False)
+    if only_if_changed and parent and tree == _git(root, "rev-parse", f"{parent}^{{tree}}"):
+        return parent
     sha = _git(root, "commit-tree", tree, *(["-p", parent] if parent else []), "-F", "-",
                stdin=message)
     _git(root, "update-ref", "-m", "acsprov: recorded action", "HEAD", sha)

@@ -129,6 +129,10 @@ class Activity:
         """Hash files the activity will declare used, in the background meanwhile."""
         self._rec._hash.prefetch(Path(p) for p in paths)
 
+    def sha256(self, path: str | os.PathLike[str]) -> str:
+        """The sha256 of `path` as it is now (each version of a file is hashed once)."""
+        return self._rec._hash(Path(path))[0]
+
     def used_sha256(self, path: str | os.PathLike[str]) -> str:
         """The sha256 recorded for `path` when the activity declared it used."""
         rel = self._rec.relpath(Path(path))
@@ -430,11 +434,11 @@ class Recorder:
                graph: bool = True) -> list[Path]:
         """Write the run's document in other formats (and its graph) beside it.
 
-        In a DataLad dataset the exports are committed in one final commit.
+        In a DataLad dataset the exports are committed in one final commit, once the
+        commits queued in the background are made: the exports are written meanwhile.
         """
         from ._prov import EXPORT_FORMATS, build_document, serialize
 
-        self._wait_timed()
         start = time.perf_counter()
         doc = build_document(self.run)
         written = []
@@ -447,6 +451,9 @@ class Recorder:
             from .graph import draw_graph
 
             written += draw_graph(self.document_path, self.document_path.with_suffix(""))
+        self._export_seconds += time.perf_counter() - start
+        self._wait_timed()
+        start = time.perf_counter()
         if self.datalad:  # the document too: after a failed action it is not committed
             _datalad.save_paths(self.root, [self.document_path, *written],
                                 message=f"acsprov: PROV exports of run {self.run.run_id}",

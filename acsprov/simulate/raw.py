@@ -772,5 +772,6 @@ def simulate_dataset(name: str, out: Path, *, seed: int = DEFAULT_SEED,
         written.append(write_fits_atomic(spt_file(exposure), out / f"{member.root}_spt.fits"))
         if products:
             written.append(write_fits_atomic(make_flt(exposure), out / f"{member.root}_flt.fits"))
+        del exposure  # a full-frame exposure's arrays: not alive while the next is made
     return written
 

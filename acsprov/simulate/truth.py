@@ -50,6 +50,7 @@ __all__ = [
     "bias_level",
     "bias_stripes",
     "ccd_overheads",
+    "clear_caches",
     "cte_scale",
     "cte_trails",
     "dark_rate",
@@ -711,3 +712,10 @@ def photometry(detector: str, filt: str, mjd: float) -> tuple[float, float, floa
         raise BadInputError(f"no simulated photometry for {detector} {filt}") from None
     years = max(0.0, (mjd - HST_ACS_LAUNCH_MJD) / 365.25)
     return flam * (1.0 + 0.001 * years), plam, bw
+
+
+def clear_caches() -> None:
+    """Drop the cached truth arrays (a few hundred MB after a full-frame WFC dataset)."""
+    for cached in (superbias, _hot_pixel_population, dark_rate, pixel_flat, full_well,
+                   sink_pixels, bad_pixels):
+        cached.cache_clear()
