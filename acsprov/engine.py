@@ -13,7 +13,7 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -207,19 +207,6 @@ def _references(paths: Sequence[Path]) -> tuple[dict[str, str], dict[str, Path]]
     return switches, refs
 
 
-def prefetch_hashes(act, paths: Sequence[Path]) -> None:
-    """Let `act` hash the raw files and reference files of a calacs call meanwhile.
-
-    Best effort: the headers are read again, and any trouble with them is left to
-    :func:`run_calacs` to report.
-    """
-    try:
-        _, refs = _references(paths)
-    except Exception:  # bad inputs get their one-line message from run_calacs
-        return
-    act.prefetch([*_raw_files(paths), *refs.values()])
-
-
 def run_calacs(
     input_file: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     *,
@@ -234,11 +221,14 @@ def run_calacs(
     exe_args: Sequence[str] | None = None,
     engine: str = "auto",
     overwrite: bool = False,
+    prefetch: Callable[[list[Path]], None] | None = None,
 ) -> CalacsResult:
     """Run calacs with the chosen engine (unrecorded); see :func:`calacs`.
 
     `overwrite` replaces existing products (a re-run of a recorded action); calacs
-    itself refuses them, and so does this function by default.
+    itself refuses them, and so does this function by default.  `prefetch` is given
+    the raw and reference files once the inputs are checked, before calibrating (a
+    recorder activity's ``prefetch`` hashes them meanwhile).
     """
     if exec_path and not Path(exec_path).exists():
         raise MissingFileError(f"Executable not found: {exec_path}")
@@ -247,6 +237,8 @@ def run_calacs(
     _check_inputs(paths)
     _remove_stale_temporaries(paths)
     switches, refs = _references(paths)
+    if prefetch is not None:
+        prefetch([*_raw_files(paths), *refs.values()])
     before = _snapshot({p.parent for p in paths}) if chosen == "hstcal" else {}
     start = time.perf_counter()
     if chosen == "hstcal":
@@ -424,13 +416,12 @@ def calacs(
                           cwd=paths[0].parent,
                           label=f"calacs {' '.join(p.name for p in paths)}",
                           will_write=list(paths[0].parent.iterdir())) as act:
-            prefetch_hashes(act, paths)
             for path in paths:
                 act.used(path, role="asn" if path.name.endswith("_asn.fits") else "raw")
             result = run_calacs(paths, exec_path=exec_path, time_stamps=time_stamps,
                                 temp_files=temp_files, verbose=verbose, debug=debug,
                                 quiet=quiet, single_core=single_core, exe_args=exe_args,
-                                engine=engine)
+                                engine=engine, prefetch=act.prefetch)
             record_calacs(act, result)
     return result
 

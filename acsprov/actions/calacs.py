@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from ..engine import prefetch_hashes, record_calacs, run_calacs
+from ..engine import record_calacs, run_calacs
 from ..recipe import Step
 from .context import Context, Outcome
 
@@ -16,12 +16,10 @@ def calacs(ctx: Context, step: Step) -> Outcome:
     options = dict(step.params.get("options", {}))
     options.setdefault("engine", os.environ.get("ACSPROV_ENGINE", "auto"))
     paths = [ctx.rundir / name for name in step.params["input"]]
-    with ctx.environment():
-        prefetch_hashes(act, paths)
     for path in paths:
         act.used(path, role="asn" if path.name.endswith("_asn.fits") else "raw")
     with ctx.environment():  # jref and CRDS_* for calacs.e and the native engine alike
-        result = run_calacs(paths, overwrite=ctx.rerun, **options)
+        result = run_calacs(paths, overwrite=ctx.rerun, prefetch=act.prefetch, **options)
     record_calacs(act, result)
     for product in result.products:
         ctx.say(f"  {product.name}")
