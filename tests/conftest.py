@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from helpers import make_removable  # tests/ is on sys.path from here
+
 # Tools installed with the Python packages (git-annex, crds, acsprov) are on PATH, as
 # `make test` arranges; this makes a bare `pytest` from the venv behave the same.
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
@@ -19,11 +21,7 @@ def _removable_tmp_path(tmp_path):
     """Let pytest remove a passing test's tmp_path: git-annex write-protects its object
     directories, which ``shutil.rmtree`` cannot then empty."""
     yield
-    for top, dirs, _ in os.walk(tmp_path):
-        for name in dirs:
-            path = os.path.join(top, name)
-            if not os.path.islink(path):
-                os.chmod(path, 0o755)
+    make_removable(tmp_path)
 
 
 @pytest.fixture(scope="session")

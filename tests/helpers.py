@@ -13,6 +13,16 @@ from astropy.io import fits
 from acsprov.keywords import REFERENCE_KEYWORDS, SWITCHES
 
 
+def make_removable(top: str | os.PathLike[str]) -> None:
+    """Make every directory below `top` writable, so that ``shutil.rmtree`` can empty
+    it: git-annex write-protects its object directories."""
+    for parent, dirs, _ in os.walk(top):
+        for name in dirs:
+            path = os.path.join(parent, name)
+            if not os.path.islink(path):
+                os.chmod(path, 0o755)
+
+
 def make_raw(path: Path, *, shape: tuple[int, int] = (6, 8), **keywords: object) -> Path:
     """Write a tiny raw-like ACS file: primary header with switches, one SCI/ERR/DQ imset."""
     primary = fits.PrimaryHDU()

@@ -14,6 +14,7 @@ import subprocess
 import numpy as np
 import pytest
 from astropy.io import fits
+from helpers import make_removable
 
 from acsprov.audit.bundle import recorded_inputs, reproduce_bundle
 from acsprov.cli import main
@@ -138,9 +139,7 @@ def test_a_fresh_bundle_of_jd1y04010_is_reproduced(tmp_path, crds_cache):
                     source="simulate", **QUIET)
     published = make_bundle(run.root, tmp_path / "bundle", **QUIET)
     # the bundle alone is what a reader receives (and the run's GB need not stay on disk)
-    for top, dirs, _ in os.walk(run.root):
-        for name in dirs:
-            os.chmod(os.path.join(top, name), 0o755)  # git-annex write-protects its objects
+    make_removable(run.root)
     shutil.rmtree(run.root)
     result = reproduce_bundle(published, tmp_path / "repro", crds_path=crds_cache, **QUIET)
     assert result.passed, result.summary()
