@@ -5,6 +5,8 @@ PYTHON   ?= python3
 VENV     := .venv
 BIN      := $(VENV)/bin
 STAMP    := $(VENV)/.acsprov-installed
+# the compiled kernels are rebuilt when the engine's code changes (acsprov.calib.kernels)
+KERNELS  := $(VENV)/.acsprov-kernels
 DATASET  ?= jd1y04010
 WORKDIR  ?= work
 PYTEST_ARGS ?=
@@ -21,7 +23,7 @@ help:
 	@echo "make lint                         ruff"
 	@echo "make env                          print export lines for crds/acstools by hand"
 
-install: $(STAMP)
+install: $(KERNELS)
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -29,6 +31,12 @@ $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements.lock
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	@touch $@
+
+KERNEL_SRC := $(addprefix acsprov/calib/,kernels.py warmup.py imarith.py acs2d.py \
+  _cte_kernels.py acsccd/blevcorr.py acsccd/pixels.py acsrej/reject.py acsrej/sky.py)
+
+$(KERNELS): $(STAMP) $(KERNEL_SRC)
 	$(BIN)/python -m acsprov.calib.warmup
 	@touch $@
 
@@ -38,14 +46,14 @@ reprocess:
 	@$(CONTAINER_ENV) DATA_DIR='$(WORKDIR)' container/engine.sh run \
 	  acsprov reprocess '$(DATASET)' --workdir /data
 else
-reprocess: $(STAMP)
+reprocess: $(KERNELS)
 	$(BIN)/acsprov reprocess $(DATASET) --workdir $(WORKDIR)
 	@echo "acsprov, datalad, git-annex and crds are in $(BIN); to use them by name:"
 	@echo "    . $(BIN)/activate"
 	@echo "    acsprov prov verify $(WORKDIR)/$(DATASET)"
 endif
 
-test: $(STAMP) chromium-for-tests
+test: $(KERNELS) chromium-for-tests
 	$(BIN)/python -m pytest $(BROWSER_MARK) $(PYTEST_ARGS)
 
 # Tests draw the HTML pages (audit report, lineage, campaign) in headless Chromium
@@ -69,10 +77,10 @@ chromium-for-tests:
 	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }
 endif
 
-test-fast: $(STAMP) chromium-for-tests
+test-fast: $(KERNELS) chromium-for-tests
 	$(BIN)/python -m pytest -m "not slow$(if $(NO_CHROMIUM), and not browser)" $(PYTEST_ARGS)
 
-bench: $(STAMP)
+bench: $(KERNELS)
 	$(BIN)/python bench/run.py --out bench/results
 
 lint: $(STAMP)

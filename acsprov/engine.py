@@ -324,11 +324,16 @@ def _load_numba_target() -> None:
     Loading the target also checks for BLAS by importing ``scipy.linalg`` (with
     numpy.f2py, about 0.4 s more); no engine kernel calls BLAS, so when scipy.linalg
     is not loaded yet the check is answered "no BLAS" for this process instead.
+
+    Nothing is loaded when the kernels' ahead-of-time build serves this process
+    (:mod:`acsprov.calib.kernels`): numba is then imported only if a call needs it.
     """
     import sys
     import threading
 
-    if os.environ.get("NUMBA_DISABLE_JIT", "0") not in ("", "0"):
+    from .calib.kernels import aot_module, numba_disabled
+
+    if numba_disabled() or aot_module() is not None:
         return
 
     def load() -> None:

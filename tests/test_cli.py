@@ -82,3 +82,39 @@ def test_console_script_exit_status(tmp_path):
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert proc.stderr.startswith("acsprov: error:")
+
+
+#: Ends through exit_quickly with an atexit handler, output and an object whose
+#: finaliser speaks only if the modules are torn down; with a child process left
+#: running when asked.
+QUICK_EXIT = """
+import atexit, subprocess, sys
+from acsprov.cli import exit_quickly
+class Teardown:
+    def __del__(self):
+        print("teardown", flush=True)
+keep = Teardown()
+atexit.register(lambda: print("atexit", flush=True))
+child = subprocess.Popen(["sleep", "0.2"]) if sys.argv[1:] == ["child"] else None
+print("done", end=" ")
+exit_quickly(3)
+"""
+
+
+@pytest.mark.parametrize("child", [False, True])
+def test_the_command_exits_quickly_unless_a_child_process_is_there(child):
+    proc = subprocess.run([sys.executable, "-c", QUICK_EXIT, *(["child"] if child else [])],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 3
+    assert proc.stdout.split() == (["done", "atexit", "teardown"] if child
+                                   else ["done", "atexit"])
+
+
+def test_the_console_script_is_the_quick_exit():
+    from importlib.metadata import entry_points
+
+    (script,) = [e for e in entry_points(group="console_scripts") if e.name == "acsprov"]
+    assert script.value == "acsprov.cli:run"
+    proc = subprocess.run([sys.executable, "-m", "acsprov", "--version"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and "acsprov" in proc.stdout

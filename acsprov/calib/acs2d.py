@@ -23,12 +23,12 @@ from pathlib import Path
 
 import numpy as np
 from astropy.io import fits
-from numba import njit
 
 from acsprov.calib.acsccd import pixels
 from acsprov.calib.fitsio import Exposure, hstio_float
 from acsprov.calib.imarith import subtract_imset, use_kernels
 from acsprov.calib.imset import ImSet
+from acsprov.calib.kernels import kernel
 from acsprov.calib.reffiles import (
     CcdParams,
     MamaLinearity,
@@ -190,7 +190,7 @@ def subtract_flash(
     return out, {"meanflash": meanflash}
 
 
-@njit(cache=True)
+@kernel(cache=True)
 def _divide_kernel(sci, err, dq, f, ferr, fdq):  # pragma: no cover - jitted
     ny, nx = sci.shape
     osci = np.empty((ny, nx), np.float32)
@@ -382,7 +382,7 @@ def set_photometry(imset: ImSet, phot: PhotValues | None, mode: str) -> tuple[Im
     return out, info
 
 
-@njit(cache=True)
+@kernel(cache=True)
 def _stats_kernel(sci, err, dq, sdq):  # pragma: no cover - jitted
     ny, nx = sci.shape
     n = 0

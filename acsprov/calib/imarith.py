@@ -12,10 +12,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import config as _numba_config
-from numba import njit
 
 from acsprov.calib.imset import ImSet
+from acsprov.calib.kernels import kernel, numba_disabled
 
 __all__ = ["subtract_imset", "use_kernels"]
 
@@ -26,10 +25,10 @@ def use_kernels(use_kernel: bool | None) -> bool:
     With the JIT disabled the kernels would run as Python loops, so their numpy
     twins (same arithmetic) are used instead.
     """
-    return (not _numba_config.DISABLE_JIT) if use_kernel is None else use_kernel
+    return (not numba_disabled()) if use_kernel is None else use_kernel
 
 
-@njit(cache=True)
+@kernel(cache=True)
 def _subtract_kernel(sci, err, dq, rsci, rerr, rdq):  # pragma: no cover - jitted
     ny, nx = sci.shape
     osci = np.empty((ny, nx), np.float32)

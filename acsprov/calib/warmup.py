@@ -5,7 +5,9 @@ disk (``cache=True``); a fresh install would pay that (about 5 s without CTE, mo
 with it) on the user's first calacs call.  ``make install`` runs this module instead,
 for the signatures the engine's calls give the kernels (numba type constructors:
 ``Array(dtype, ndim, layout)``, writable and aligned).  A kernel reached only from
-another kernel is compiled with its caller.
+another kernel is compiled with its caller.  It then builds the ahead-of-time module
+of :mod:`acsprov.calib.kernels`, which spares a calibration numba's import; where
+that build fails (no C compiler), the JIT cache serves alone.
 
 Usage: ``python -m acsprov.calib.warmup``
 """
@@ -157,7 +159,8 @@ KERNELS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
 
 def kernel(module: str, name: str):
     """The numba dispatcher `name` of ``acsprov.calib.<module>``."""
-    return getattr(importlib.import_module(f"acsprov.calib.{module}"), name)
+    found = getattr(importlib.import_module(f"acsprov.calib.{module}"), name)
+    return getattr(found, "dispatcher", found)  # a Kernel's JIT side
 
 
 def signature(types: tuple[str, ...]) -> tuple:
@@ -177,11 +180,24 @@ def warm_kernels() -> int:
 
 
 def main() -> int:
-    """Command line: compile the kernels, say how many and how long it took."""
+    """Command line: compile the kernels and their ahead-of-time module, say how many
+    and how long it took."""
+    from acsprov.calib.kernels import build_aot
+
     start = time.perf_counter()
     count = warm_kernels()
     print(f"acsprov: {count} native engine kernels compiled "
           f"in {time.perf_counter() - start:.1f} s", file=sys.stderr)
+    start = time.perf_counter()
+    try:
+        built = build_aot()
+    except Exception as err:  # no compiler, no Python headers: the JIT cache serves
+        print(f"acsprov: ahead-of-time kernels not built ({type(err).__name__}: "
+              f"{str(err).strip().splitlines()[-1] if str(err).strip() else ''}); "
+              "the JIT cache serves instead", file=sys.stderr)
+        return 0
+    print(f"acsprov: ahead-of-time kernels built in {time.perf_counter() - start:.1f} s "
+          f"({built.name})", file=sys.stderr)
     return 0
 
 

@@ -18,13 +18,13 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
-from numba import njit
 
 from acsprov.calib.acsccd.context import CcdContext
 from acsprov.calib.acsccd.pixels import BIAS_SHIFT_APERTURES, SM4MJD, _f32
 from acsprov.calib.fitsio import hstio_double, hstio_float
 from acsprov.calib.imarith import use_kernels
 from acsprov.calib.imset import ImSet
+from acsprov.calib.kernels import kernel
 from acsprov.calib.reffiles import AMPS, CcdParams, OverscanRegion
 from acsprov.calib.steps import ExposureKeys, add_history, log_refinfo, ref_history, sdqflags
 from acsprov.errors import BadInputError
@@ -184,7 +184,7 @@ def _amp_view(sci: np.ndarray, amp: str, arr_cols: int) -> np.ndarray:
     raise BadInputError(f"amp {amp!r} is not one of A, B, C, D")
 
 
-@njit(cache=True)
+@kernel(cache=True)
 def _dsi_kernel(amp, ngap, magic, factor, dc_ratio, dsi_sens):  # pragma: no cover - jitted
     rows, cols = amp.shape
     out = np.empty((rows, cols), np.float64)
@@ -288,7 +288,7 @@ def bias_shift(
     return out, {"before": before, "after": after, "blev": blev}
 
 
-@njit(cache=True)
+@kernel(cache=True)
 def _crosstalk_kernel(sci, scale):  # pragma: no cover - jitted
     ny, nx = sci.shape
     out = sci.copy()
@@ -450,7 +450,7 @@ def _stripe_means(
     return rowmeans, int((count >= 2).sum())
 
 
-@njit(cache=True)
+@kernel(cache=True)
 def _destripe_kernel(view, colmeans, blev, rowmeans, frac):  # pragma: no cover - jitted
     rows, cols = view.shape
     for r in range(rows):

@@ -17,11 +17,11 @@ from dataclasses import dataclass
 
 import numpy as np
 from astropy.io import fits
-from numba import njit
 
 from acsprov.calib.fitsio import hstio_float
 from acsprov.calib.imarith import subtract_imset, use_kernels
 from acsprov.calib.imset import ImSet
+from acsprov.calib.kernels import kernel
 from acsprov.calib.reffiles import CcdParams, OverscanRegion, corner
 from acsprov.errors import BadInputError
 
@@ -378,7 +378,7 @@ def flag_full_well(
 
 
 # --------------------------------------------------------------------------- SINKCORR
-@njit(cache=True)
+@kernel(cache=True)
 def _sink_kernel(sci, dq, sink, bottom_up):  # pragma: no cover - jitted
     ny, nx = sci.shape
     keep = np.zeros(nx, np.bool_)

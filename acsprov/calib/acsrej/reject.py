@@ -12,7 +12,6 @@ from functools import reduce
 from typing import NamedTuple
 
 import numpy as np
-from numba import njit
 
 from acsprov.calib.acsrej.params import MAX_FILES, CrRejParamError, CrRejParams
 from acsprov.calib.acsrej.shading import (
@@ -23,6 +22,7 @@ from acsprov.calib.acsrej.shading import (
 )
 from acsprov.calib.acsrej.sky import sky_levels
 from acsprov.calib.imset import ImSet
+from acsprov.calib.kernels import kernel
 from acsprov.errors import BadInputError
 
 __all__ = ["CRFLAG", "RejectResult", "flag_rejected", "initial_guess", "reject_cosmic_rays"]
@@ -44,7 +44,7 @@ def _sum32(values: Iterable[float]) -> np.float32:
 
 
 # --------------------------------------------------------------------------- initial guess
-@njit(cache=True)
+@kernel(cache=True)
 def _median_guess_kernel(sci, dq, sky, efac, dqpat):  # pragma: no cover - jitted
     nimg, ny, nx = sci.shape
     out = np.zeros((ny, nx), np.float32)
@@ -86,7 +86,7 @@ def _median_guess_kernel(sci, dq, sky, efac, dqpat):  # pragma: no cover - jitte
     return out
 
 
-@njit(cache=True)
+@kernel(cache=True)
 def _minimum_guess_kernel(sci, dq, sky, efac, dqpat):  # pragma: no cover - jitted
     nimg, ny, nx = sci.shape
     out = np.zeros((ny, nx), np.float32)
@@ -223,7 +223,7 @@ def initial_guess(
 
 
 # --------------------------------------------------------------------------- rejection
-@njit(cache=True)
+@kernel(cache=True)
 def _reject_kernel(
     sci, err, dq, sky, efac, ave, sig2s, scale, rej2, psig2, width, dqpat, maskdq,
     use_shad, shad_thr, shad, kinv,

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from numba import njit
 
 from acsprov.calib.acsrej.params import CrRejParamError
+from acsprov.calib.kernels import kernel
 
 __all__ = ["sky_levels"]
 
@@ -20,7 +20,7 @@ _INT_MAX = 2147483647
 
 
 # --------------------------------------------------------------------------- sky
-@njit(cache=True)
+@kernel(cache=True)
 def _sky_range_kernel(sci, dq, badinpdq):  # pragma: no cover - jitted
     data_min = np.float32(2147483648.0)
     total = np.float32(0.0)
@@ -37,7 +37,7 @@ def _sky_range_kernel(sci, dq, badinpdq):  # pragma: no cover - jitted
     return data_min, total, npt
 
 
-@njit(cache=True)
+@kernel(cache=True)
 def _sky_histogram_kernel(sci, dq, lo, hwidth, nbins):  # pragma: no cover - jitted
     hist = np.zeros(nbins, np.int64)
     ny, nx = sci.shape
