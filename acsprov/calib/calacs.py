@@ -657,11 +657,11 @@ def _ccd_stage(run: _Run, pos: _Position, exp: _Exposure) -> None:
         run.keep((exp.root, "ccd"), [*first, "CALACS: Processing switches set..."])
     if pos.basic_ccd:
         trl = run.trailer()
-        raw = read_exposure(exp.raw)
-        product = run_acsccd(raw, trailer=trl, requested={k: sw[k] for k in _CCD_SWITCHES},
+        # no name holds the raw exposure: ACSCCD frees its arrays as it replaces them
+        product = run_acsccd(read_exposure(exp.raw), trailer=trl,
+                             requested={k: sw[k] for k in _CCD_SWITCHES},
                              overrides=pos.overrides, input_dir=plan.directory,
                              output_name=blv.name)
-        del raw
         run.keep((exp.root, "ccd"), trl)
         _record_refs(run, product, "acsccd")
         run.temporary(blv, "blv_tmp", (exp.raw,))

@@ -1,6 +1,8 @@
 """Reading calacs inputs and writing its products (the only FITS I/O of the engine).
 
-Inputs are opened memory-mapped; extensions that hold a single value
+Images to calibrate are read a piece at a time into native arrays (never
+memory-mapped, so that the file's pages do not add to the process's memory);
+references may be cut to a section as they are read.  Extensions that hold a single value
 (``NPIX1``/``NPIX2``/``PIXVALUE``, no data, as HSTIO writes them) are expanded to
 arrays on read and written back in that form when every pixel of an ERR or DQ
 array is the same, which is what HSTIO does.  Products are written to a temporary
@@ -15,6 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from astropy.io import fits
@@ -31,8 +34,11 @@ __all__ = [
     "count_imsets",
     "hstio_double",
     "hstio_float",
+    "image_shape",
     "read_exposure",
     "read_imset",
+    "read_section",
+    "write_big_endian",
     "write_exposure",
     "write_text",
 ]
@@ -110,22 +116,29 @@ def _clean_header(hdr: fits.Header) -> fits.Header:
     return out
 
 
-def _extension_array(
-    hdu: fits.hdu.base.ExtensionHDU, dtype: np.dtype, path: Path, native: bool
-) -> np.ndarray:
-    const = constant_value(hdu.header)
+#: Bytes converted at a time when image data are read or written in pieces.
+CHUNK_BYTES = 1 << 22
+
+_BITPIX_DTYPES = {8: "u1", 16: ">i2", 32: ">i4", 64: ">i8", -32: ">f4", -64: ">f8"}
+
+#: Rows and columns of an array to read: ``(slice(y0, y1), slice(x0, x1))``.
+Section = tuple[slice, slice]
+
+
+def image_shape(hdr: fits.Header) -> tuple[int, int]:
+    """Shape ``(ny, nx)`` of a 2-D image or constant extension, from its header alone."""
+    const = constant_value(hdr)
     if const is not None:
-        shape, value = const
-        if value == 0:
-            return np.zeros(shape, dtype=dtype)
-        return np.full(shape, value, dtype=dtype)
-    data = hdu.data  # raw values: files are opened with do_not_scale_image_data
-    if data is None:
-        raise BadInputError(
-            f"{path.name}[{hdu.name},{hdu.ver}] has no data and no PIXVALUE keyword"
-        )
-    bscale = float(hdu.header.get("BSCALE", 1.0))
-    bzero = float(hdu.header.get("BZERO", 0.0))
+        return const[0]
+    if int(hdr.get("NAXIS", 0)) == 1:
+        return 1, int(hdr["NAXIS1"])
+    return int(hdr.get("NAXIS2", 0)), int(hdr.get("NAXIS1", 0))
+
+
+def _scaled(data: np.ndarray, hdr: fits.Header, dtype: np.dtype, native: bool) -> np.ndarray:
+    """Raw stored values `data` as physical values of `dtype` (element by element)."""
+    bscale = float(hdr.get("BSCALE", 1.0))
+    bzero = float(hdr.get("BZERO", 0.0))
     if bscale != 1.0 or bzero != 0.0:
         if data.dtype.itemsize == 2 and data.dtype.kind == "i" and bscale == 1.0 and bzero == 32768:
             # unsigned 16-bit stored as signed: flipping the sign bit adds 32768
@@ -139,8 +152,124 @@ def _extension_array(
     return data
 
 
+def _data_location(hdul: fits.HDUList, hdu: fits.hdu.base.ExtensionHDU
+                   ) -> tuple[str, int, np.dtype] | None:
+    """File name, byte offset and stored type of an image's data, if it can be read directly.
+
+    None for what only astropy can decode: compressed images or files, and anything
+    that is not a plain 2-D image.
+    """
+    if isinstance(hdu, fits.CompImageHDU) or not isinstance(hdu, (fits.ImageHDU, fits.PrimaryHDU)):
+        return None
+    hdr = hdu.header
+    if int(hdr.get("NAXIS", 0)) not in (1, 2) or int(hdr.get("BITPIX", 0)) not in _BITPIX_DTYPES:
+        return None
+    info = hdul.fileinfo(hdul.index_of(hdu))
+    handle = info["file"] if info else None
+    name = getattr(handle, "name", None)
+    if handle is None or getattr(handle, "compression", None) or not isinstance(name, str):
+        return None
+    if not os.path.isfile(name):
+        return None
+    return name, int(info["datLoc"]), np.dtype(_BITPIX_DTYPES[int(hdr["BITPIX"])])
+
+
+def read_section(
+    path: str | os.PathLike[str],
+    offset: int,
+    stored: np.dtype,
+    shape: tuple[int, int],
+    convert: Callable[[np.ndarray], np.ndarray],
+    dtype: np.dtype,
+    section: Section | None = None,
+) -> np.ndarray:
+    """Read rows of an image from a file a piece at a time into a new native array.
+
+    Only the output array and one piece of about :data:`CHUNK_BYTES` are in memory,
+    and the file is never mapped, so the pages read are not kept.
+
+    Parameters
+    ----------
+    path : path-like
+        The file.
+    offset : int
+        Byte offset of the image's first pixel.
+    stored : numpy.dtype
+        Type of the stored values (big-endian for FITS).
+    shape : tuple of int
+        ``(ny, nx)`` of the stored image.
+    convert : callable
+        Turns a piece of stored values into values of `dtype` (element by element).
+    dtype : numpy.dtype
+        Type of the result.
+    section : tuple of slice, optional
+        Rows and columns to read (default: all); steps must be 1.
+
+    Returns
+    -------
+    numpy.ndarray
+
+    Raises
+    ------
+    BadInputError
+        If the file ends before the image does.
+    """
+    ny, nx = shape
+    rows, cols = section if section is not None else (slice(0, ny), slice(0, nx))
+    y0, y1, _ = rows.indices(ny)
+    x0, x1, _ = cols.indices(nx)
+    out = np.empty((max(y1 - y0, 0), max(x1 - x0, 0)), dtype=dtype)
+    rowbytes = nx * stored.itemsize
+    step = max(1, CHUNK_BYTES // max(rowbytes, 1))
+    buf = np.empty((min(step, out.shape[0]), nx), dtype=stored)
+    with open(path, "rb") as fh:
+        for j in range(y0, y1, step):
+            piece = buf[: min(step, y1 - j)]
+            raw = piece.reshape(-1).view(np.uint8)
+            fh.seek(offset + j * rowbytes)
+            done = 0
+            while done < raw.size:
+                got = fh.readinto(raw[done:])
+                if not got:
+                    raise BadInputError(f"{Path(path).name} ends inside an image")
+                done += got
+            out[j - y0 : j - y0 + len(piece)] = convert(piece[:, x0:x1])
+    return out
+
+
+def _extension_array(
+    hdul: fits.HDUList, hdu: fits.hdu.base.ExtensionHDU, dtype: np.dtype, path: Path,
+    native: bool, section: Section | None = None,
+) -> np.ndarray:
+    const = constant_value(hdu.header)
+    if const is not None:
+        shape, value = const
+        if section is not None:
+            shape = np.empty(shape, dtype=np.bool_)[section].shape  # type: ignore[assignment]
+        if value == 0:
+            return np.zeros(shape, dtype=dtype)
+        return np.full(shape, value, dtype=dtype)
+    if native:
+        where = _data_location(hdul, hdu)
+        if where is not None:
+            name, offset, stored = where
+            return read_section(
+                name, offset, stored, image_shape(hdu.header),
+                lambda raw: _scaled(raw, hdu.header, dtype, True), dtype, section,
+            )
+    data = hdu.data  # raw values: files are opened with do_not_scale_image_data
+    if data is None:
+        raise BadInputError(
+            f"{path.name}[{hdu.name},{hdu.ver}] has no data and no PIXVALUE keyword"
+        )
+    if section is not None:
+        data = data[section]
+    return _scaled(data, hdu.header, dtype, native)
+
+
 def read_imset(
-    hdul: fits.HDUList, extver: int, *, path: Path, native: bool = True
+    hdul: fits.HDUList, extver: int, *, path: Path, native: bool = True,
+    section: Section | None = None,
 ) -> ImSet:
     """Read the SCI, ERR and DQ extensions with EXTVER `extver` of an open file.
 
@@ -153,8 +282,12 @@ def read_imset(
     path : pathlib.Path
         File name, for error messages.
     native : bool
-        If true, SCI/ERR are returned as native float32 copies (to be calibrated);
-        otherwise big-endian memory-mapped views are kept where possible (references).
+        If true, SCI/ERR are returned as native float32 arrays read from the file a
+        piece at a time (to be calibrated); otherwise big-endian memory-mapped views
+        are kept where possible (references).
+    section : tuple of slice, optional
+        Rows and columns to read, e.g. a reference's cut to a science array; only
+        they are read.
 
     Returns
     -------
@@ -164,13 +297,14 @@ def read_imset(
     Raises
     ------
     BadInputError
-        If the SCI extension is absent.
+        If the SCI extension is absent, or ERR or DQ has another shape than SCI.
     """
     try:
         sci_hdu = hdul["SCI", extver]
     except KeyError as err:
         raise BadInputError(f"{path.name} has no SCI extension with EXTVER={extver}") from err
-    sci = _extension_array(sci_hdu, np.dtype(np.float32), path, native)
+    full_shape = image_shape(sci_hdu.header)
+    sci = _extension_array(hdul, sci_hdu, np.dtype(np.float32), path, native, section)
     ny, nx = sci.shape
     arrays = {}
     headers = {}
@@ -181,13 +315,15 @@ def read_imset(
             arrays[name] = np.zeros((ny, nx), dtype=dtype)
             headers[name] = fits.Header([("EXTNAME", name), ("EXTVER", extver)])
             continue
-        arr = _extension_array(hdu, np.dtype(dtype), path, native)
+        shape = image_shape(hdu.header)
+        has_pixels = int(hdu.header.get("NAXIS", 0)) != 0 or constant_value(hdu.header)
+        if has_pixels and shape != full_shape:
+            raise BadInputError(
+                f"{path.name}[{name},{extver}] has shape {shape} but SCI has {full_shape}"
+            )
+        arr = _extension_array(hdul, hdu, np.dtype(dtype), path, native, section)
         if name == "DQ" and arr.dtype != np.uint16:
             arr = arr.astype(np.uint16) if arr.dtype.kind == "f" else arr.view(np.uint16)
-        if arr.shape != (ny, nx):
-            raise BadInputError(
-                f"{path.name}[{name},{extver}] has shape {arr.shape} but SCI has {(ny, nx)}"
-            )
         arrays[name] = arr
         headers[name] = _clean_header(hdu.header)
     return ImSet(
@@ -202,7 +338,7 @@ def read_imset(
 
 
 def read_exposure(path: str | os.PathLike[str], *, native: bool = True) -> Exposure:
-    """Read a calacs input or product (primary header and all imsets), memory-mapped.
+    """Read a calacs input or product (primary header and all imsets).
 
     Parameters
     ----------
@@ -261,6 +397,14 @@ def _is_constant(arr: np.ndarray) -> bool:
     return bool((arr == first).all())
 
 
+def _stored(arr: np.ndarray, dtype: type) -> np.ndarray:
+    """`arr` as the type it is written with; uint16 DQ is viewed as int16 (same bits)."""
+    arr = np.ascontiguousarray(arr)
+    if arr.dtype == np.uint16 and dtype is np.int16:
+        return arr.view(np.int16)
+    return arr.astype(dtype, copy=False)
+
+
 def _imset_hdus(imset: ImSet) -> list[fits.ImageHDU]:
     sci_hdr = _clean_header(imset.hdr)
     sci_hdr["EXTVER"] = imset.extver
@@ -277,8 +421,7 @@ def _imset_hdus(imset: ImSet) -> list[fits.ImageHDU]:
             value = float(value) if name == "ERR" else int(np.asarray(value).astype(np.int16))
             hdu = _constant_hdu(name, hdr, arr.shape, value)
         else:
-            data = arr.astype(np.int16) if name == "DQ" else np.asarray(arr, dtype=dtype)
-            hdu = fits.ImageHDU(np.ascontiguousarray(data), hdr, name=name)
+            hdu = fits.ImageHDU(_stored(arr, dtype), hdr, name=name)
         hdu.ver = imset.extver
         hdus.append(hdu)
     return hdus
@@ -337,17 +480,45 @@ def write_exposure(
     return Path(target)
 
 
-def _write_hdu(fh, hdu: fits.hdu.base.ExtensionHDU) -> None:
+def write_big_endian(fh: BinaryIO, data: np.ndarray) -> int:
+    """Write `data` to `fh` as big-endian values (FITS order), a piece at a time.
+
+    The bytes are those of ``data.astype(data.dtype.newbyteorder(">")).tobytes()``;
+    only one piece of about :data:`CHUNK_BYTES` is converted at a time, so no
+    big-endian copy of the whole array is made.
+
+    Parameters
+    ----------
+    fh : binary file
+        Open for writing.
+    data : numpy.ndarray
+        Any shape; written in C order.
+
+    Returns
+    -------
+    int
+        Number of bytes written.
+    """
+    flat = np.ascontiguousarray(data).reshape(-1)
+    big = flat.dtype.newbyteorder(">")
+    step = max(1, CHUNK_BYTES // max(flat.itemsize, 1))
+    buf = np.empty(min(step, flat.size), dtype=big)
+    for i in range(0, flat.size, step):
+        piece = buf[: min(step, flat.size - i)]
+        piece[...] = flat[i : i + len(piece)]
+        # file.write retries short writes and raises with the errno (ENOSPC, EFBIG),
+        # where ndarray.tofile reports a bare "requested and written" mismatch
+        fh.write(piece.view(np.uint8).data)
+    return flat.size * flat.itemsize
+
+
+def _write_hdu(fh: BinaryIO, hdu: fits.hdu.base.ExtensionHDU) -> None:
     """Write one HDU: its header, then its data big-endian, each padded to 2880 bytes."""
     fh.write(hdu.header.tostring(padding=True).encode("ascii"))
     if hdu.header.get("NAXIS", 0) == 0:
         return
-    data = hdu.data
-    big = np.ascontiguousarray(data, dtype=data.dtype.newbyteorder(">"))
-    # file.write retries short writes and raises with the errno (ENOSPC, EFBIG), where
-    # ndarray.tofile reports a bare "requested and written" mismatch
-    fh.write(big.reshape(-1).view(np.uint8).data)
-    pad = (-big.nbytes) % 2880
+    nbytes = write_big_endian(fh, hdu.data)
+    pad = (-nbytes) % 2880
     if pad:
         fh.write(b"\0" * pad)
 

@@ -44,6 +44,7 @@ __all__ = [
     "read_imphttab",
     "read_mlintab",
     "read_oscntab",
+    "read_ref_cut",
     "read_ref_imset",
     "read_shading",
     "ref_name_given",
@@ -547,6 +548,59 @@ def read_ref_imset(path: Path, chip: int, *, keyword: str, sci_only: bool = Fals
     extver = chip_extver(path, chip, keyword=keyword, sci_only=sci_only)
     with fits.open(path, memmap=True, lazy_load_hdus=True, do_not_scale_image_data=True) as hdul:
         return fitsio.read_imset(hdul, extver, path=path, native=False)
+
+
+def read_ref_cut(
+    path: Path, chip: int, sci_hdr: fits.Header, sci_shape: tuple[int, int], *,
+    keyword: str, name: str, sci_only: bool = False,
+) -> tuple[ImSet, tuple[int, int], tuple[int, int]]:
+    """Read the reference imset for `chip`, only the part over the science array.
+
+    Gives the same arrays as :func:`cut_reference` of :func:`read_ref_imset`, but
+    reads only the rows and columns it keeps, into native arrays, a piece at a
+    time: the whole reference is never in memory, nor mapped.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The reference file.
+    chip : int
+        CCDCHIP of the science imset.
+    sci_hdr : astropy.io.fits.Header
+        SCI header of the science imset (LTV1/LTV2 give its corner).
+    sci_shape : tuple of int
+        ``(ny, nx)`` of the science arrays.
+    keyword, name : str
+        For error messages (e.g. ``"DARKFILE"``, ``"jref$x_drk.fits"``).
+    sci_only : bool
+        A file of SCI extensions only (e.g. SNKCFILE).
+
+    Returns
+    -------
+    cut : ImSet
+        SCI/ERR native float32, DQ uint16, with the reference's headers.
+    offset : tuple of int
+        ``(x0, y0)`` of the science array inside the reference.
+    full_shape : tuple of int
+        ``(ny, nx)`` of the whole reference array.
+
+    Raises
+    ------
+    ReferenceFileError
+        If no imset is for `chip`.
+    ShapeMismatchError
+        If the reference does not cover the science array.
+    """
+    extver = chip_extver(path, chip, keyword=keyword, sci_only=sci_only)
+    with fits.open(path, memmap=True, lazy_load_hdus=True, do_not_scale_image_data=True) as hdul:
+        hdr = hdul["SCI", extver].header
+        full_shape = fitsio.image_shape(hdr)
+        x0, y0 = reference_offset(hdr, full_shape, sci_hdr, sci_shape, keyword=keyword,
+                                  name=name)
+        ny, nx = sci_shape
+        section = (slice(y0, y0 + ny), slice(x0, x0 + nx))
+        cut = fitsio.read_imset(hdul, extver, path=path, native=True, section=section)
+    return cut, (x0, y0), full_shape
 
 
 def read_shading(path: Path, chip: int, sci_hdr: fits.Header, sci_shape: tuple[int, int], *,

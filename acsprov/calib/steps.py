@@ -36,11 +36,9 @@ from acsprov.calib.reffiles import (
     CcdParams,
     RefFile,
     corner,
-    cut_reference,
     inspect_ref,
     read_ccdtab,
-    read_ref_imset,
-    reference_offset,
+    read_ref_cut,
 )
 from acsprov.calib.trailer import Trailer
 from acsprov.errors import BadInputError, ReferenceFileError
@@ -458,18 +456,23 @@ def log_refinfo(trl: Trailer, label: str, ref: RefFile | None, descrip2: str = "
 def cut_ref(
     ref: RefFile, imset: ImSet, *, sci_only: bool = False
 ) -> tuple[ImSet, tuple[int, int], bool]:
-    """Reference imset for `imset`'s chip cut to it, its offset, and FindLine's same_size."""
-    path = ref.require()
-    full = read_ref_imset(path, imset.chip, keyword=ref.keyword, sci_only=sci_only)
-    offset = reference_offset(full.hdr, full.shape, imset.hdr, imset.shape,
-                              keyword=ref.keyword, name=ref.name)
-    cut = cut_reference(full, imset.hdr, imset.shape, keyword=ref.keyword, name=ref.name)
-    return cut, offset, same_size(full, imset)
+    """Reference imset for `imset`'s chip cut to it, its offset, and FindLine's same_size.
+
+    Only the cut is read from the file (:func:`~acsprov.calib.reffiles.read_ref_cut`).
+    """
+    cut, offset, full_shape = read_ref_cut(ref.require(), imset.chip, imset.hdr, imset.shape,
+                                           keyword=ref.keyword, name=ref.name,
+                                           sci_only=sci_only)
+    return cut, offset, _same_size(cut.hdr, full_shape, imset)
 
 
 def same_size(ref_full: ImSet, imset: ImSet) -> bool:
     """FindLine's same_size: the reference starts at the imset's corner and is as wide."""
-    return corner(ref_full.hdr) == corner(imset.hdr) and ref_full.shape[1] == imset.shape[1]
+    return _same_size(ref_full.hdr, ref_full.shape, imset)
+
+
+def _same_size(ref_hdr: fits.Header, ref_shape: tuple[int, int], imset: ImSet) -> bool:
+    return corner(ref_hdr) == corner(imset.hdr) and ref_shape[1] == imset.shape[1]
 
 
 def sdqflags(imset: ImSet) -> int:

@@ -134,6 +134,8 @@ def run_acsccd(
         )
     trl.timestamp("Begin processing", keys.rootname)
     imsets = list(exposure.imsets)
+    extra = dict(exposure.extra)
+    del exposure  # the raw arrays are freed as the steps replace them
     params = [ccd_params(ccdref, keys, im) for im in imsets]
     overscans = []
     for im in imsets:
@@ -197,7 +199,6 @@ def run_acsccd(
     trl.message("\n")
     trl.end("ACSCCD")
     trl.timestamp("ACSCCD completed", keys.rootname)
-    extra = dict(exposure.extra)
     extra["acsccd"] = {"blev": dict(ctx.blev), "done": done, "driftcorr": driftcorr,
                        "plans": plans}
     return Exposure(phdr=phdr, imsets=tuple(out), path=None, extra=extra)
@@ -249,6 +250,7 @@ def _ccd_biascorr(ctx: CcdContext) -> None:
             trl.message(f"Ratio of (1,1) with offset =({x0},{y0})")
             trl.message(f"BIAS image and input are {'the same' if same else 'NOT the same'} size")
             ctx.imsets[i], _ = pixels.subtract_bias(im, cut)
+            del cut  # one chip's reference at a time
     trl.switch("BIASCORR", "COMPLETE")
     trl.timestamp("BIASCORR complete", ctx.keys.rootname)
     record_step(ctx.phdr, plan, refs=("BIASFILE",))
@@ -320,6 +322,7 @@ def _ccd_sinkcorr(ctx: CcdContext) -> None:
             trl.message(f"Ratio of (1,1) with offset =({x0},{y0})")
             trl.message(f"SINK image and input are {'the same' if same else 'NOT the same'} size")
             ctx.imsets[i], info = pixels.flag_sinks(im, cut.sci, bottom_up=extver == 1)
+            del cut
             trl.message(f"Sink pixels flagged = {info['n_flagged']}")
         trl.switch("SINKCORR", "COMPLETE")
         trl.timestamp("SINKCORR complete", ctx.keys.rootname)

@@ -1,0 +1,108 @@
+"""Pieced reading and writing of images (acsprov.calib.fitsio) against astropy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from astropy.io import fits
+
+from acsprov.calib import fitsio
+from acsprov.calib.imset import ImSet
+from acsprov.calib.reffiles import cut_reference, read_ref_cut, read_ref_imset
+from acsprov.errors import BadInputError
+
+
+@pytest.fixture
+def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pieces of 40 bytes, so that a small array is read and written in many pieces."""
+    monkeypatch.setattr(fitsio, "CHUNK_BYTES", 40)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.int16, np.uint16, np.float64])
+def test_write_big_endian_gives_astropys_bytes(tmp_path: Path, small_chunks: None,
+                                               dtype: type) -> None:
+    rng = np.random.default_rng(1)
+    arr = (rng.normal(size=(7, 13)) * 1000).astype(dtype)
+    ours = tmp_path / "ours.bin"
+    with open(ours, "wb") as fh:
+        n = fitsio.write_big_endian(fh, arr)
+    assert n == arr.nbytes
+    data = arr.view(np.int16) if dtype is np.uint16 else arr
+    theirs = tmp_path / "theirs.fits"
+    fits.PrimaryHDU(data).writeto(theirs)
+    with fits.open(theirs) as hdul:
+        start = hdul.fileinfo(0)["datLoc"]
+    assert ours.read_bytes() == theirs.read_bytes()[start : start + arr.nbytes]
+
+
+def test_written_imset_reads_back_bit_for_bit(tmp_path: Path, small_chunks: None) -> None:
+    rng = np.random.default_rng(2)
+    sci = rng.normal(size=(9, 11)).astype(np.float32)
+    err = rng.random((9, 11)).astype(np.float32)
+    dq = rng.integers(0, 65536, size=(9, 11)).astype(np.uint16)
+    exposure = fitsio.Exposure(fits.Header([("ROOTNAME", "x")]),
+                               (ImSet(sci, err, dq, fits.Header([("CCDCHIP", 1)])),))
+    path = fitsio.write_exposure(exposure, tmp_path / "x_flt.fits")
+    with fits.open(path) as hdul:
+        assert np.array_equal(hdul["SCI", 1].data, sci)
+        assert np.array_equal(hdul["ERR", 1].data, err)
+        assert np.array_equal(hdul["DQ", 1].data.astype(np.int16).view(np.uint16), dq)
+    back = fitsio.read_exposure(path).imsets[0]
+    for ours, want in ((back.sci, sci), (back.err, err), (back.dq, dq)):
+        assert ours.dtype == want.dtype and ours.dtype.isnative
+        assert np.array_equal(ours, want)
+
+
+def _raw_file(path: Path) -> np.ndarray:
+    """A raw-like file: unsigned 16-bit SCI (BZERO 32768), constant ERR and DQ."""
+    values = np.arange(12 * 10, dtype=np.uint16).reshape(12, 10) * 541
+    sci = fits.ImageHDU(values, name="SCI")  # astropy stores it as int16 with BZERO
+    sci.ver = 1
+    err = fits.ImageHDU(name="ERR")
+    err.header.update({"NPIX1": 10, "NPIX2": 12, "PIXVALUE": 0.0, "EXTVER": 1})
+    dq = fits.ImageHDU(name="DQ")
+    dq.header.update({"NPIX1": 10, "NPIX2": 12, "PIXVALUE": 4, "EXTVER": 1})
+    fits.HDUList([fits.PrimaryHDU(), sci, err, dq]).writeto(path)
+    return values
+
+
+def test_pieced_read_of_a_raw_file(tmp_path: Path, small_chunks: None) -> None:
+    values = _raw_file(tmp_path / "r_raw.fits")
+    imset = fitsio.read_exposure(tmp_path / "r_raw.fits").imsets[0]
+    assert imset.sci.dtype == np.float32 and imset.sci.dtype.isnative
+    assert np.array_equal(imset.sci, values.astype(np.float32))
+    assert not imset.err.any() and (imset.dq == 4).all() and imset.dq.dtype == np.uint16
+
+
+def test_section_of_a_reference_is_its_cut(tmp_path: Path, small_chunks: None) -> None:
+    rng = np.random.default_rng(3)
+    path = tmp_path / "r_drk.fits"
+    hdus: list = [fits.PrimaryHDU()]
+    for ext, arr in (("SCI", rng.normal(size=(20, 30)).astype(">f4")),
+                     ("ERR", rng.random((20, 30)).astype(">f4")),
+                     ("DQ", rng.integers(0, 3000, size=(20, 30)).astype(">i2"))):
+        hdu = fits.ImageHDU(arr, name=ext)
+        hdu.ver = 1
+        hdu.header["CCDCHIP"] = 2
+        hdus.append(hdu)
+    fits.HDUList(hdus).writeto(path)
+    sci_hdr = fits.Header([("LTV1", -4.0), ("LTV2", -3.0)])
+    full = read_ref_imset(path, 2, keyword="DARKFILE")
+    want = cut_reference(full, sci_hdr, (10, 12), keyword="DARKFILE", name="d")
+    cut, offset, shape = read_ref_cut(path, 2, sci_hdr, (10, 12), keyword="DARKFILE", name="d")
+    assert offset == (4, 3) and shape == (20, 30)
+    for name in ("sci", "err", "dq"):
+        ours, theirs = getattr(cut, name), getattr(want, name)
+        assert ours.dtype == theirs.dtype and ours.dtype.isnative
+        assert np.array_equal(ours, theirs)
+    assert cut.hdr == want.hdr
+
+
+def test_truncated_file_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "short.bin"
+    path.write_bytes(b"\0" * 10)
+    with pytest.raises(BadInputError, match="ends inside"):
+        fitsio.read_section(path, 0, np.dtype(">f4"), (2, 2), lambda a: a.astype(np.float32),
+                            np.dtype(np.float32))
