@@ -29,7 +29,7 @@ def use_kernels(use_kernel: bool | None) -> bool:
     return (not _numba_config.DISABLE_JIT) if use_kernel is None else use_kernel
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _subtract_kernel(sci, err, dq, rsci, rerr, rdq):  # pragma: no cover - jitted
     ny, nx = sci.shape
     osci = np.empty((ny, nx), np.float32)
