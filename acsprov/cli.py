@@ -719,10 +719,11 @@ def run() -> None:
 def exit_quickly(code: int) -> None:
     """End the process with `code` after the shutdown steps that have effects.
 
-    Non-daemon threads are joined and the ``atexit`` handlers run (logging's
-    shutdown, multiprocessing's clean-up of its children, temporary directories),
-    as :func:`sys.exit` would; stdout and stderr are flushed; module teardown and
-    the collection of the last objects are skipped (:func:`os._exit`).  While a
+    Thread pools are shut down, non-daemon threads joined and the ``atexit``
+    handlers run (logging's shutdown, multiprocessing's clean-up of its children,
+    temporary directories), as :func:`sys.exit` would; stdout and stderr are
+    flushed; module teardown and the collection of the last objects are skipped
+    (:func:`os._exit`).  While a
     child process is still there (a git-annex batch process that finalizers would
     close, say), or where that cannot be known, the process exits the usual way.
     """
@@ -730,9 +731,12 @@ def exit_quickly(code: int) -> None:
     import os
     import threading
 
-    for thread in threading.enumerate():
-        if thread is not threading.main_thread() and not thread.daemon:
-            thread.join()
+    shutdown = getattr(threading, "_shutdown", None)
+    if shutdown is None or _has_children() is not False:
+        sys.exit(code)
+    # the interpreter's first step of its shutdown: thread pools are told to stop
+    # (their atexit hooks), then every non-daemon thread is joined
+    shutdown()
     if _has_children() is not False:
         sys.exit(code)
     atexit._run_exitfuncs()

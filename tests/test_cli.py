@@ -95,6 +95,9 @@ class Teardown:
         print("teardown", flush=True)
 keep = Teardown()
 atexit.register(lambda: print("atexit", flush=True))
+from concurrent.futures import ThreadPoolExecutor
+pool = ThreadPoolExecutor(2)  # left running: its idle workers must not hold the exit
+pool.submit(print, "pooled", flush=True).result()
 child = subprocess.Popen(["sleep", "0.2"]) if sys.argv[1:] == ["child"] else None
 print("done", end=" ")
 exit_quickly(3)
@@ -106,8 +109,8 @@ def test_the_command_exits_quickly_unless_a_child_process_is_there(child):
     proc = subprocess.run([sys.executable, "-c", QUICK_EXIT, *(["child"] if child else [])],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 3
-    assert proc.stdout.split() == (["done", "atexit", "teardown"] if child
-                                   else ["done", "atexit"])
+    assert proc.stdout.split() == (["pooled", "done", "atexit", "teardown"] if child
+                                   else ["pooled", "done", "atexit"])
 
 
 def test_the_console_script_is_the_quick_exit():

@@ -93,10 +93,44 @@ def test_a_build_exports_every_signature_and_a_stale_one_is_not_loaded(tmp_path,
     for got, expected in zip(out, _subtract_numpy(sci, err, dq, rsci, rerr, rdq), strict=True):
         assert got.dtype == expected.dtype
         np.testing.assert_array_equal(got, expected)
+    assert _runs_without_the_gil(module.imarith__subtract_kernel)  # it is nogil=True
     monkeypatch.setattr(kernels, "fingerprint", lambda source=None: "0" * 16)
     assert kernels._load_aot(tmp_path) is None
     monkeypatch.setenv("ACSPROV_AOT", "0")
     assert kernels._load_aot(tmp_path) is None
+
+
+def _runs_without_the_gil(subtract) -> bool:
+    """Whether a Python thread runs while `subtract` (the subtraction kernel) does.
+
+    With a switch interval of 1 s the other thread gets the GIL only when this one
+    gives it up, which a kernel holding the GIL never does until it returns.
+    """
+    import threading
+    import time
+
+    arrays = [np.ones((512, 512), np.float32) for _ in range(4)]
+    dq = np.zeros((512, 512), np.uint16)
+    ticks, stop = [0], threading.Event()
+
+    def spin() -> None:
+        while not stop.is_set():
+            ticks[0] += 1
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1.0)
+    try:
+        spinner = threading.Thread(target=spin)
+        spinner.start()
+        time.sleep(0.01)  # the spinner takes the GIL, and gives it back after 1 s at most
+        ticks[0] = 0
+        subtract(arrays[0], arrays[1], dq, arrays[2], arrays[3], dq)
+        ran = ticks[0] > 0
+        stop.set()
+    finally:
+        sys.setswitchinterval(interval)
+    spinner.join()
+    return ran
 
 
 #: Calibrates its arguments in a fresh process; says whether numba was imported.

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +25,7 @@ import numpy as np
 from astropy.io import fits
 
 from acsprov.calib.acsccd import pixels
+from acsprov.calib.chips import ChipLog, map_chips, parallel_chips
 from acsprov.calib.fitsio import Exposure, hstio_float
 from acsprov.calib.imarith import subtract_imset, use_kernels
 from acsprov.calib.imset import ImSet
@@ -190,7 +191,7 @@ def subtract_flash(
     return out, {"meanflash": meanflash}
 
 
-@kernel(cache=True)
+@kernel(cache=True, nogil=True)
 def _divide_kernel(sci, err, dq, f, ferr, fdq):  # pragma: no cover - jitted
     ny, nx = sci.shape
     osci = np.empty((ny, nx), np.float32)
@@ -382,7 +383,7 @@ def set_photometry(imset: ImSet, phot: PhotValues | None, mode: str) -> tuple[Im
     return out, info
 
 
-@kernel(cache=True)
+@kernel(cache=True, nogil=True)
 def _stats_kernel(sci, err, dq, sdq):  # pragma: no cover - jitted
     ny, nx = sci.shape
     n = 0
@@ -496,11 +497,14 @@ def run_acs2d(
     overrides: Mapping[str, str] | None = None,
     input_dir: str | os.PathLike[str] | None = None,
     output_name: str = "",
+    nthreads: int | None = None,
 ) -> Exposure:
     """ACS2D on an overscan-trimmed exposure (a ``_blv_tmp``): the ``_flt``, in memory.
 
     Parameters are as for :func:`run_acsccd`; `requested` carries the switch values
-    calacs passes down (it turns DQICORR off after ACSCCD did it).
+    calacs passes down (it turns DQICORR off after ACSCCD did it).  With `nthreads`
+    None or above 1, the imsets of a two-chip exposure are calibrated concurrently
+    (:mod:`acsprov.calib.chips`); the results and the trailer are the same.
 
     Raises
     ------
@@ -558,23 +562,71 @@ def run_acs2d(
     trl.timestamp("Begin processing", keys.rootname)
     trl.message(f"Processing {len(exposure.imsets)} IMSETs...")
     states = {k: p.state for k, p in plans.items()}
-    out_phdr = base_phdr.copy()
-    out_imsets = []
-    for im in exposure.imsets:
+
+    def one(im: ImSet, log: Trailer, states: dict[str, State]) -> tuple[ImSet, fits.Header]:
         phdr = base_phdr.copy()
-        trl.message("\n")
-        trl.message(f"Imset {im.extver}  Begin {Trailer._now('%H:%M:%S UTC')}")
-        im = _do2d(im, phdr, keys, plans, states, ccdref, trl, output_name, lin)
-        out_imsets.append(im)
-        trl.message(f"Imset {im.extver}  End {Trailer._now('%H:%M:%S UTC')}")
-        if im.extver == exposure.imsets[0].extver:
+        log.message("\n")
+        log.message(f"Imset {im.extver}  Begin {Trailer._now('%H:%M:%S UTC')}")
+        im = _do2d(im, phdr, keys, plans, states, ccdref, log, output_name, lin)
+        log.message(f"Imset {im.extver}  End {Trailer._now('%H:%M:%S UTC')}")
+        return im, phdr
+
+    imsets = list(exposure.imsets)
+    done = None
+    if parallel_chips(nthreads, len(imsets)):
+        done = _parallel_imsets(one, imsets, states, trl)
+    if done is None:
+        done = [one(im, trl, states) for im in imsets]
+    out_phdr = base_phdr.copy()
+    for im, phdr in done:
+        if im.extver == imsets[0].extver:
             out_phdr = phdr
+    out_imsets = [im for im, _ in done]
     trl.message("\n")
     trl.end("ACS2D")
     trl.timestamp("ACS2D completed", keys.rootname)
     extra = dict(exposure.extra)
     extra["acs2d"] = {"plans": plans}
     return Exposure(phdr=out_phdr, imsets=tuple(out_imsets), path=None, extra=extra)
+
+
+_Imset2D = Callable[[ImSet, Trailer, dict[str, State]], tuple[ImSet, fits.Header]]
+
+
+def _parallel_imsets(one: _Imset2D, imsets: list[ImSet], states: dict[str, State],
+                     trl: Trailer) -> list[tuple[ImSet, fits.Header]] | None:
+    """ACS2D of every imset at once, each from the step states of the start.
+
+    In calacs a step that turns out impossible (FLSHCORR without a flash, SHADCORR
+    without an exposure time, PHOTCORR needing extrapolation) is IGNORED for the
+    following imsets too.  So the imsets' results stand only if no imset but the
+    last changed a state; otherwise None is returned and nothing is written to
+    `trl`: the caller redoes them one after the other.
+
+    Raises
+    ------
+    Exception
+        The error of the first imset that failed, when the states before it were
+        unchanged (its messages and the earlier imsets' are then in `trl`).
+    """
+    kept = ChipLog(version=trl.version)
+    copies = [dict(states) for _ in imsets]
+
+    def valid() -> bool:
+        return all(c == states for c in copies[:-1])
+
+    try:
+        done = map_chips(lambda i, im, log: one(im, log, copies[i]), imsets, kept,
+                         parallel=True)
+    except Exception:
+        if not valid():
+            return None
+        kept.replay(trl)
+        raise
+    if not valid():
+        return None
+    kept.replay(trl)
+    return done
 
 
 @dataclass

@@ -661,7 +661,7 @@ def _ccd_stage(run: _Run, pos: _Position, exp: _Exposure) -> None:
         product = run_acsccd(read_exposure(exp.raw), trailer=trl,
                              requested={k: sw[k] for k in _CCD_SWITCHES},
                              overrides=pos.overrides, input_dir=plan.directory,
-                             output_name=blv.name)
+                             output_name=blv.name, nthreads=run.nthreads)
         run.keep((exp.root, "ccd"), trl)
         _record_refs(run, product, "acsccd")
         run.temporary(blv, "blv_tmp", (exp.raw,))
@@ -715,7 +715,7 @@ def _twod_stage(run: _Run, pos: _Position, src: Path, dst: Path, key: tuple[str,
     trl = run.trailer()
     product = run_acs2d(read_exposure(src), trailer=trl, requested=requested,
                         overrides=overrides, input_dir=run.plan.directory,
-                        output_name=dst.name)
+                        output_name=dst.name, nthreads=run.nthreads)
     run.keep(key, trl)
     _record_refs(run, product, "acs2d", cte_dark=cte_dark)
     _write_final(run, product, dst, derived_from)

@@ -28,7 +28,7 @@ def use_kernels(use_kernel: bool | None) -> bool:
     return (not numba_disabled()) if use_kernel is None else use_kernel
 
 
-@kernel(cache=True)
+@kernel(cache=True, nogil=True)
 def _subtract_kernel(sci, err, dq, rsci, rerr, rdq):  # pragma: no cover - jitted
     ny, nx = sci.shape
     osci = np.empty((ny, nx), np.float32)

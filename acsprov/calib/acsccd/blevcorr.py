@@ -21,12 +21,14 @@ import numpy as np
 
 from acsprov.calib.acsccd.context import CcdContext
 from acsprov.calib.acsccd.pixels import BIAS_SHIFT_APERTURES, SM4MJD, _f32
+from acsprov.calib.chips import map_chips
 from acsprov.calib.fitsio import hstio_double, hstio_float
 from acsprov.calib.imarith import use_kernels
 from acsprov.calib.imset import ImSet
 from acsprov.calib.kernels import kernel
 from acsprov.calib.reffiles import AMPS, CcdParams, OverscanRegion
 from acsprov.calib.steps import ExposureKeys, add_history, log_refinfo, ref_history, sdqflags
+from acsprov.calib.trailer import Trailer
 from acsprov.errors import BadInputError
 
 __all__ = [
@@ -145,19 +147,20 @@ def _blev_full_frame(ctx: CcdContext) -> tuple[bool, list[bool]]:
     trl.switch("BLEVCORR", "PERFORM")
     if keys.jwrotype == "DS_INT" and keys.ccdgain == 2.0:
         trl.message("Performing bias-shift and cross talk corrections for full frame data.")
-        pair, info = bias_shift(ctx.imsets)
+        pair, info = bias_shift(ctx.imsets, parallel=ctx.parallel)
         for a in AMPS:
             trl.message(f"Bias shift correcting for bias level in Amp {a} of "
                         f"{info['before'][a]:0.4f} electrons (before correction).")
             trl.message(f"Bias shift correcting for bias level in Amp {a} of "
                         f"{info['after'][a]:0.4f} electrons (after correction).")
             ctx.blev[a] = ctx.blev.get(a, 0.0) + info["blev"][a]
-        ctx.imsets = [apply_crosstalk(im)[0] for im in pair]
+        ctx.imsets = map_chips(lambda i, im, log: apply_crosstalk(im)[0], pair, trl,
+                               parallel=ctx.parallel)
     else:
         trl.message("WFC readout type/gain not set as needed, no bias shift nor cross talk "
                     "correction done for full frame data.")
     trl.message("Performing stripe removal and bias level subtraction for full frame data.")
-    (chip2, chip1), info = destripe(ctx.imsets[0], ctx.imsets[1])
+    (chip2, chip1), info = destripe(ctx.imsets[0], ctx.imsets[1], parallel=ctx.parallel)
     ctx.imsets = [chip2, chip1]
     for a in AMPS:
         trl.message(
@@ -184,7 +187,7 @@ def _amp_view(sci: np.ndarray, amp: str, arr_cols: int) -> np.ndarray:
     raise BadInputError(f"amp {amp!r} is not one of A, B, C, D")
 
 
-@kernel(cache=True)
+@kernel(cache=True, nogil=True)
 def _dsi_kernel(amp, ngap, magic, factor, dc_ratio, dsi_sens):  # pragma: no cover - jitted
     rows, cols = amp.shape
     out = np.empty((rows, cols), np.float64)
@@ -231,7 +234,8 @@ def _magic_square_mean(amp: np.ndarray) -> float:
 
 
 def bias_shift(
-    imsets: Sequence[ImSet], *, subarray_amp: str | None = None, use_kernel: bool | None = None
+    imsets: Sequence[ImSet], *, subarray_amp: str | None = None, use_kernel: bool | None = None,
+    parallel: bool = False,
 ) -> tuple[tuple[ImSet, ...], dict]:
     """Post-SM4 WFC bias-shift correction (ISR ACS 2012-02) and magic-square level.
 
@@ -244,6 +248,8 @@ def bias_shift(
         The amp of a supported subarray (CCDAMP); None for a full frame.
     use_kernel : bool
         Use the numba kernel (False: the numpy/scipy twin).
+    parallel : bool
+        Correct the two chips' amps concurrently (:mod:`acsprov.calib.chips`).
 
     Returns
     -------
@@ -261,34 +267,41 @@ def bias_shift(
     else:
         arr_cols = imsets[0].shape[1]
         plan = [(subarray_amp, 0)]
-    scis = [im.sci.copy() for im in imsets]
-    before, after, blev = {}, {}, {}
     filt = _dsi_kernel if use_kernels(use_kernel) else _dsi_numpy
-    for amp, idx in plan:
-        # the float32 view itself: the filter reads each pixel as float64, exactly
-        # as a float64 copy would give it, without the copy
-        view = _amp_view(scis[idx], amp, arr_cols)
-        if view.shape[0] < 2067 or view.shape[1] < 23:
-            raise BadInputError(
-                f"bias shift needs at least 2067 x 23 pixels per amp, got {view.shape}"
-            )
-        magic = _magic_square_mean(view)
-        before[amp] = magic
-        factor = 1.0 - math.exp(-1.0 / (_TIME_CONST[amp] * _SERIAL_FREQ))
-        corrected = filt(view, ngap, magic, factor, _DC_RATIO[amp], _DSI_SENS[amp])
-        magic_after = _magic_square_mean(corrected)
-        after[amp] = magic_after
-        blev[amp] = magic_after
-        corrected -= magic_after
-        view[...] = corrected  # rounded to float32 as astype(np.float32) does
-    out = tuple(im.evolve(sci=s) for im, s in zip(imsets, scis, strict=True))
+
+    def correct(idx: int, im: ImSet, log: Trailer) -> tuple[np.ndarray, dict[str, tuple]]:
+        sci = im.sci.copy()
+        levels = {}
+        for amp in (a for a, i in plan if i == idx):
+            # the float32 view itself: the filter reads each pixel as float64, exactly
+            # as a float64 copy would give it, without the copy
+            view = _amp_view(sci, amp, arr_cols)
+            if view.shape[0] < 2067 or view.shape[1] < 23:
+                raise BadInputError(
+                    f"bias shift needs at least 2067 x 23 pixels per amp, got {view.shape}"
+                )
+            magic = _magic_square_mean(view)
+            factor = 1.0 - math.exp(-1.0 / (_TIME_CONST[amp] * _SERIAL_FREQ))
+            corrected = filt(view, ngap, magic, factor, _DC_RATIO[amp], _DSI_SENS[amp])
+            magic_after = _magic_square_mean(corrected)
+            levels[amp] = (magic, magic_after)
+            corrected -= magic_after
+            view[...] = corrected  # rounded to float32 as astype(np.float32) does
+        return sci, levels
+
+    done = map_chips(correct, imsets, Trailer(), parallel=parallel)
+    levels = {amp: done[idx][1][amp] for amp, idx in plan}
+    before = {amp: b for amp, (b, _) in levels.items()}
+    after = {amp: a for amp, (_, a) in levels.items()}
+    blev = dict(after)
+    out = tuple(im.evolve(sci=s) for im, (s, _) in zip(imsets, done, strict=True))
     if subarray_amp is not None:
         out[0].hdr["MEANBLEV"] = (_f32(after[subarray_amp]),
                                   "mean of bias levels subtracted in electrons")
     return out, {"before": before, "after": after, "blev": blev}
 
 
-@kernel(cache=True)
+@kernel(cache=True, nogil=True)
 def _crosstalk_kernel(sci, scale):  # pragma: no cover - jitted
     ny, nx = sci.shape
     out = sci.copy()
@@ -450,7 +463,7 @@ def _stripe_means(
     return rowmeans, int((count >= 2).sum())
 
 
-@kernel(cache=True)
+@kernel(cache=True, nogil=True)
 def _destripe_kernel(view, colmeans, blev, rowmeans, frac):  # pragma: no cover - jitted
     rows, cols = view.shape
     for r in range(rows):
@@ -486,15 +499,16 @@ def _destripe_numpy(view: np.ndarray, colmeans: np.ndarray, blev: float,
         view[r0:r1] = x.astype(np.float32)
 
 
-def destripe(chip2: ImSet, chip1: ImSet, *,
-             use_kernel: bool | None = None) -> tuple[tuple[ImSet, ImSet], dict]:
+def destripe(chip2: ImSet, chip1: ImSet, *, use_kernel: bool | None = None,
+             parallel: bool = False) -> tuple[tuple[ImSet, ImSet], dict]:
     """Post-SM4 WFC full-frame bias level subtraction and destriping (prescan based).
 
     Per amp: subtract the clipped mean of each of the 24 prescan columns from that
     column, subtract the clipped mean of the good prescan pixels from the whole amp
     (the bias level), then subtract from all four amps the row-wise stripe pattern
     (mean over amps of the prescan row means), interpolated along the readout.
-    Computed in float64 and stored as float32, row block by row block.
+    Computed in float64 and stored as float32, row block by row block; with
+    `parallel`, the two chips' pixels are corrected concurrently.
 
     Returns
     -------
@@ -520,8 +534,12 @@ def destripe(chip2: ImSet, chip1: ImSet, *,
     rowmeans, rows_fixed = _stripe_means(bias, good)
     frac = (np.arange(arr_cols, dtype=np.float64) - 11.5) / float(arr_cols + 146)
     apply = _destripe_kernel if use_kernels(use_kernel) else _destripe_numpy
-    for a in AMPS:
-        apply(views[a], colmeans[a], blev[a], rowmeans, frac)
+
+    def correct(i: int, amps: str, log: Trailer) -> None:
+        for a in amps:
+            apply(views[a], colmeans[a], blev[a], rowmeans, frac)
+
+    map_chips(correct, ("AB", "CD"), Trailer(), parallel=parallel)
     out2 = chip2.evolve(sci=s2)
     out1 = chip1.evolve(sci=s1)
     out1.hdr["MEANBLEV"] = (_f32((blev["A"] + blev["B"]) / 2.0),

@@ -17,7 +17,8 @@ __all__ = ["CcdContext"]
 @dataclass
 class CcdContext:
     """One exposure in ACSCCD: keys, primary header, imsets with their CCDTAB rows and
-    overscan regions, step plans, trailer, and the bias levels subtracted per amp."""
+    overscan regions, step plans, trailer, the bias levels subtracted per amp, and
+    whether the chips are worked on concurrently (:mod:`acsprov.calib.chips`)."""
 
     keys: ExposureKeys
     phdr: fits.Header
@@ -27,3 +28,4 @@ class CcdContext:
     plans: dict[str, StepPlan]
     trl: Trailer
     blev: dict[str, float] = field(default_factory=dict)
+    parallel: bool = False

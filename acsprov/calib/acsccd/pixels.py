@@ -378,7 +378,7 @@ def flag_full_well(
 
 
 # --------------------------------------------------------------------------- SINKCORR
-@kernel(cache=True)
+@kernel(cache=True, nogil=True)
 def _sink_kernel(sci, dq, sink, bottom_up):  # pragma: no cover - jitted
     ny, nx = sci.shape
     keep = np.zeros(nx, np.bool_)

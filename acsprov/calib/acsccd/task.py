@@ -18,7 +18,9 @@ import numpy as np
 from acsprov.calib.acsccd import pixels
 from acsprov.calib.acsccd.blevcorr import do_blevcorr, trim_overscan
 from acsprov.calib.acsccd.context import CcdContext
+from acsprov.calib.chips import map_chips, parallel_chips
 from acsprov.calib.fitsio import Exposure, hstio_float
+from acsprov.calib.imset import ImSet
 from acsprov.calib.reffiles import (
     AMPS,
     ShapeMismatchError,
@@ -71,6 +73,7 @@ def run_acsccd(
     overrides: Mapping[str, str] | None = None,
     input_dir: str | os.PathLike[str] | None = None,
     output_name: str = "",
+    nthreads: int | None = None,
 ) -> Exposure:
     """ACSCCD on a raw exposure: the ``_blv_tmp`` product, in memory.
 
@@ -88,6 +91,10 @@ def run_acsccd(
         Directory for relative reference names (default: the raw file's).
     output_name : str
         Output name written to FILENAME.
+    nthreads : int, optional
+        Threads the run may use: unless 1, the chips of a two-chip exposure are
+        worked on concurrently (:mod:`acsprov.calib.chips`); the results and the
+        trailer are the same.
 
     Returns
     -------
@@ -153,12 +160,16 @@ def run_acsccd(
     trl.message("")
     log_refinfo(trl, "CCDTAB", ccdref, params[0].descrip2)
     ccd_history(phdr, ccdref, params[0])
-    ctx = CcdContext(keys, phdr, imsets, params, overscans, plans, trl)
+    ctx = CcdContext(keys, phdr, imsets, params, overscans, plans, trl,
+                     parallel=parallel_chips(nthreads, len(imsets)))
     _ccd_dqicorr(ctx)
     _ccd_biascorr(ctx)
-    for i, im in enumerate(ctx.imsets):
+
+    def electrons(i: int, im: ImSet, log: Trailer) -> ImSet:
         geom = pixels.amp_geometry(keys.detector, im.chip, params[i], im.hdr, im.shape)
-        ctx.imsets[i], _ = pixels.to_electrons(im, geom)
+        return pixels.to_electrons(im, geom)[0]
+
+    ctx.imsets = map_chips(electrons, ctx.imsets, trl, parallel=ctx.parallel)
     trimmed, done, driftcorr = do_blevcorr(ctx)
     final, offset = pixels.darktime(keys.darktime, params[0], expstart=keys.expstart,
                                  subarray=keys.subarray, aperture=keys.aperture,
@@ -245,12 +256,14 @@ def _ccd_biascorr(ctx: CcdContext) -> None:
         log_refinfo(trl, "BIASFILE", bias)
     if plan.perform:
         assert bias is not None
-        for i, im in enumerate(ctx.imsets):
+
+        def one(i: int, im: ImSet, log: Trailer) -> ImSet:
             cut, (x0, y0), same = cut_ref(bias, im)
-            trl.message(f"Ratio of (1,1) with offset =({x0},{y0})")
-            trl.message(f"BIAS image and input are {'the same' if same else 'NOT the same'} size")
-            ctx.imsets[i], _ = pixels.subtract_bias(im, cut)
-            del cut  # one chip's reference at a time
+            log.message(f"Ratio of (1,1) with offset =({x0},{y0})")
+            log.message(f"BIAS image and input are {'the same' if same else 'NOT the same'} size")
+            return pixels.subtract_bias(im, cut)[0]
+
+        ctx.imsets = map_chips(one, ctx.imsets, trl, parallel=ctx.parallel)
     trl.switch("BIASCORR", "COMPLETE")
     trl.timestamp("BIASCORR complete", ctx.keys.rootname)
     record_step(ctx.phdr, plan, refs=("BIASFILE",))
@@ -259,11 +272,13 @@ def _ccd_biascorr(ctx: CcdContext) -> None:
 def _ccd_full_well(ctx: CcdContext) -> None:
     bias_plan = ctx.plans["BIASCORR"]
     blev_plan = ctx.plans["BLEVCORR"]
-    for i, im in enumerate(ctx.imsets):
-        if not (bias_plan.perform and blev_plan.perform):
+    if not (bias_plan.perform and blev_plan.perform):
+        for i in range(len(ctx.imsets)):
             ctx.trl.warn(f"\nNo Full-well saturation flagging being performed for imset {i + 1}.\n")
-            continue
-        ctx.trl.message(f"\nFull-well saturation flagging being performed for imset {i + 1}.\n")
+        return
+
+    def one(i: int, im: ImSet, log: Trailer) -> ImSet:
+        log.message(f"\nFull-well saturation flagging being performed for imset {i + 1}.\n")
         satu = bias_plan.refs["SATUFILE"]
         full = read_ref_imset(satu.require(), im.chip, keyword="SATUFILE")
         same = same_size(full, im)
@@ -284,18 +299,23 @@ def _ccd_full_well(ctx: CcdContext) -> None:
                     f"array at offset {offset}"
                 )
         kind = "Full-frame" if same else "Subarray"
-        ctx.trl.message(f"{kind} full-well saturation image flagging step being performed.")
-        ctx.imsets[i], _ = pixels.flag_full_well(im, np.asarray(full.sci, np.float32),
-                                              ctx.overscan[i], offset=offset, full_frame=same)
-        ctx.trl.message(f"{kind} full-well saturation image flagging step done.")
+        log.message(f"{kind} full-well saturation image flagging step being performed.")
+        out, _ = pixels.flag_full_well(im, np.asarray(full.sci, np.float32), ctx.overscan[i],
+                                       offset=offset, full_frame=same)
+        log.message(f"{kind} full-well saturation image flagging step done.")
+        return out
+
+    ctx.imsets = map_chips(one, ctx.imsets, ctx.trl, parallel=ctx.parallel)
 
 
 def _ccd_noise(ctx: CcdContext) -> None:
     keys = ctx.keys
-    for i, im in enumerate(ctx.imsets):
+
+    def one(i: int, im: ImSet, log: Trailer) -> ImSet:
         geom = pixels.amp_geometry(keys.detector, im.chip, ctx.params[i], im.hdr, im.shape)
-        ctx.imsets[i], _ = pixels.init_noise(im, geom,
-                                             bias_exposure=keys.targname.startswith("BIAS"))
+        return pixels.init_noise(im, geom, bias_exposure=keys.targname.startswith("BIAS"))[0]
+
+    ctx.imsets = map_chips(one, ctx.imsets, ctx.trl, parallel=ctx.parallel)
     add_history(ctx.phdr, "Uncertainty array initialized.")
     p = ctx.params[0]
     rn = ",".join(f"{v:.5g}" for v in p.readnoise if v > 0)
@@ -316,14 +336,17 @@ def _ccd_sinkcorr(ctx: CcdContext) -> None:
     if plan.perform:
         assert sink is not None
         path = sink.require()
-        for i, im in enumerate(ctx.imsets):
+
+        def one(i: int, im: ImSet, log: Trailer) -> ImSet:
             extver = chip_extver(path, im.chip, keyword="SNKCFILE", sci_only=True)
             cut, (x0, y0), same = cut_ref(sink, im, sci_only=True)
-            trl.message(f"Ratio of (1,1) with offset =({x0},{y0})")
-            trl.message(f"SINK image and input are {'the same' if same else 'NOT the same'} size")
-            ctx.imsets[i], info = pixels.flag_sinks(im, cut.sci, bottom_up=extver == 1)
-            del cut
-            trl.message(f"Sink pixels flagged = {info['n_flagged']}")
+            log.message(f"Ratio of (1,1) with offset =({x0},{y0})")
+            log.message(f"SINK image and input are {'the same' if same else 'NOT the same'} size")
+            out, info = pixels.flag_sinks(im, cut.sci, bottom_up=extver == 1)
+            log.message(f"Sink pixels flagged = {info['n_flagged']}")
+            return out
+
+        ctx.imsets = map_chips(one, ctx.imsets, trl, parallel=ctx.parallel)
         trl.switch("SINKCORR", "COMPLETE")
         trl.timestamp("SINKCORR complete", ctx.keys.rootname)
     record_step(ctx.phdr, plan, refs=("SNKCFILE",))
