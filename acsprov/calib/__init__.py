@@ -15,6 +15,9 @@ arithmetic as pure functions of arrays:
 
 Shared by the tasks: :mod:`.steps` (switch logic and per-exposure keys),
 :mod:`.reffiles` (reference lookup and reading), :mod:`.fitsio` (FITS files, the
-only I/O), :mod:`.imset`, :mod:`.trailer` and :mod:`.version` (the engine's name).
+only I/O), :mod:`.imset`, :mod:`.trailer`, :mod:`.version` (the engine's name),
+:mod:`.chips` (a WFC exposure's two chips on two threads), :mod:`.imarith` (image
+set arithmetic) and :mod:`.kernels` (the numba kernels, compiled ahead of time by
+``make install``; :mod:`.warmup` lists their signatures).
 Tasks import shared modules and never calacs; calacs imports the tasks.
 """
