@@ -18,6 +18,6 @@ Shared by the tasks: :mod:`.steps` (switch logic and per-exposure keys),
 only I/O), :mod:`.imset`, :mod:`.trailer`, :mod:`.version` (the engine's name),
 :mod:`.chips` (a WFC exposure's two chips on two threads), :mod:`.imarith` (image
 set arithmetic) and :mod:`.kernels` (the numba kernels, compiled ahead of time by
-``make install``; :mod:`.warmup` lists their signatures).
+``make install``, which runs :mod:`.warmup`).
 Tasks import shared modules and never calacs; calacs imports the tasks.
 """

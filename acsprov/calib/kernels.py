@@ -2,7 +2,7 @@
 
 A kernel is written once, as a numba ``nopython`` function, and decorated with
 :func:`kernel` instead of ``numba.njit``.  ``make install`` compiles every kernel
-of :data:`acsprov.calib.warmup.KERNELS` outside ``_cte_kernels`` (those use
+of :data:`KERNELS` outside ``_cte_kernels`` (those use
 ``prange``) into one extension module with numba's ahead-of-time compiler
 (:func:`build_aot`).  A calibration then loads that module, a few milliseconds,
 instead of importing numba and loading its JIT cache, about 0.6 s of CPU in every
@@ -31,8 +31,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Kernel", "aot_directory", "aot_module", "build_aot", "fingerprint", "kernel",
-           "numba_disabled"]
+__all__ = ["KERNELS", "Kernel", "aot_directory", "aot_module", "build_aot", "fingerprint", "kernel",
+           "numba_disabled", "signature"]
 
 #: Modules (under acsprov.calib) whose kernels are compiled ahead of time.
 AOT_MODULES = ("acs2d", "acsccd.blevcorr", "acsccd.pixels", "acsrej.reject", "acsrej.sky",
@@ -40,6 +40,152 @@ AOT_MODULES = ("acs2d", "acsccd.blevcorr", "acsccd.pixels", "acsrej.reject", "ac
 
 _SCALARS = {"float64": (float, np.float64), "float32": (np.float32,),
             "int64": (int, np.int64), "uint16": (np.uint16,), "bool": (bool, np.bool_)}
+
+
+#: (module under acsprov.calib, kernel, argument types) of every kernel the engine calls.
+KERNELS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("_cte_kernels", "_smooth_adjust", (
+        "Array(float32, 2, 'C')",
+        "Array(float32, 2, 'C')",
+        "Array(float32, 2, 'C')",
+        "float64",
+    )),
+    ("_cte_kernels", "_smooth_apply", (
+        "Array(float32, 2, 'C')",
+        "Array(float32, 2, 'C')",
+        "Array(float32, 2, 'C')",
+    )),
+    ("_cte_kernels", "add_correction", (
+        "Array(float32, 2, 'C')",
+        "Array(float32, 2, 'C')",
+        "Array(float32, 2, 'C')",
+        "Array(float32, 2, 'C')",
+    )),
+    ("_cte_kernels", "invert_columns", (
+        "Array(float32, 2, 'C')",
+        "Array(float32, 2, 'C')",
+        "Array(float64, 1, 'C')",
+        "Array(float64, 1, 'C')",
+        "Array(float32, 2, 'C')",
+        "Array(float32, 2, 'C')",
+        "int64",
+        "int64",
+        "int64",
+        "int64",
+        "float64",
+        "float64",
+        "bool",
+    )),
+    ("_cte_kernels", "trap_map", (
+        "int64",
+        "int64",
+        "Array(int64, 1, 'C')",
+        "Array(float64, 2, 'C')",
+        "int64",
+        "float64",
+    )),
+    ("acs2d", "_divide_kernel", (
+        "Array(float32, 2, 'C')",
+        "Array(float32, 2, 'C')",
+        "Array(uint16, 2, 'C')",
+        "Array(float32, 2, 'C')",
+        "Array(float32, 2, 'C')",
+        "Array(uint16, 2, 'C')",
+    )),
+    ("acs2d", "_stats_kernel", (
+        "Array(float32, 2, 'C')",
+        "Array(float32, 2, 'C')",
+        "Array(uint16, 2, 'C')",
+        "uint16",
+    )),
+    ("acsccd.blevcorr", "_crosstalk_kernel", (
+        "Array(float32, 2, 'C')",
+        "float64",
+    )),
+    ("acsccd.blevcorr", "_destripe_kernel", (
+        "Array(float32, 2, 'A')",
+        "Array(float64, 1, 'C')",
+        "float64",
+        "Array(float64, 1, 'C')",
+        "Array(float64, 1, 'C')",
+    )),
+    ("acsccd.blevcorr", "_dsi_kernel", (
+        "Array(float32, 2, 'A')",
+        "int64",
+        "float64",
+        "float64",
+        "float64",
+        "float64",
+    )),
+    ("acsccd.pixels", "_sink_kernel", (
+        "Array(float32, 2, 'C')",
+        "Array(uint16, 2, 'C')",
+        "Array(float32, 2, 'C')",
+        "bool",
+    )),
+    ("acsrej.reject", "_median_guess_kernel", (
+        "Array(float32, 3, 'C')",
+        "Array(uint16, 3, 'C')",
+        "Array(float32, 1, 'C')",
+        "Array(float32, 1, 'C')",
+        "uint16",
+    )),
+    ("acsrej.reject", "_minimum_guess_kernel", (
+        "Array(float32, 3, 'C')",
+        "Array(uint16, 3, 'C')",
+        "Array(float32, 1, 'C')",
+        "Array(float32, 1, 'C')",
+        "uint16",
+    )),
+    ("acsrej.reject", "_reject_kernel", (
+        "Array(float32, 3, 'C')",
+        "Array(float32, 3, 'C')",
+        "Array(uint16, 3, 'C')",
+        "Array(float32, 1, 'C')",
+        "Array(float32, 1, 'C')",
+        "Array(float32, 2, 'C')",
+        "Array(float32, 1, 'C')",
+        "float32",
+        "float32",
+        "float32",
+        "int64",
+        "int64",
+        "int64",
+        "bool",
+        "Array(float32, 2, 'C')",
+        "Array(float32, 2, 'C')",
+        "Array(float32, 1, 'C')",
+    )),
+    ("acsrej.sky", "_sky_histogram_kernel", (
+        "Array(float32, 2, 'C')",
+        "Array(uint16, 2, 'C')",
+        "float32",
+        "float32",
+        "int64",
+    )),
+    ("acsrej.sky", "_sky_range_kernel", (
+        "Array(float32, 2, 'C')",
+        "Array(uint16, 2, 'C')",
+        "uint16",
+    )),
+    ("imarith", "_subtract_kernel", (
+        "Array(float32, 2, 'C')",
+        "Array(float32, 2, 'C')",
+        "Array(uint16, 2, 'C')",
+        "Array(float32, 2, 'C')",
+        "Array(float32, 2, 'C')",
+        "Array(uint16, 2, 'C')",
+    )),
+)
+
+
+def signature(types: tuple[str, ...]) -> tuple:
+    """The numba argument types of `types` (a tuple, as a call gives them: numba's cache
+    files a signature given as a string under the string, never found by a call)."""
+    from numba.core.sigutils import normalize_signature
+
+    args, _ = normalize_signature(f"({', '.join(types)})")
+    return tuple(args)
 
 
 def numba_disabled() -> bool:
@@ -167,8 +313,6 @@ class Kernel:
     def compiled(self) -> list[tuple[tuple[str, ...], Callable[..., Any]]]:
         """The ahead-of-time functions of this kernel, with their argument types."""
         if self._compiled is None:
-            from acsprov.calib.warmup import KERNELS
-
             aot = aot_module()
             self._compiled = [] if aot is None else [
                 (types, getattr(aot, _symbol(module, name)))
@@ -199,7 +343,7 @@ def build_aot(directory: Path | None = None) -> Path:
     """Compile the kernels of :data:`AOT_MODULES` into one extension module.
 
     Each kernel is exported once per signature listed in
-    :data:`acsprov.calib.warmup.KERNELS`, with the return type numba infers for it
+    :data:`KERNELS`, with the return type numba infers for it
     and with the GIL released when the kernel asks for ``nogil``.  The module is
     written under a temporary name and renamed into place.
 
@@ -213,8 +357,6 @@ def build_aot(directory: Path | None = None) -> Path:
     import warnings
 
     from numba.core.errors import NumbaPendingDeprecationWarning
-
-    from acsprov.calib.warmup import KERNELS, signature
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NumbaPendingDeprecationWarning)
