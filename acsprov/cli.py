@@ -732,10 +732,10 @@ def exit_quickly(code: int) -> None:
     import threading
 
     shutdown = getattr(threading, "_shutdown", None)
-    if shutdown is None or _has_children() is not False:
+    if shutdown is None:
         sys.exit(code)
-    # the interpreter's first step of its shutdown: thread pools are told to stop
-    # (their atexit hooks), then every non-daemon thread is joined
+    # the interpreter's first step of its shutdown (which it skips when done once):
+    # thread pools are told to stop (their atexit hooks), non-daemon threads joined
     shutdown()
     if _has_children() is not False:
         sys.exit(code)

@@ -64,7 +64,7 @@ def test_every_engine_kernel_outside_cte_is_a_kernel_with_compiled_signatures():
 
 def _copy_sources(dest: Path) -> None:
     here = Path(kernels.__file__).parent
-    for module in (*AOT_MODULES, "kernels", "warmup"):
+    for module in (*AOT_MODULES, "kernels"):
         rel = module.replace(".", "/") + ".py"
         (dest / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(here / rel, dest / rel)

@@ -42,6 +42,9 @@ _SCALARS = {"float64": (float, np.float64), "float32": (np.float32,),
             "int64": (int, np.int64), "uint16": (np.uint16,), "bool": (bool, np.bool_)}
 
 
+#: SCI, ERR, DQ of a science image set, then of a reference cut to it.
+_TWO_IMSETS = ("Array(float32, 2, 'C')", "Array(float32, 2, 'C')", "Array(uint16, 2, 'C')") * 2
+
 #: (module under acsprov.calib, kernel, argument types) of every kernel the engine calls.
 KERNELS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("_cte_kernels", "_smooth_adjust", (
@@ -84,14 +87,7 @@ KERNELS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
         "int64",
         "float64",
     )),
-    ("acs2d", "_divide_kernel", (
-        "Array(float32, 2, 'C')",
-        "Array(float32, 2, 'C')",
-        "Array(uint16, 2, 'C')",
-        "Array(float32, 2, 'C')",
-        "Array(float32, 2, 'C')",
-        "Array(uint16, 2, 'C')",
-    )),
+    ("acs2d", "_divide_kernel", _TWO_IMSETS),
     ("acs2d", "_stats_kernel", (
         "Array(float32, 2, 'C')",
         "Array(float32, 2, 'C')",
@@ -168,14 +164,7 @@ KERNELS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
         "Array(uint16, 2, 'C')",
         "uint16",
     )),
-    ("imarith", "_subtract_kernel", (
-        "Array(float32, 2, 'C')",
-        "Array(float32, 2, 'C')",
-        "Array(uint16, 2, 'C')",
-        "Array(float32, 2, 'C')",
-        "Array(float32, 2, 'C')",
-        "Array(uint16, 2, 'C')",
-    )),
+    ("imarith", "_subtract_kernel", _TWO_IMSETS),
 )
 
 
@@ -205,17 +194,22 @@ def aot_directory() -> Path:
 
 def fingerprint(source: Path | None = None) -> str:
     """A digest of what the compiled kernels depend on: their modules' source (in
-    `source`, by default this package), the list of signatures, and the numba,
-    numpy, Python and platform versions."""
-    from importlib.metadata import version
+    `source`, by default this package; this module holds the list of signatures),
+    and the numba, numpy, Python and platform versions.
 
+    numba's version is read from its ``_version.py`` without importing numba (nor
+    ``importlib.metadata``, 30 ms of every calibration's start-up).
+    """
     digest = hashlib.sha256()
     here = Path(source) if source is not None else Path(__file__).parent
-    for module in (*AOT_MODULES, "kernels", "warmup"):
+    for module in (*AOT_MODULES, "kernels"):
         digest.update(module.encode())
         digest.update((here / (module.replace(".", "/") + ".py")).read_bytes())
-    for part in (version("numba"), np.__version__, sys.version,
-                 sysconfig.get_platform(), sysconfig.get_config_var("EXT_SUFFIX") or ""):
+    numba = importlib.util.find_spec("numba")
+    if numba is not None and numba.origin:
+        digest.update(Path(numba.origin).with_name("_version.py").read_bytes())
+    for part in (np.__version__, sys.version, sysconfig.get_platform(),
+                 sysconfig.get_config_var("EXT_SUFFIX") or ""):
         digest.update(part.encode())
     return digest.hexdigest()[:16]
 
