@@ -57,6 +57,7 @@ from astropy.io import fits
 from acsprov.asn import Member, read_asn
 from acsprov.calib.acs2d import run_acs2d
 from acsprov.calib.acsccd import run_acsccd
+from acsprov.calib.allocator import give_back, image_heap
 from acsprov.calib.fitsio import Exposure, atomic_path, read_exposure, write_exposure
 from acsprov.calib.reffiles import RefFile, inspect_ref, ref_name_given
 from acsprov.calib.steps import ExposureKeys, header_switch
@@ -1109,31 +1110,41 @@ def run_native(
                nthreads=1 if single_core else nthreads, cte=cte)
     run.after_ccd = after_ccd
     run.result.inputs = [plan.input] + ([] if plan.single else [e.raw for e in plan.exposures])
-    try:
-        run.preface = _preface(run)
-        for pos in plan.positions:
-            if "CCDTAB" in pos.overrides:
-                ccdtab = inspect_ref("CCDTAB", pos.overrides["CCDTAB"], input_dir=plan.directory)
-                run.reference("CCDTAB", ccdtab.path if ccdtab.exists else None)
-            if plan.detector != "SBC":
-                for exp in pos.members:
-                    _ccd_stage(run, pos, exp)
-            if pos.combine:
-                _combine(run, pos)
-            for exp in pos.members:
-                _finish_member(run, pos, exp)
-        run.flush()
-        dth = None if plan.single else _dither(run)
-        _write_trailers(run, time_stamps, dth)
-        if not plan.single:
-            _rewrite_asn(run)
-        _release_temporaries(run)
-    except BaseException:
-        run.settle()
-        _undo(run)
-        raise
+    with image_heap():  # full-frame arrays reused, not mapped afresh
+        try:
+            _calibrate(run, time_stamps)
+        except BaseException:
+            run.settle()
+            _undo(run)
+            raise
     _log.debug("native calacs on %s: %.2f s", path.name, time.perf_counter() - started)
     return run.result
+
+
+def _calibrate(run: _Run, time_stamps: bool) -> None:
+    """Every stage of every position, then the trailers and the association table."""
+    plan = run.plan
+    run.preface = _preface(run)
+    for pos in plan.positions:
+        if "CCDTAB" in pos.overrides:
+            ccdtab = inspect_ref("CCDTAB", pos.overrides["CCDTAB"], input_dir=plan.directory)
+            run.reference("CCDTAB", ccdtab.path if ccdtab.exists else None)
+        if plan.detector != "SBC":
+            for exp in pos.members:
+                _ccd_stage(run, pos, exp)
+                give_back()
+        if pos.combine:
+            _combine(run, pos)
+            give_back()
+        for exp in pos.members:
+            _finish_member(run, pos, exp)
+            give_back()
+    run.flush()
+    dth = None if plan.single else _dither(run)
+    _write_trailers(run, time_stamps, dth)
+    if not plan.single:
+        _rewrite_asn(run)
+    _release_temporaries(run)
 
 
 def _undo(run: _Run) -> None:
