@@ -7,6 +7,10 @@ BIN      := $(VENV)/bin
 STAMP    := $(VENV)/.acsprov-installed
 # the compiled kernels are rebuilt when the engine's code changes (acsprov.calib.kernels)
 KERNELS  := $(VENV)/.acsprov-kernels
+# acsprov's modules compiled to bytecode: an editable install leaves that to the first
+# import, and where PYTHONDONTWRITEBYTECODE is set every command compiled them again
+BYTECODE := $(VENV)/.acsprov-bytecode
+INSTALLED := $(KERNELS) $(BYTECODE)
 DATASET  ?= jd1y04010
 WORKDIR  ?= work
 PYTEST_ARGS ?=
@@ -23,7 +27,7 @@ help:
 	@echo "make lint                         ruff"
 	@echo "make env                          print export lines for crds/acstools by hand"
 
-install: $(KERNELS)
+install: $(INSTALLED)
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -40,20 +44,24 @@ $(KERNELS): $(STAMP) $(KERNEL_SRC)
 	$(BIN)/python -m acsprov.calib.warmup
 	@touch $@
 
+$(BYTECODE): $(STAMP) $(shell find acsprov -name '*.py')
+	$(BIN)/python -m compileall -q acsprov
+	@touch $@
+
 ifdef IN_CONTAINER
 # the recipe runs inside $(IMAGE), WORKDIR mounted on /data (see the container block)
 reprocess:
 	@$(CONTAINER_ENV) DATA_DIR='$(WORKDIR)' container/engine.sh run \
 	  acsprov reprocess '$(DATASET)' --workdir /data
 else
-reprocess: $(KERNELS)
+reprocess: $(INSTALLED)
 	$(BIN)/acsprov reprocess $(DATASET) --workdir $(WORKDIR)
 	@echo "acsprov, datalad, git-annex and crds are in $(BIN); to use them by name:"
 	@echo "    . $(BIN)/activate"
 	@echo "    acsprov prov verify $(WORKDIR)/$(DATASET)"
 endif
 
-test: $(KERNELS) chromium-for-tests
+test: $(INSTALLED) chromium-for-tests
 	$(BIN)/python -m pytest $(BROWSER_MARK) $(PYTEST_ARGS)
 
 # Tests draw the HTML pages (audit report, lineage, campaign) in headless Chromium
@@ -77,10 +85,10 @@ chromium-for-tests:
 	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }
 endif
 
-test-fast: $(KERNELS) chromium-for-tests
+test-fast: $(INSTALLED) chromium-for-tests
 	$(BIN)/python -m pytest -m "not slow$(if $(NO_CHROMIUM), and not browser)" $(PYTEST_ARGS)
 
-bench: $(KERNELS)
+bench: $(INSTALLED)
 	$(BIN)/python bench/run.py --out bench/results
 
 lint: $(STAMP)

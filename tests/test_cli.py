@@ -121,3 +121,21 @@ def test_the_console_script_is_the_quick_exit():
     proc = subprocess.run([sys.executable, "-m", "acsprov", "--version"],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and "acsprov" in proc.stdout
+
+
+def test_make_install_compiles_every_module_to_current_bytecode():
+    """What the import system would read instead of compiling the source again (the
+    pyc header: source modification time and size, in the default invalidation mode)."""
+    import importlib.util
+
+    import acsprov
+
+    stale = []
+    for source in Path(acsprov.__file__).parent.rglob("*.py"):
+        cached = Path(importlib.util.cache_from_source(str(source)))
+        stat = source.stat()
+        header = cached.read_bytes()[:16] if cached.is_file() else b""
+        if (len(header) < 16 or int.from_bytes(header[8:12], "little") != int(stat.st_mtime)
+                or int.from_bytes(header[12:16], "little") != stat.st_size & 0xFFFFFFFF):
+            stale.append(source.name)
+    assert not stale, f"not compiled (make install compiles them): {sorted(stale)[:5]}"
