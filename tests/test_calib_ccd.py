@@ -317,6 +317,24 @@ def test_subtract_overscan_fits_a_line_to_the_overscan():
     assert_unchanged(im, snap)
 
 
+@pytest.mark.parametrize("ncols", [1, 2, 3, 8])
+def test_row_medians_are_each_rows_median_of_its_good_values(ncols):
+    # the rows done at once and the rows done one by one give numpy's median of the
+    # good values of that row alone: odd and even counts, NaN, no good value at all
+    rng = np.random.default_rng(ncols)
+    block = rng.normal(1000.0, 5.0, (40, ncols)).round(1)
+    block[3, 0] = np.nan
+    ok = rng.random((40, ncols)) > 0.2
+    ok[:10] = True
+    ok[10] = False
+    vals, has = blevcorr._medians(block, ok)
+    for j in range(40):
+        assert has[j] == ok[j].any()
+        expect = np.median(block[j, ok[j]]) if ok[j].any() else 0.0
+        np.testing.assert_array_equal(vals[j], expect)
+    assert np.isnan(vals[3]) == ok[3, 0]
+
+
 def test_subtract_overscan_without_oscntab_row_subtracts_ccdtab_bias():
     out, info = acsccd.subtract_overscan(make_imset(np.full((2, 2), 500.0)), None, ccd_params(),
                                       detector="HRC", ccdamp="C", sdqflags=31743)

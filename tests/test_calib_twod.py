@@ -114,6 +114,24 @@ def test_read_imphttab_interpolates_in_mjd_and_refuses_extrapolation(tmp_path):
         read_imphttab(tmp_path / "imp.fits", "ACS HRC F814W MJD#52500.0")
 
 
+def test_read_imphttab_reads_a_file_once_until_it_changes(tmp_path, monkeypatch):
+    from astropy.io import fits
+
+    write_tiny_hrc(tmp_path)
+    imp = tmp_path / "imp.fits"
+    opened = []
+    real_open = fits.open
+    monkeypatch.setattr(fits, "open", lambda *a, **k: opened.append(a[0]) or real_open(*a, **k))
+    first = read_imphttab(imp, "ACS HRC F606W MJD#52500.0")
+    again = read_imphttab(imp, "ACS HRC F606W MJD#52500.0")
+    assert again == first and len(opened) == 1
+    with fits.open(imp, mode="update") as hdul:  # a new version of the file
+        hdul[0].header["PHOTZPT"] = -20.0
+    changed = read_imphttab(imp, "ACS HRC F606W MJD#52500.0")
+    assert changed.photzpt == -20.0 and changed.photflam == first.photflam
+    assert len(opened) == 3  # the update above, and the new version read
+
+
 def test_set_photometry_writes_keywords_without_touching_pixels():
     im = make_imset([[1.0]])
     phot = PhotValues("acs,wfc1,f606w,mjd#", 7.7e-20, -21.1, 5921.9, 672.3)

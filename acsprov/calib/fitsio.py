@@ -152,19 +152,20 @@ def _scaled(data: np.ndarray, hdr: fits.Header, dtype: np.dtype, native: bool) -
     return data
 
 
-def _data_location(hdul: fits.HDUList, hdu: fits.hdu.base.ExtensionHDU
-                   ) -> tuple[str, int, np.dtype] | None:
+def _data_location(hdu: fits.hdu.base.ExtensionHDU) -> tuple[str, int, np.dtype] | None:
     """File name, byte offset and stored type of an image's data, if it can be read directly.
 
     None for what only astropy can decode: compressed images or files, and anything
-    that is not a plain 2-D image.
+    that is not a plain 2-D image.  (The HDU's own ``fileinfo``: the HDU list's also
+    checks whether any HDU was resized, which parses every header of the file, and
+    acsprov never resizes a file it reads.)
     """
     if isinstance(hdu, fits.CompImageHDU) or not isinstance(hdu, (fits.ImageHDU, fits.PrimaryHDU)):
         return None
     hdr = hdu.header
     if int(hdr.get("NAXIS", 0)) not in (1, 2) or int(hdr.get("BITPIX", 0)) not in _BITPIX_DTYPES:
         return None
-    info = hdul.fileinfo(hdul.index_of(hdu))
+    info = hdu.fileinfo()
     handle = info["file"] if info else None
     name = getattr(handle, "name", None)
     if handle is None or getattr(handle, "compression", None) or not isinstance(name, str):
@@ -238,8 +239,8 @@ def read_section(
 
 
 def _extension_array(
-    hdul: fits.HDUList, hdu: fits.hdu.base.ExtensionHDU, dtype: np.dtype, path: Path,
-    native: bool, section: Section | None = None,
+    hdu: fits.hdu.base.ExtensionHDU, dtype: np.dtype, path: Path, native: bool,
+    section: Section | None = None,
 ) -> np.ndarray:
     const = constant_value(hdu.header)
     if const is not None:
@@ -250,7 +251,7 @@ def _extension_array(
             return np.zeros(shape, dtype=dtype)
         return np.full(shape, value, dtype=dtype)
     if native:
-        where = _data_location(hdul, hdu)
+        where = _data_location(hdu)
         if where is not None:
             name, offset, stored = where
             return read_section(
@@ -304,7 +305,7 @@ def read_imset(
     except KeyError as err:
         raise BadInputError(f"{path.name} has no SCI extension with EXTVER={extver}") from err
     full_shape = image_shape(sci_hdu.header)
-    sci = _extension_array(hdul, sci_hdu, np.dtype(np.float32), path, native, section)
+    sci = _extension_array(sci_hdu, np.dtype(np.float32), path, native, section)
     ny, nx = sci.shape
     arrays = {}
     headers = {}
@@ -321,7 +322,7 @@ def read_imset(
             raise BadInputError(
                 f"{path.name}[{name},{extver}] has shape {shape} but SCI has {full_shape}"
             )
-        arr = _extension_array(hdul, hdu, np.dtype(dtype), path, native, section)
+        arr = _extension_array(hdu, np.dtype(dtype), path, native, section)
         if name == "DQ" and arr.dtype != np.uint16:
             arr = arr.astype(np.uint16) if arr.dtype.kind == "f" else arr.view(np.uint16)
         arrays[name] = arr

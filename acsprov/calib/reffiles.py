@@ -843,6 +843,10 @@ def _interpolate(
 def read_imphttab(path: Path, photmode: str) -> PhotValues:
     """Compute PHOTFLAM, PHOTPLAM, PHOTBW (and PHOTZPT) for a PHOTMODE string.
 
+    The values are kept for the process: the same file (same inode, size and
+    modification time) and PHOTMODE are not read again, as the imsets of an
+    association and the exposures of a batch worker ask for the same values.
+
     Parameters
     ----------
     path : pathlib.Path
@@ -853,9 +857,20 @@ def read_imphttab(path: Path, photmode: str) -> PhotValues:
     Raises
     ------
     ReferenceFileError
-        If PARNUM/PHOTZPT are missing, an extension or column is missing, or no row
-        matches the obsmode.
+        If the file cannot be read, PARNUM/PHOTZPT are missing, an extension or column
+        is missing, or no row matches the obsmode.
     """
+    try:
+        st = os.stat(path)
+    except OSError as err:
+        raise ReferenceFileError(f"IMPHTTAB {path} cannot be opened: {err}") from err
+    return _phot_values(Path(path), (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns),
+                        photmode)
+
+
+@functools.lru_cache(maxsize=64)
+def _phot_values(path: Path, version: tuple[int, int, int, int], photmode: str) -> PhotValues:
+    """:func:`read_imphttab` for one version of the file (`version` is its key only)."""
     obsmode, params = _parse_photmode(photmode)
     try:
         hdul = fits.open(path, memmap=True)

@@ -560,6 +560,23 @@ def _median(values: np.ndarray) -> float:
     return float(np.median(values))
 
 
+def _medians(block: np.ndarray, ok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The median of each row's good values (float64), and whether it had any.
+
+    Rows with every value good are done at once (``np.median`` along rows partitions
+    and averages each row as it does a single row, so the values are the same as
+    :func:`_median`'s); the others one at a time.
+    """
+    vals = np.zeros(block.shape[0])
+    has = ok.any(axis=1)
+    full = ok.all(axis=1) & has
+    if full.any():
+        vals[full] = np.median(block[full], axis=1)
+    for j in np.flatnonzero(has & ~full):
+        vals[j] = _median(block[j, ok[j]])
+    return vals, has
+
+
 def _clean_bias_fit(vals: np.ndarray, mask: np.ndarray, rn: float) -> tuple[np.ndarray, int]:
     mask = mask.copy()
     nsum = int(mask.sum())
@@ -609,14 +626,11 @@ def _drift_slope(sci: np.ndarray, good: np.ndarray, vx: tuple[int, int],
     if vx[1] <= vx[0] or vy[1] <= vy[0]:
         return None
     midcol = (vx[0] + vx[1]) // 2
-    xs, ys = [], []
-    for i in range(vx[0], vx[1] + 1):
-        col = sci[vy[0] : vy[1] + 1, i].astype(np.float64)
-        ok = good[vy[0] : vy[1] + 1, i]
-        if not ok.any():
-            continue
-        xs.append(float(i - midcol))
-        ys.append(_median(col[ok]))
+    columns = np.arange(vx[0], vx[1] + 1)
+    rows = slice(vy[0], vy[1] + 1)
+    medians, has = _medians(sci[rows][:, columns].astype(np.float64).T, good[rows][:, columns].T)
+    xs = [float(i - midcol) for i in columns[has]]
+    ys = [float(v) for v in medians[has]]
     s0 = float(len(xs))
     if s0 < 1.0:
         return None
@@ -726,16 +740,11 @@ def subtract_overscan(
         if sect[2] != 0:
             cols.append(np.arange(sect[2], sect[3] + 1))
         cols_arr = np.concatenate(cols) if cols else np.zeros(0, np.int64)
-        vals = np.zeros(max(sizey, 0))
-        mask = np.zeros(max(sizey, 0), bool)
-        for j in range(max(sizey, 0)):
-            line = j + trimy1
-            if cols_arr.size == 0:
-                continue
-            ok = good[line, cols_arr]
-            if ok.any():
-                vals[j] = _median(sci[line, cols_arr[ok]].astype(np.float64))
-                mask[j] = True
+        if cols_arr.size and sizey > 0:
+            lines = np.arange(trimy1, trimy1 + sizey)[:, None]
+            vals, mask = _medians(sci[lines, cols_arr].astype(np.float64), good[lines, cols_arr])
+        else:
+            vals, mask = np.zeros(max(sizey, 0)), np.zeros(max(sizey, 0), bool)
         rn = float(np.float32(ccd.readnoise[amp_indx]))
         mask, nrej = _clean_bias_fit(vals, mask, rn)
         nrej_total += nrej
