@@ -36,21 +36,27 @@ def rss():
 
 MB = 1 << 20
 out = {}
-a = np.ones(40 * MB, np.uint8)
+a = np.ones(100 * MB, np.uint8)
 out["mapped_before"] = libc.mallinfo2().hblkhd
 del a
 with image_heap():
-    a = np.ones(40 * MB, np.uint8)
+    a = np.ones(100 * MB, np.uint8)
     out["mapped_inside"] = libc.mallinfo2().hblkhd
     out["heap_inside"] = libc.mallinfo2().uordblks
     del a
     out["rss_freed_inside"] = rss()
     give_back()
     out["rss_given_back"] = rss()
-    b = np.ones(40 * MB, np.uint8)
+    b = np.ones(100 * MB, np.uint8)
     del b
     out["rss_kept"] = rss()
 out["rss_after"] = rss()
+with image_heap():
+    c = np.ones(8 * MB, np.uint8)
+    del c
+    out["rss_small_freed"] = rss()
+    give_back()
+    out["rss_small_kept"] = rss()
 print(json.dumps(out))
 """
 
@@ -63,16 +69,18 @@ def _probe(env: dict[str, str] | None = None) -> dict[str, int]:
 
 def test_image_heap_serves_large_arrays_from_the_heap_and_gives_them_back():
     out = _probe()
-    mb40 = 40 << 20
-    assert out["mapped_before"] >= mb40  # glibc's default: a fresh mapping
-    assert out["mapped_inside"] < mb40 <= out["heap_inside"]  # now from the heap
-    # freed inside the block, the 40 MB stay resident for the next array...
-    assert out["rss_freed_inside"] - out["rss_given_back"] > 30 << 20
-    assert out["rss_kept"] - out["rss_given_back"] > 30 << 20
+    big = 100 << 20
+    assert out["mapped_before"] >= big  # glibc's default: a fresh mapping
+    assert out["mapped_inside"] < big <= out["heap_inside"]  # now from the heap
+    # freed inside the block, the 100 MB stay resident for the next array...
+    assert out["rss_freed_inside"] - out["rss_given_back"] > 90 << 20
+    assert out["rss_kept"] - out["rss_given_back"] > 90 << 20
     # ...until give_back or the block's end return them
-    assert out["rss_kept"] - out["rss_after"] > 30 << 20
+    assert out["rss_kept"] - out["rss_after"] > 90 << 20
+    # a few megabytes free are kept: trimming them would cost more than they weigh
+    assert abs(out["rss_small_freed"] - out["rss_small_kept"]) < 1 << 20
 
 
 def test_the_users_own_allocator_settings_stand():
     out = _probe({"MALLOC_TRIM_THRESHOLD_": "131072"})
-    assert out["mapped_inside"] >= 40 << 20  # still mapped: nothing was changed
+    assert out["mapped_inside"] >= 100 << 20  # still mapped: nothing was changed

@@ -28,6 +28,9 @@ _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
 #: arrays up to this size come from the heap; free memory up to it stays there
 _HEAP_LIMIT = 1 << 30
+#: free heap memory kept by a trim: a few arrays of the next stage (an HRC image is
+#: 4 MB; a WFC chip, 34 MB, is given back)
+_KEEP = 64 << 20
 _USER_SETTINGS = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "GLIBC_TUNABLES")
 
 _settled = False
@@ -43,13 +46,36 @@ def _glibc() -> ctypes.CDLL | None:
         return None
 
 
+class _Mallinfo2(ctypes.Structure):
+    """glibc's ``struct mallinfo2`` (2.33 and later): sizes summed over all arenas."""
+
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks",
+        "uordblks", "fordblks", "keepcost")]
+
+
+def _trim(libc: ctypes.CDLL) -> None:
+    """``malloc_trim`` when the heap holds more than :data:`_KEEP` bytes free.
+
+    Trimming costs time twice (the pages are unmapped, then faulted in and zeroed
+    again when the next arrays are made), so a few tens of megabytes stay.
+    """
+    mallinfo2 = getattr(libc, "mallinfo2", None)
+    if mallinfo2 is not None:
+        mallinfo2.restype = _Mallinfo2
+        if mallinfo2().fordblks < _KEEP:
+            return
+    libc.malloc_trim(0)
+
+
 @contextlib.contextmanager
 def image_heap() -> Iterator[None]:
     """Serve large arrays from the heap while the block runs; trim it afterwards.
 
     The thresholds are set once per process (glibc has no call that reads them
-    back) and stay: what :func:`malloc_trim` returns at the end of each block is the
-    memory that matters.  Nested and repeated blocks are fine.
+    back) and stay: what is trimmed at the end of each block (all but
+    :data:`_KEEP` bytes of free memory) is what matters.  Nested and repeated
+    blocks are fine.
     """
     global _settled
     libc = _glibc()
@@ -63,7 +89,7 @@ def image_heap() -> Iterator[None]:
     try:
         yield
     finally:
-        libc.malloc_trim(0)
+        _trim(libc)
 
 
 def give_back() -> None:
@@ -71,4 +97,4 @@ def give_back() -> None:
     freed is not what the next one allocates, so kept, it only adds to the peak)."""
     libc = _glibc() if _settled else None
     if libc is not None:
-        libc.malloc_trim(0)
+        _trim(libc)
