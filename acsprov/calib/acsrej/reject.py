@@ -44,7 +44,7 @@ def _sum32(values: Iterable[float]) -> np.float32:
 
 
 # --------------------------------------------------------------------------- initial guess
-@kernel(cache=True)
+@kernel(cache=True, nogil=True)
 def _median_guess_kernel(sci, dq, sky, efac, dqpat):  # pragma: no cover - jitted
     nimg, ny, nx = sci.shape
     out = np.zeros((ny, nx), np.float32)
@@ -86,7 +86,7 @@ def _median_guess_kernel(sci, dq, sky, efac, dqpat):  # pragma: no cover - jitte
     return out
 
 
-@kernel(cache=True)
+@kernel(cache=True, nogil=True)
 def _minimum_guess_kernel(sci, dq, sky, efac, dqpat):  # pragma: no cover - jitted
     nimg, ny, nx = sci.shape
     out = np.zeros((ny, nx), np.float32)
@@ -223,7 +223,7 @@ def initial_guess(
 
 
 # --------------------------------------------------------------------------- rejection
-@kernel(cache=True)
+@kernel(cache=True, nogil=True)
 def _reject_kernel(
     sci, err, dq, sky, efac, ave, sig2s, scale, rej2, psig2, width, dqpat, maskdq,
     use_shad, shad_thr, shad, kinv,

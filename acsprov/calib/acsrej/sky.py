@@ -20,7 +20,7 @@ _INT_MAX = 2147483647
 
 
 # --------------------------------------------------------------------------- sky
-@kernel(cache=True)
+@kernel(cache=True, nogil=True)
 def _sky_range_kernel(sci, dq, badinpdq):  # pragma: no cover - jitted
     data_min = np.float32(2147483648.0)
     total = np.float32(0.0)
@@ -37,7 +37,7 @@ def _sky_range_kernel(sci, dq, badinpdq):  # pragma: no cover - jitted
     return data_min, total, npt
 
 
-@kernel(cache=True)
+@kernel(cache=True, nogil=True)
 def _sky_histogram_kernel(sci, dq, lo, hwidth, nbins):  # pragma: no cover - jitted
     hist = np.zeros(nbins, np.int64)
     ny, nx = sci.shape
