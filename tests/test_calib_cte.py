@@ -314,20 +314,58 @@ def test_smoothing_removes_about_the_read_noise():
     np.testing.assert_array_equal(acscte.smooth_readnoise(image, 0.05), image)
 
 
-def test_smoothing_kernels_match_their_python_twins():
+def _reference_round(obs: np.ndarray, out: np.ndarray, rn: float) -> tuple[np.ndarray, float]:
+    """One smoothing round written plainly: every adjustment first, then all applied."""
+    ncol, nrow = obs.shape
+    o = obs.astype(np.float64)
+    m = out.astype(np.float64)
+    rn2 = rn * rn
+    lim = rn * 0.33
+    adj = np.empty((ncol, nrow), np.float32)
+    for c in range(ncol):
+        for j in range(nrow):
+            d0 = o[c, j] - m[c, j]
+            d9 = 0.0
+            if 0 < c < ncol - 1 and 0 < j < nrow - 1:
+                for cc in (c, c - 1, c + 1):  # the calacs order of the nine terms
+                    for jj in (j - 1, j, j + 1):
+                        d9 = d9 + o[cc, jj] - m[cc, jj]
+                d9 = d9 / 9.0
+            d1 = m[c, j - 1] - m[c, j] if j > 0 else 0.0
+            d2 = m[c, j + 1] - m[c, j] if j < nrow - 1 else 0.0
+            terms = [min(max(d0, -1.0), 1.0) * (d0 * d0 / (d0 * d0 + 4.0 * rn2)) * 0.25,
+                     min(max(d9, -lim), lim) * (d9 * d9 / (d9 * d9 + 18.0 * rn2)) * 0.25,
+                     min(max(d1, -lim), lim) * (4.0 * rn2 / (d1 * d1 + 4.0 * rn2)) * 0.25,
+                     min(max(d2, -lim), lim) * (4.0 * rn2 / (d2 * d2 + 4.0 * rn2)) * 0.25]
+            adj[c, j] = ((terms[0] + terms[1]) + terms[2]) + terms[3]
+    new = (out.astype(np.float64) + adj.astype(np.float64) * 0.75).astype(np.float32)
+    noise = (obs - new).astype(np.float64)
+    keep = (np.abs(obs) > 0.1) | (np.abs(new) > 0.1)
+    total = 0.0
+    for c in range(ncol):  # per column in row order, then over columns
+        col = 0.0
+        for j in range(nrow):
+            if keep[c, j]:
+                col += noise[c, j] * noise[c, j]
+        total += col
+    return new, float(np.sqrt(total / keep.sum()))
+
+
+@pytest.mark.parametrize("ncol", [3, 6, 8])
+def test_smoothing_round_matches_a_plain_reference(ncol):
+    # 6 columns: a group of four and a group of two
     rng = np.random.default_rng(5)
-    obs = (30 + rng.normal(0, 4, (5, 40))).astype(np.float32)
+    obs = (30 + rng.normal(0, 4, (ncol, 40))).astype(np.float32)
+    obs[1, 3] = 0.05  # below the 0.1 floor of the noise sum
     out = obs.copy()
     out[2, 7] += 3
-    fast, slow = np.empty_like(obs), np.empty_like(obs)
-    kern._smooth_adjust(obs, out, fast, 4.0)
-    _twin(kern._smooth_adjust)(obs, out, slow, 4.0)
-    np.testing.assert_array_equal(fast, slow)
-    a, b = out.copy(), out.copy()
-    rms_fast = kern._smooth_apply(obs, a, fast)
-    rms_slow = _twin(kern._smooth_apply)(obs, b, slow)
-    np.testing.assert_array_equal(a, b)
-    assert rms_fast == pytest.approx(rms_slow, rel=1e-12)
+    out[1, 3] = -0.02
+    expected, rms_expected = _reference_round(obs, out, 4.0)
+    for round_ in (kern._smooth_round, _twin(kern._smooth_round)):
+        new = np.full_like(obs, np.nan)
+        rms = round_(obs, out, new, 4.0)
+        np.testing.assert_array_equal(new, expected)
+        assert rms == rms_expected
 
 
 # --------------------------------------------------------------------------- scalings

@@ -411,68 +411,116 @@ def _clip(x: float, lim: float) -> float:
     return x
 
 
+@njit(cache=True, nogil=True)
+def _noise_sum(obs: np.ndarray, new: np.ndarray) -> tuple[float, int]:
+    """Sum of ``(obs - new) ** 2`` (float32 differences, float64 squares, in order) over
+    the pixels where either is above 0.1 in absolute value, and their number."""
+    total = 0.0
+    count = 0
+    for j in range(obs.shape[0]):
+        o = obs[j]
+        v = new[j]
+        noise = o - v
+        if abs(np.float64(o)) > 0.1 or abs(np.float64(v)) > 0.1:
+            total += np.float64(noise) * np.float64(noise)
+            count += 1
+    return total, count
+
+
 @njit(parallel=True, cache=True)
-def _smooth_adjust(obs: np.ndarray, out: np.ndarray, adj: np.ndarray, rn: float) -> None:
-    """One round of adjustments (float32) of the smoothed image `out` towards smoothness."""
+def _smooth_round(obs: np.ndarray, out: np.ndarray, new: np.ndarray, rn: float) -> float:
+    """One round of smoothing: `new` is `out` moved by 3/4 of its adjustments.
+
+    The adjustment of a pixel (float32) is the mean of four clipped, weighted terms:
+    its offset from the observed value, the mean offset of its 3x3 neighbourhood
+    (not in the first and last columns nor rows), and its differences from the
+    pixels before and after it in the column.  Returns the rms of ``obs - new`` over
+    the pixels where either is above 0.1 in absolute value.  `out` is only read, so
+    every column's adjustment sees the values before the round; `new` must be
+    another array.
+
+    Columns are taken four at a time: each group computes its adjustments and new
+    values, then sums its four columns' noise side by side (each column in row
+    order), so that the four sums overlap.  The total is the sum of the column sums
+    in column order, whatever the number of threads.
+    """
     ncol, nrow = obs.shape
     rn2 = rn * rn
     lim = rn * 0.33
-    for c in prange(ncol):
-        # the first and last columns have no 3x3 neighbourhood term
-        interior = 0 < c < ncol - 1
-        for j in range(nrow):
-            mval = np.float64(out[c, j])
-            dval0 = np.float64(obs[c, j]) - mval
-            dval0u = _clip(dval0, 1.0)
-            dval9 = 0.0
-            if interior and 0 < j < nrow - 1:
-                dval9 = (
-                    np.float64(obs[c, j - 1]) - np.float64(out[c, j - 1])
-                    + np.float64(obs[c, j]) - np.float64(out[c, j])
-                    + np.float64(obs[c, j + 1]) - np.float64(out[c, j + 1])
-                    + np.float64(obs[c - 1, j - 1]) - np.float64(out[c - 1, j - 1])
-                    + np.float64(obs[c - 1, j]) - np.float64(out[c - 1, j])
-                    + np.float64(obs[c - 1, j + 1]) - np.float64(out[c - 1, j + 1])
-                    + np.float64(obs[c + 1, j - 1]) - np.float64(out[c + 1, j - 1])
-                    + np.float64(obs[c + 1, j]) - np.float64(out[c + 1, j])
-                    + np.float64(obs[c + 1, j + 1]) - np.float64(out[c + 1, j + 1])
-                )
-                dval9 = dval9 / 9.0
-            dval9u = _clip(dval9, lim)
-            dmod1 = np.float64(out[c, j - 1]) - mval if j > 0 else 0.0
-            dmod2 = np.float64(out[c, j + 1]) - mval if j < nrow - 1 else 0.0
-            dmod1u = _clip(dmod1, lim)
-            dmod2u = _clip(dmod2, lim)
-            w0 = dval0 * dval0 / (dval0 * dval0 + 4.0 * rn2)
-            w9 = dval9 * dval9 / (dval9 * dval9 + 18.0 * rn2)
-            w1 = 4.0 * rn2 / (dmod1 * dmod1 + 4.0 * rn2)
-            w2 = 4.0 * rn2 / (dmod2 * dmod2 + 4.0 * rn2)
-            adj[c, j] = (
-                dval0u * w0 * 0.25 + dval9u * w9 * 0.25 + dmod1u * w1 * 0.25 + dmod2u * w2 * 0.25
-            )
-
-
-@njit(parallel=True, cache=True)
-def _smooth_apply(obs: np.ndarray, out: np.ndarray, adj: np.ndarray) -> float:
-    """Apply 3/4 of the adjustments; return the rms of ``obs - out`` over non-zero pixels.
-
-    The sum is taken per column and then over columns in order, so that the result
-    does not depend on the number of threads.
-    """
-    ncol, nrow = obs.shape
     sums = np.zeros(ncol, dtype=np.float64)
     counts = np.zeros(ncol, dtype=np.int64)
-    for c in prange(ncol):
-        total = 0.0
-        count = 0
-        for j in range(nrow):
-            out[c, j] = out[c, j] + adj[c, j] * np.float64(0.75)
-            noise = obs[c, j] - out[c, j]
-            if abs(np.float64(obs[c, j])) > 0.1 or abs(np.float64(out[c, j])) > 0.1:
-                total += np.float64(noise) * np.float64(noise)
-                count += 1
-        sums[c] = total
-        counts[c] = count
+    for g in prange((ncol + 3) // 4):
+        c0 = 4 * g
+        c1 = min(c0 + 4, ncol)
+        adj = np.empty(nrow, dtype=np.float32)
+        for c in range(c0, c1):
+            interior = 0 < c < ncol - 1
+            for j in range(nrow):
+                mval = np.float64(out[c, j])
+                dval0 = np.float64(obs[c, j]) - mval
+                dval0u = _clip(dval0, 1.0)
+                dval9 = 0.0
+                if interior and 0 < j < nrow - 1:
+                    dval9 = (
+                        np.float64(obs[c, j - 1]) - np.float64(out[c, j - 1])
+                        + np.float64(obs[c, j]) - np.float64(out[c, j])
+                        + np.float64(obs[c, j + 1]) - np.float64(out[c, j + 1])
+                        + np.float64(obs[c - 1, j - 1]) - np.float64(out[c - 1, j - 1])
+                        + np.float64(obs[c - 1, j]) - np.float64(out[c - 1, j])
+                        + np.float64(obs[c - 1, j + 1]) - np.float64(out[c - 1, j + 1])
+                        + np.float64(obs[c + 1, j - 1]) - np.float64(out[c + 1, j - 1])
+                        + np.float64(obs[c + 1, j]) - np.float64(out[c + 1, j])
+                        + np.float64(obs[c + 1, j + 1]) - np.float64(out[c + 1, j + 1])
+                    )
+                    dval9 = dval9 / 9.0
+                dval9u = _clip(dval9, lim)
+                dmod1 = np.float64(out[c, j - 1]) - mval if j > 0 else 0.0
+                dmod2 = np.float64(out[c, j + 1]) - mval if j < nrow - 1 else 0.0
+                dmod1u = _clip(dmod1, lim)
+                dmod2u = _clip(dmod2, lim)
+                w0 = dval0 * dval0 / (dval0 * dval0 + 4.0 * rn2)
+                w9 = dval9 * dval9 / (dval9 * dval9 + 18.0 * rn2)
+                w1 = 4.0 * rn2 / (dmod1 * dmod1 + 4.0 * rn2)
+                w2 = 4.0 * rn2 / (dmod2 * dmod2 + 4.0 * rn2)
+                adj[j] = (
+                    dval0u * w0 * 0.25 + dval9u * w9 * 0.25 + dmod1u * w1 * 0.25
+                    + dmod2u * w2 * 0.25
+                )
+            for j in range(nrow):
+                new[c, j] = out[c, j] + adj[j] * np.float64(0.75)
+        if c1 - c0 == 4:
+            t0 = t1 = t2 = t3 = 0.0
+            n0 = n1 = n2 = n3 = 0
+            for j in range(nrow):
+                o = obs[c0, j]
+                v = new[c0, j]
+                d = o - v
+                if abs(np.float64(o)) > 0.1 or abs(np.float64(v)) > 0.1:
+                    t0 += np.float64(d) * np.float64(d)
+                    n0 += 1
+                o = obs[c0 + 1, j]
+                v = new[c0 + 1, j]
+                d = o - v
+                if abs(np.float64(o)) > 0.1 or abs(np.float64(v)) > 0.1:
+                    t1 += np.float64(d) * np.float64(d)
+                    n1 += 1
+                o = obs[c0 + 2, j]
+                v = new[c0 + 2, j]
+                d = o - v
+                if abs(np.float64(o)) > 0.1 or abs(np.float64(v)) > 0.1:
+                    t2 += np.float64(d) * np.float64(d)
+                    n2 += 1
+                o = obs[c0 + 3, j]
+                v = new[c0 + 3, j]
+                d = o - v
+                if abs(np.float64(o)) > 0.1 or abs(np.float64(v)) > 0.1:
+                    t3 += np.float64(d) * np.float64(d)
+                    n3 += 1
+            sums[c0], sums[c0 + 1], sums[c0 + 2], sums[c0 + 3] = t0, t1, t2, t3
+            counts[c0], counts[c0 + 1], counts[c0 + 2], counts[c0 + 3] = n0, n1, n2, n3
+        else:
+            for c in range(c0, c1):
+                sums[c], counts[c] = _noise_sum(obs[c], new[c])
     total = 0.0
     count = 0
     for c in range(ncol):
@@ -507,16 +555,16 @@ def smooth_readnoise(image: np.ndarray, read_noise: float, max_iter: int = 100) 
     out = obs.copy()
     if read_noise < 0.1:
         return out
-    adj = np.empty_like(obs)
+    new = np.empty_like(obs)
     for _ in range(max_iter):
-        _smooth_adjust(obs, out, adj, read_noise)
-        rms = _smooth_apply(obs, out, adj)
+        rms = _smooth_round(obs, out, new, read_noise)
+        out, new = new, out
         if (read_noise - rms) < 0.00001:
             break
     return out
 
 
-@njit(cache=True)
+@njit(parallel=True, cache=True)
 def trap_map(
     ncol: int,
     nrow: int,
@@ -550,21 +598,36 @@ def trap_map(
     numpy.ndarray
         float32, shape ``(ncol, nrow)``; columns that no SCLBYCOL row names are 0.
     """
-    out = np.zeros((ncol, nrow), dtype=np.float32)
+    # the SCLBYCOL row of each column (the last one naming it), and the row terms,
+    # which are the same for every column
+    row_of = np.full(ncol, -1, dtype=np.int64)
     for k in range(iz.shape[0]):
         c = iz[k] - column_offset
-        if c < 0 or c >= ncol:
+        if 0 <= c < ncol:
+            row_of[c] = k
+    ros = np.empty(nrow, dtype=np.float64)
+    ios = np.empty(nrow, dtype=np.int64)
+    ramp = np.empty(nrow, dtype=np.float64)
+    for j in range(nrow):
+        ro = j / 512.0
+        if ro > 2.999:
+            ro = 2.999
+        elif ro < 0:
+            ro = 0.0
+        ros[j] = ro
+        ios[j] = int(np.floor(ro))
+        ramp[j] = (j + 1) / 2048.0
+    out = np.empty((ncol, nrow), dtype=np.float32)
+    for c in prange(ncol):
+        k = row_of[c]
+        if k < 0:
+            for j in range(nrow):
+                out[c, j] = 0.0
             continue
         for j in range(nrow):
-            ro = j / 512.0
-            if ro > 2.999:
-                ro = 2.999
-            elif ro < 0:
-                ro = 0.0
-            io = int(np.floor(ro))
-            cte_j = (j + 1) / 2048.0
-            cte_i = sens[io, k] + (sens[io + 1, k] - sens[io, k]) * (ro - io)
-            out[c, j] = cte_i * cte_j * scale_frac
+            io = ios[j]
+            cte_i = sens[io, k] + (sens[io + 1, k] - sens[io, k]) * (ros[j] - io)
+            out[c, j] = cte_i * ramp[j] * scale_frac
     return out
 
 

@@ -47,16 +47,11 @@ _TWO_IMSETS = ("Array(float32, 2, 'C')", "Array(float32, 2, 'C')", "Array(uint16
 
 #: (module under acsprov.calib, kernel, argument types) of every kernel the engine calls.
 KERNELS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
-    ("_cte_kernels", "_smooth_adjust", (
+    ("_cte_kernels", "_smooth_round", (
         "Array(float32, 2, 'C')",
         "Array(float32, 2, 'C')",
         "Array(float32, 2, 'C')",
         "float64",
-    )),
-    ("_cte_kernels", "_smooth_apply", (
-        "Array(float32, 2, 'C')",
-        "Array(float32, 2, 'C')",
-        "Array(float32, 2, 'C')",
     )),
     ("_cte_kernels", "add_correction", (
         "Array(float32, 2, 'C')",
