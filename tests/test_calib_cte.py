@@ -435,6 +435,24 @@ def test_readout_frame_puts_each_amp_at_packet_zero(amp, serial, index):
     np.testing.assert_array_equal(acscte.from_readout_frame(cols, amp, serial), quad)
 
 
+@pytest.mark.parametrize("view", [
+    lambda a: a.T, lambda a: a[::-1, :].T, lambda a: a[:, ::-1].T, lambda a: a[::-1, ::-1],
+])
+def test_tiled_copy_is_numpys_copy_across_tiles_and_into_a_slice(view):
+    rng = np.random.default_rng(5)
+    chip = rng.normal(0.0, 1e3, (150, 131)).astype(np.float32)  # tiles of 64, and parts
+    src = view(chip)
+    out = np.empty(src.shape, np.float32)
+    kern.copy_tiled(src, out)
+    np.testing.assert_array_equal(out, src)
+    big = np.zeros((src.shape[0] + 3, src.shape[1] + 5), np.float32)
+    kern.copy_tiled(src, big[2:-1, 1:-4])  # a strided destination, its margins untouched
+    np.testing.assert_array_equal(big[2:-1, 1:-4], src)
+    assert not big[:2].any() and not big[-1].any() and not big[:, :1].any()
+    with pytest.raises(ValueError, match="different shapes"):
+        kern.copy_tiled(src, out[1:])
+
+
 def test_amp_regions_split_the_chip_at_ampx():
     left, right = acscte.amp_regions("ABCD", 2, 2072, 2068, (2048, 4096))
     assert (left.amp, left.cols, left.rows, left.column_offset) == (

@@ -662,3 +662,21 @@ def add_correction(
         totals[c] = total
         raws[c] = raw
     return totals.sum(), raws.sum()
+
+
+@njit(parallel=True, cache=True)
+def copy_tiled(src: np.ndarray, dst: np.ndarray) -> None:
+    """``dst[...] = src`` for a `src` of any strides (a transposed or flipped view),
+    in 64 x 64 tiles, so that both arrays are walked in cache-sized pieces: the
+    values are copied unchanged."""
+    if src.shape != dst.shape:
+        raise ValueError("copy_tiled: arrays of different shapes")
+    ny, nx = dst.shape
+    for band in prange((ny + 63) // 64):
+        y0 = band * 64
+        y1 = min(y0 + 64, ny)
+        for x0 in range(0, nx, 64):
+            x1 = min(x0 + 64, nx)
+            for y in range(y0, y1):
+                for x in range(x0, x1):
+                    dst[y, x] = src[y, x]

@@ -616,13 +616,16 @@ def to_readout_frame(quadrant: np.ndarray, amp: str, serial: bool) -> np.ndarray
     Returns
     -------
     numpy.ndarray
-        C-contiguous copy of shape ``(ncolumns, nrows)``.
+        C-contiguous float32 copy of shape ``(ncolumns, nrows)``.
     """
     a = quadrant
     if serial:
         t = a.T
         a = t[:, ::-1] if amp in "BC" else t[::-1, :]
-    return np.ascontiguousarray(_align(a, amp).T)
+    view = _align(a, amp).T
+    out = np.empty(view.shape, dtype=np.float32)
+    kern.copy_tiled(view, out)
+    return out
 
 
 def from_readout_frame(columns: np.ndarray, amp: str, serial: bool) -> np.ndarray:
@@ -801,8 +804,8 @@ def pctecorr_imset(imset: ImSet, params: Mapping[str, CteParams], *, ccdamp: str
                     read_noise=rn, column_offset=region.column_offset,
                     scale_frac=p.trapset.scaled(expstart), forward=forward,
                     chunk=128 if progress is not None else 0, progress=progress)
-            sci[sl] = new_sci
-            err[sl] = new_err
+                kern.copy_tiled(new_sci, sci[sl])
+                kern.copy_tiled(new_err, err[sl])
             if trailer is not None:
                 pct = info["total"] / info["raw"] * 100 if info["raw"] else float("nan")
                 trailer.message(f"(pctecorr) Total count difference (corrected-raw) incurred "

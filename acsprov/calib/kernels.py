@@ -53,6 +53,8 @@ KERNELS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
         "Array(float32, 2, 'C')",
         "float64",
     )),
+    ("_cte_kernels", "copy_tiled", ("Array(float32, 2, 'A')", "Array(float32, 2, 'C')")),
+    ("_cte_kernels", "copy_tiled", ("Array(float32, 2, 'A')", "Array(float32, 2, 'A')")),
     ("_cte_kernels", "add_correction", (
         "Array(float32, 2, 'C')",
         "Array(float32, 2, 'C')",
