@@ -626,9 +626,11 @@ def _write_final(run: _Run, exposure: Exposure, path: Path, derived_from: Sequen
         run.writer = ThreadPoolExecutor(1, thread_name_prefix="acsprov-write")
     # the provenance stamp is a context variable: write in this thread's context
     context = contextvars.copy_context()
+    held = [exposure]  # the product's arrays are let go once written, before the checksum
+    del exposure
 
     def write_and_hash() -> Path:
-        write_exposure(exposure, path, stamp=True)
+        write_exposure(held.pop(), path, stamp=True)
         run.result.checksums[path] = sha256sum(path)  # off the main thread, for provenance
         return path
 
@@ -715,7 +717,7 @@ def _twod_stage(run: _Run, pos: _Position, src: Path, dst: Path, key: tuple[str,
     trl = run.trailer()
     product = run_acs2d(read_exposure(src), trailer=trl, requested=requested,
                         overrides=overrides, input_dir=run.plan.directory,
-                        output_name=dst.name, nthreads=run.nthreads)
+                        output_name=dst.name, nthreads=run.nthreads, overwrite_input=True)
     run.keep(key, trl)
     _record_refs(run, product, "acs2d", cte_dark=cte_dark)
     _write_final(run, product, dst, derived_from)
@@ -1271,9 +1273,10 @@ def run_single(
     req2d = {k: sw[k] for k in _2D_SWITCHES}
     req2d["DQICORR"] = sw["DQICORR"] if mama or sw["DQICORR"] != "PERFORM" else "OMIT"
     if basic_2d:
+        # blv is not used again: ACS2D works in place on its arrays
         flt = run_acs2d(blv.evolve(path=raw_path.with_name(blv_name)), trailer=trl,
                         requested=req2d, overrides=overrides, input_dir=input_dir,
-                        output_name=flt_path.name)
+                        output_name=flt_path.name, overwrite_input=True)
         twod_plans = flt.extra["acs2d"]["plans"]
         references.extend(r for p in twod_plans.values() if not p.state.omitted
                           for r in p.refs.values() if r.exists)
