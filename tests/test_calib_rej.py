@@ -593,7 +593,7 @@ def _write_two_chip_member(path, imsets):
 @pytest.mark.parametrize("changes", [{}, {"skysub": "mode", "crradius": 2.1, "initgues": "min"}])
 def test_task_reads_and_combines_one_chip_at_a_time_as_all_at_once(tmp_path, changes):
     from acsprov.calib import fitsio
-    from acsprov.calib.acsrej.task import _reject_by_chip
+    from acsprov.calib.acsrej.task import _headers_only, _reject_by_chip
 
     exps, times = _random_case(12, shape=(24, 40))
     exps[2] = exps[2][::-1]
@@ -601,10 +601,13 @@ def test_task_reads_and_combines_one_chip_at_a_time_as_all_at_once(tmp_path, cha
         im.evolve(extver=n) for n, im in enumerate(e, start=1)]) for k, e in enumerate(exps)]
     whole = [fitsio.read_exposure(p).imsets for p in paths]  # every chip in memory
     want = acsrej.reject_cosmic_rays(whole, times, params(**changes))
-    heads = [fitsio.read_exposure(p, native=False) for p in paths]
-    got = _reject_by_chip(paths, heads, times, params(**changes), imagetyp="EXT", shading=None,
-                          use_kernel=True)
+    heads = [_headers_only(fitsio.read_exposure(p, native=False)) for p in paths]
+    got, dqs = _reject_by_chip(paths, heads, times, params(**changes), imagetyp="EXT",
+                               shading=None, use_kernel=True)
     _assert_same_rejection(got, want)
+    for read, exposure in zip(dqs, whole, strict=True):
+        for dq, im in zip(read, exposure, strict=True):
+            assert dq.tobytes() == im.dq.tobytes()
     assert got.info == want.info
     for a, b in zip(got.combined, want.combined, strict=True):
         assert a.hdr == b.hdr and a.err_hdr == b.err_hdr and a.dq_hdr == b.dq_hdr

@@ -299,3 +299,16 @@ def test_mama_error_is_sqrt_counts_at_least_one():
     im = make_imset([[0.0, 0.5, 16.0, -9.7]])
     out, _ = acsccd.init_noise(im, None, mama=True)
     np.testing.assert_allclose(out.err, [[1.0, 1.0, 4.0, 3.0]])  # |trunc(-9.7)| = 9
+
+
+def test_run_acsccd_in_place_gives_the_same_product_and_copies_otherwise(tmp_path):
+    raw = read_exposure(write_tiny_hrc(tmp_path))
+    snap = snapshot(raw.imsets[0])
+    kept = run_acsccd(raw)
+    assert_unchanged(raw.imsets[0], snap)
+    mine = run_acsccd(raw, overwrite_input=True)
+    assert not np.array_equal(raw.imsets[0].sci, snap[0])  # the raw arrays were worked on
+    a, b = mine.imsets[0], kept.imsets[0]
+    for name in ("sci", "err", "dq"):
+        assert getattr(a, name).tobytes() == getattr(b, name).tobytes(), name
+    assert a.hdr == b.hdr and mine.phdr == kept.phdr

@@ -25,7 +25,7 @@ import numpy as np
 from astropy.io import fits
 
 from acsprov.calib.acsccd import pixels
-from acsprov.calib.chips import ChipLog, map_chips, parallel_chips
+from acsprov.calib.chips import ChipLog, map_chips, one_chip_at_a_time, parallel_chips
 from acsprov.calib.fitsio import Exposure, hstio_float
 from acsprov.calib.imarith import subtract_imset_inplace, use_kernels, writable
 from acsprov.calib.imset import ImSet
@@ -154,10 +154,11 @@ def subtract_dark_inplace(
     """
     _check_shape(imset, dark, "DARKFILE")
     zsci, zerr = _scaled_inplace(dark, np.float32(darktime))
-    good = _good(dark.dq, sdqflags)
-    n = int(np.count_nonzero(good))
-    mean = float(zsci[good].sum(dtype=np.float64) / n) if n else 0.0
-    del good
+    with one_chip_at_a_time():  # the mask and the masked copy are full-size
+        good = _good(dark.dq, sdqflags)
+        n = int(np.count_nonzero(good))
+        mean = float(zsci[good].sum(dtype=np.float64) / n) if n else 0.0
+        del good
     out = subtract_imset_inplace(imset, zsci, zerr, dark.dq)
     meandark = _f32(mean)
     out.hdr["MEANDARK"] = (meandark, "mean of dark values subtracted")
@@ -210,10 +211,11 @@ def subtract_flash_inplace(
     :func:`subtract_dark_inplace`); neither may be used afterwards."""
     _check_shape(imset, flash, "FLSHFILE")
     zsci, zerr = _scaled_inplace(flash, np.float32(flashdur))
-    good = _good(flash.dq, sdqflags)
-    ngood = good.sum(axis=1)
-    sums = np.where(good, zsci, 0).sum(axis=1, dtype=np.float64)
-    del good
+    with one_chip_at_a_time():  # the mask and the masked copy are full-size
+        good = _good(flash.dq, sdqflags)
+        ngood = good.sum(axis=1)
+        sums = np.where(good, zsci, 0).sum(axis=1, dtype=np.float64)
+        del good
     nx = np.float32(zsci.shape[1])
     mean = np.float32(0.0)
     weight = np.float32(0.0)
@@ -873,11 +875,12 @@ def _2d_electrons_and_noise(ctx: _TwoDContext, params: CcdParams) -> None:
     im, keys = ctx.im, ctx.keys
     if not str(im.hdr.get("BUNIT", "")).upper().startswith("ELECTR"):
         geom = pixels.amp_geometry(keys.detector, im.chip, params, im.hdr, im.shape)
-        im, _ = pixels.to_electrons(im, geom)
+        im, _ = pixels.to_electrons_inplace(im, geom)
     if not np.any(im.err != 0):
         geom = pixels.amp_geometry(keys.detector, im.chip, params, im.hdr, im.shape)
-        im, _ = pixels.init_noise(im, geom, bias_exposure=keys.targname.startswith("BIAS"),
-                               mama=keys.detector == "SBC")
+        im, _ = pixels.init_noise_inplace(im, geom,
+                                          bias_exposure=keys.targname.startswith("BIAS"),
+                                          mama=keys.detector == "SBC")
         if ctx.first:
             add_history(ctx.phdr, "Uncertainty array initialized.")
         ctx.trl.message("         Uncertainty array initialized,")

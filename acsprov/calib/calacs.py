@@ -659,11 +659,12 @@ def _ccd_stage(run: _Run, pos: _Position, exp: _Exposure) -> None:
         run.keep((exp.root, "ccd"), [*first, "CALACS: Processing switches set..."])
     if pos.basic_ccd:
         trl = run.trailer()
-        # no name holds the raw exposure: ACSCCD frees its arrays as it replaces them
+        # no name holds the raw exposure: ACSCCD works in place on its arrays
         product = run_acsccd(read_exposure(exp.raw), trailer=trl,
                              requested={k: sw[k] for k in _CCD_SWITCHES},
                              overrides=pos.overrides, input_dir=plan.directory,
-                             output_name=blv.name, nthreads=run.nthreads)
+                             output_name=blv.name, nthreads=run.nthreads,
+                             overwrite_input=True)
         run.keep((exp.root, "ccd"), trl)
         _record_refs(run, product, "acsccd")
         run.temporary(blv, "blv_tmp", (exp.raw,))
@@ -743,6 +744,7 @@ def _reject(run: _Run, pos: _Position, inputs: list[Path], output: Path, key: st
     table = None
     if crrejtab:
         table = inspect_ref("CRREJTAB", crrejtab, input_dir=plan.directory).path
+    run.flush()  # the product being written lets go of its arrays before ACSREJ reads
     info = run_acsrej(inputs, output, crrejtab=table, mtype=mtype)
     name = crrejtab or str(pos.first.phdr.get("CRREJTAB", "")).strip()
     trl.switch("SHADCORR", pos.switches.get("SHADCORR", "OMIT"))
@@ -1263,7 +1265,8 @@ def run_single(
     raw_phdr = raw.phdr
     if basic_ccd:
         blv = run_acsccd(raw, trailer=trl, requested={k: sw[k] for k in _CCD_SWITCHES},
-                         overrides=overrides, input_dir=input_dir, output_name=blv_name)
+                         overrides=overrides, input_dir=input_dir, output_name=blv_name,
+                         overwrite_input=True)
         del raw  # free the raw arrays before ACS2D
         ccd_plans = blv.extra["acsccd"]["plans"]
         references.extend(r for p in ccd_plans.values() if not p.state.omitted

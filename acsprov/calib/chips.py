@@ -16,14 +16,15 @@ The worker thread is started on first use and then reused.  With ``nthreads=1``
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TypeVar
 
 from acsprov.calib.trailer import Trailer
 
-__all__ = ["ChipLog", "map_chips", "parallel_chips"]
+__all__ = ["ChipLog", "map_chips", "one_chip_at_a_time", "parallel_chips"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -39,6 +40,21 @@ def _worker() -> ThreadPoolExecutor:
         if _pool is None:
             _pool = ThreadPoolExecutor(1, thread_name_prefix="acsprov-chip")
         return _pool
+
+
+_temporaries = threading.Lock()
+
+
+@contextmanager
+def one_chip_at_a_time() -> Iterator[None]:
+    """Hold while a chip's work makes short-lived full-size temporary arrays.
+
+    The chips worked on concurrently then make theirs one after the other, so two
+    chips' temporaries are never alive at once: a lower peak of memory for little
+    time lost.  Not reentrant: nothing inside may ask for it again.
+    """
+    with _temporaries:
+        yield
 
 
 def parallel_chips(nthreads: int | None, nchips: int) -> bool:

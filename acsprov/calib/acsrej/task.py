@@ -63,26 +63,43 @@ def _write_member_dq(path: Path, imsets: Sequence[ImSet], crmasks: Sequence[np.n
             data[changed] = values
 
 
+def _headers_only(exposure: fitsio.Exposure) -> fitsio.Exposure:
+    """`exposure` with every array replaced by read-only zeros of its shape and type
+    that take no memory: the headers, shapes and chips stay."""
+    def nothing(a: np.ndarray) -> np.ndarray:
+        return np.broadcast_to(np.zeros((), a.dtype), a.shape)
+
+    return exposure.evolve(imsets=tuple(
+        im.evolve(sci=nothing(im.sci), err=nothing(im.err), dq=nothing(im.dq))
+        for im in exposure.imsets))
+
+
+def _read_native(path: Path, head: ImSet) -> ImSet:
+    """The imset of `path` with `head`'s EXTVER, read whole into native arrays."""
+    with fits.open(path, memmap=True, lazy_load_hdus=True, do_not_scale_image_data=True) as hdul:
+        return fitsio.read_imset(hdul, head.extver, path=path, native=True)
+
+
 def _read_chip(paths: Sequence[Path], exposures: Sequence[fitsio.Exposure],
-               idx: Sequence[int]) -> list[ImSet] | None:
+               idx: Sequence[int]) -> list[ImSet]:
     """Imset ``idx[k]`` of every member read from its file, SCI/ERR/DQ as planes of one
     3-D array per kind (so :func:`reject_cosmic_rays` stacks them without a copy).
 
-    `exposures` give the headers; None if the imsets differ in shape (then
-    :func:`reject_cosmic_rays` reports it from the headers' exposures).
+    `exposures` give the headers.  Imsets of different shapes are read as they are
+    (:func:`reject_cosmic_rays` reports it).
     """
     heads = [exposures[k].imsets[i] for k, i in enumerate(idx)]
     shape = heads[0].shape
     if any(im.shape != shape for im in heads):
-        return None
+        return [head.evolve(**{name: getattr(_read_native(path, head), name)
+                               for name in ("sci", "err", "dq")})
+                for path, head in zip(paths, heads, strict=True)]
     n = len(heads)
     stacks = {"sci": np.empty((n, *shape), np.float32), "err": np.empty((n, *shape), np.float32),
               "dq": np.empty((n, *shape), np.uint16)}
     out = []
     for k, (path, head) in enumerate(zip(paths, heads, strict=True)):
-        with fits.open(path, memmap=True, lazy_load_hdus=True,
-                       do_not_scale_image_data=True) as hdul:
-            native = fitsio.read_imset(hdul, head.extver, path=path, native=True)
+        native = _read_native(path, head)
         for name, stack in stacks.items():
             stack[k] = getattr(native, name)
         del native
@@ -92,12 +109,14 @@ def _read_chip(paths: Sequence[Path], exposures: Sequence[fitsio.Exposure],
 
 def _reject_by_chip(paths: Sequence[Path], exposures: Sequence[fitsio.Exposure],
                     exptimes: Sequence[float], params: CrRejParams, *, imagetyp: str,
-                    shading: Sequence[np.ndarray] | None, use_kernel: bool) -> RejectResult:
+                    shading: Sequence[np.ndarray] | None, use_kernel: bool
+                    ) -> tuple[RejectResult, list[list[np.ndarray | None]]]:
     """:func:`reject_cosmic_rays` of the members, one chip at a time.
 
     Only one chip of every member is in memory at once: the imsets of `exposures`
-    (read with ``native=False``) give the headers, each chip's pixels are read from
-    the files when it is combined.  The result is the one of all chips at once.
+    (:func:`_headers_only`) give the headers, each chip's pixels are read from the
+    files when it is combined.  The result is the one of all chips at once, with the
+    DQ array read of each member imset (None for an imset not combined).
     """
     members = [list(e.imsets) for e in exposures]
     try:
@@ -105,16 +124,19 @@ def _reject_by_chip(paths: Sequence[Path], exposures: Sequence[fitsio.Exposure],
     except BadInputError:
         order = []
     if len(members) < 2 or not order:  # reject_cosmic_rays says what is wrong
-        return reject_cosmic_rays(members, exptimes, params, imagetyp=imagetyp,
-                                  shading=shading, use_kernel=use_kernel)
+        members = [list(fitsio.read_exposure(p).imsets) for p in paths]
+        return (reject_cosmic_rays(members, exptimes, params, imagetyp=imagetyp,
+                                   shading=shading, use_kernel=use_kernel),
+                [[im.dq for im in m] for m in members])
     parts = []
     crmasks = [[np.zeros(im.shape, bool) for im in m] for m in members]
+    dqs: list[list[np.ndarray | None]] = [[None] * len(m) for m in members]
     for e, idx in enumerate(order):
         chip = _read_chip(paths, exposures, idx)
         these = [list(m) for m in members]
-        if chip is not None:
-            for k, i in enumerate(idx):
-                these[k][i] = chip[k]
+        for k, i in enumerate(idx):
+            these[k][i] = chip[k]
+            dqs[k][i] = chip[k].dq
         del chip
         part = reject_cosmic_rays(these, exptimes, params, imagetyp=imagetyp, shading=shading,
                                   use_kernel=use_kernel, chips=(e,))
@@ -130,7 +152,7 @@ def _reject_by_chip(paths: Sequence[Path], exposures: Sequence[fitsio.Exposure],
         combined=tuple(p.combined[0] for p in parts),
         crmasks=tuple(tuple(m) for m in crmasks),
         info=info,
-    )
+    ), dqs
 
 
 def run_acsrej(
@@ -193,8 +215,8 @@ def run_acsrej(
     output = Path(output)
     if output.exists() and not overwrite:
         raise BadInputError(f"output {output.name} already exists; remove it or use overwrite")
-    # headers (and DQ); the pixels are read one chip at a time by _reject_by_chip
-    exposures = [fitsio.read_exposure(p, native=False) for p in paths]
+    # headers only; the pixels are read one chip at a time by _reject_by_chip
+    exposures = [_headers_only(fitsio.read_exposure(p, native=False)) for p in paths]
     phdrs = [e.phdr for e in exposures]
     for p, h in zip(paths, phdrs, strict=True):
         if "FILENAME" not in h:
@@ -227,8 +249,9 @@ def run_acsrej(
             for im in exposures[0].imsets
         ]
     imagetyp = str(phdrs[0].get("IMAGETYP", "")).strip()
-    result = _reject_by_chip(paths, exposures, exptimes, params, imagetyp=imagetyp,
-                             shading=shading, use_kernel=use_kernel)
+    result, member_dqs = _reject_by_chip(paths, exposures, exptimes, params,
+                                         imagetyp=imagetyp, shading=shading,
+                                         use_kernel=use_kernel)
     phdr, imsets = crj_headers(
         phdrs, result, params, output_name=output.name, mtype=mtype, shadfile=shadfile
     )
@@ -237,9 +260,13 @@ def run_acsrej(
         fitsio.write_exposure(fitsio.Exposure(phdr=phdr, imsets=imsets), output)
     updated = []
     if params.crmask and update_members and result.info["performed"]:
-        for path, exposure, masks in zip(paths, exposures, result.crmasks, strict=True):
-            _write_member_dq(path, exposure.imsets, masks)
+        for path, exposure, masks, dqs in zip(paths, exposures, result.crmasks, member_dqs,
+                                              strict=True):
+            imsets = [im.evolve(dq=_read_native(path, im).dq if dq is None else dq)
+                      for im, dq in zip(exposure.imsets, dqs, strict=True)]
+            _write_member_dq(path, imsets, masks)
             updated.append(path)
+    del member_dqs
     messages = _messages(paths, exposures, params, result, table_name)
     return {
         "output": output,
