@@ -117,3 +117,16 @@ def test_serial_when_one_thread_or_one_chip():
     map_chips(lambda i, item, log: threads.add(threading.get_ident()), [0, 1], Trailer(),
               parallel=False)
     assert threads == {threading.get_ident()}
+
+
+def test_large_arrays_are_mapped_on_their_own_on_glibc():
+    import ctypes
+    import sys
+
+    from acsprov.calib.memory import map_large_arrays
+
+    done = map_large_arrays()
+    glibc = sys.platform.startswith("linux") and hasattr(ctypes.CDLL(None), "gnu_get_libc_version")
+    assert done == glibc
+    a = np.ones(8 << 20, np.uint8)  # the calculations are the same
+    assert int(a.sum()) == 8 << 20

@@ -893,11 +893,15 @@ def _2d_darkcorr(ctx: _TwoDContext) -> None:
         dark = plan.refs["DARKFILE"]
         darktime = f32(ctx.keys.darktime)
         ctx.trl.message(f"Darktime from header {darktime:f}")
-        cut, (x0, y0), _ = cut_ref(dark, ctx.im)
-        extver = chip_extver(dark.require(), ctx.im.chip, keyword="DARKFILE")
-        ctx.trl.message(f"Performing dark subtraction on chip {ctx.im.chip} in imset {extver}")
-        ctx.trl.message(f"Image has an offset of {x0},{y0}")
-        ctx.im, info = subtract_dark_inplace(ctx.im, cut, darktime=darktime, sdqflags=ctx.sdq)
+        with one_chip_at_a_time():  # the chip's dark is alive
+            cut, (x0, y0), _ = cut_ref(dark, ctx.im)
+            extver = chip_extver(dark.require(), ctx.im.chip, keyword="DARKFILE")
+            ctx.trl.message(f"Performing dark subtraction on chip {ctx.im.chip} in imset "
+                            f"{extver}")
+            ctx.trl.message(f"Image has an offset of {x0},{y0}")
+            ctx.im, info = subtract_dark_inplace(ctx.im, cut, darktime=darktime,
+                                                 sdqflags=ctx.sdq)
+            del cut
         ctx.trl.message(f"Mean of dark image (MEANDARK) = {info['meandark']:g}")
         ctx.trl.switch("DARKCORR", "COMPLETE")
         ctx.trl.timestamp("DARKCORR complete", ctx.keys.rootname)
@@ -918,9 +922,11 @@ def _2d_flshcorr(ctx: _TwoDContext) -> None:
                 msg = "Post-flash STATUS was ABORTED. Post-flash may be compromised."
                 ctx.trl.warn(msg)
                 add_history(ctx.phdr, msg)
-            cut, _, _ = cut_ref(plan.refs["FLSHFILE"], ctx.im)
-            ctx.im, info = subtract_flash_inplace(ctx.im, cut, flashdur=ctx.keys.flashdur,
-                                               sdqflags=ctx.sdq)
+            with one_chip_at_a_time():  # the chip's flash is alive
+                cut, _, _ = cut_ref(plan.refs["FLSHFILE"], ctx.im)
+                ctx.im, info = subtract_flash_inplace(ctx.im, cut, flashdur=ctx.keys.flashdur,
+                                                      sdqflags=ctx.sdq)
+                del cut
             ctx.trl.message(f"Mean of post-flash image (MEANFLSH) = {info['meanflash']:g}")
             ctx.trl.switch("FLSHCORR", "COMPLETE")
     ctx.record("FLSHCORR", ("FLSHFILE",))
@@ -933,9 +939,11 @@ def _2d_flatcorr(ctx: _TwoDContext) -> None:
             ref = plan.usable(key)
             if ref is None:
                 continue
-            cut, (x0, y0), _ = cut_ref(ref, ctx.im)
-            ctx.trl.message(f"ratio of flat/input = 1,1 offset by {x0},{y0}")
-            ctx.im, _ = divide_flat_inplace(ctx.im, cut)
+            with one_chip_at_a_time():  # the chip's flat is alive
+                cut, (x0, y0), _ = cut_ref(ref, ctx.im)
+                ctx.trl.message(f"ratio of flat/input = 1,1 offset by {x0},{y0}")
+                ctx.im, _ = divide_flat_inplace(ctx.im, cut)
+                del cut
         lflt = plan.usable("LFLTFILE")
         if lflt is not None:
             ctx.im, _ = divide_flat_inplace(ctx.im, _expand_lflat(lflt, ctx.im))

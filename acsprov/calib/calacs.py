@@ -58,6 +58,7 @@ from acsprov.asn import Member, read_asn
 from acsprov.calib.acs2d import run_acs2d
 from acsprov.calib.acsccd import run_acsccd
 from acsprov.calib.fitsio import Exposure, atomic_path, read_exposure, write_exposure
+from acsprov.calib.memory import map_large_arrays
 from acsprov.calib.reffiles import RefFile, inspect_ref, ref_name_given
 from acsprov.calib.steps import ExposureKeys, header_switch
 from acsprov.calib.trailer import Trailer
@@ -1103,6 +1104,7 @@ def run_native(
     ['j8is01021_crj.fits']
     """
     started = time.perf_counter()
+    map_large_arrays()  # a lower peak of memory: freed chip arrays go back at once
     path = Path(input_path)
     if not path.is_file():
         raise BadInputError(f"Input file not found: {path}")
@@ -1241,6 +1243,7 @@ def run_single(
     if flt_path.exists() and not overwrite:
         raise BadInputError(f"output {flt_path.name} already exists in {outdir}; "
                             "remove it or pass overwrite=True")
+    map_large_arrays()  # a lower peak of memory: freed chip arrays go back at once
     raw = read_exposure(raw_path)
     keys = ExposureKeys.from_header(raw.phdr, raw_path.name)
     trl = Trailer(version=ENGINE, echo=echo)

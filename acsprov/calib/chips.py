@@ -42,16 +42,17 @@ def _worker() -> ThreadPoolExecutor:
         return _pool
 
 
-_temporaries = threading.Lock()
+_temporaries = threading.RLock()
 
 
 @contextmanager
 def one_chip_at_a_time() -> Iterator[None]:
-    """Hold while a chip's work makes short-lived full-size temporary arrays.
+    """Hold while a chip's work has full-size arrays of its own alive for a short while
+    (a reference read for one step, temporaries).
 
-    The chips worked on concurrently then make theirs one after the other, so two
-    chips' temporaries are never alive at once: a lower peak of memory for little
-    time lost.  Not reentrant: nothing inside may ask for it again.
+    The chips worked on concurrently then do those parts one after the other, so two
+    chips' are never alive at once: a lower peak of memory for little time lost (the
+    rest of their work still overlaps).  Reentrant within a thread.
     """
     with _temporaries:
         yield
