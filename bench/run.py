@@ -128,12 +128,13 @@ def native_ccd_2d_full_frame(scratch: Path) -> dict:
     from acsprov.calib.fitsio import read_exposure
 
     raw, _ = _wfc_exposure(scratch)
-    run_acs2d(run_acsccd(read_exposure(raw), input_dir=raw.parent), input_dir=raw.parent)
+    blv = run_acsccd(read_exposure(raw), input_dir=raw.parent, overwrite_input=True)
+    run_acs2d(blv, input_dir=raw.parent, overwrite_input=True)
     start = time.perf_counter()
-    blv = run_acsccd(read_exposure(raw), input_dir=raw.parent)
+    blv = run_acsccd(read_exposure(raw), input_dir=raw.parent, overwrite_input=True)
     ccd = time.perf_counter() - start
     start = time.perf_counter()
-    run_acs2d(blv, input_dir=raw.parent)
+    run_acs2d(blv, input_dir=raw.parent, overwrite_input=True)
     twod = time.perf_counter() - start
     out = {"acsccd_seconds": ccd, "acs2d_seconds": twod, "timed_seconds": ccd + twod,
            "note": "warm: numba kernels loaded by an untimed first pass"}
@@ -171,7 +172,7 @@ def native_cte_full_frame(scratch: Path) -> dict:
 
     raw, _ = _wfc_exposure(scratch)
     blv = raw.parent / "jd1y04rlq_blv_tmp.fits"
-    write_exposure(run_acsccd(read_exposure(raw), input_dir=raw.parent), blv)
+    write_exposure(run_acsccd(read_exposure(raw), input_dir=raw.parent, overwrite_input=True), blv)
     start = time.perf_counter()
     run_acscte(blv, raw.parent / "jd1y04rlq_blc_tmp.fits")
     wall = time.perf_counter() - start

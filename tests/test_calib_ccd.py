@@ -399,8 +399,10 @@ def test_destripe_removes_level_and_row_stripes(use_kernel):
 @pytest.mark.parametrize("nx", [9, 10])
 def test_crosstalk_kernel_and_numpy_twin_agree_bit_for_bit(nx):
     sci = np.random.default_rng(nx).normal(3000.0, 900.0, (7, nx)).astype(np.float32)
-    kernel = blevcorr._crosstalk_kernel(sci, 9.1e-5)
-    assert np.array_equal(kernel, blevcorr._crosstalk_numpy(sci, 9.1e-5))
+    kernel, twin = sci.copy(), sci.copy()  # both work in place
+    blevcorr._crosstalk_kernel(kernel, 9.1e-5)
+    blevcorr._crosstalk_numpy(twin, 9.1e-5)
+    assert np.array_equal(kernel, twin)
     assert not np.array_equal(kernel, sci)
 
 
@@ -621,3 +623,85 @@ def test_run_single_missing_dark_is_an_error(tmp_path):
     raw = write_tiny_hrc(tmp_path, refs={"DARKFILE": "gone_drk.fits"})
     with pytest.raises(ReferenceFileError, match="DARKFILE 'gone_drk.fits'"):
         run_single(raw)
+
+
+# --------------------------------------------------------------------------- in place
+def _random_raw(seed, shape=(12, 20)):
+    rng = np.random.default_rng(seed)
+    return make_imset(rng.normal(300.0, 200.0, shape), err=rng.uniform(0.0, 6.0, shape),
+                      dq=rng.integers(0, 4, shape) * 4)
+
+
+def _same_bits(got, want):
+    assert got.dtype == want.dtype and got.tobytes() == want.tobytes()
+
+
+def test_subtract_bias_in_place_gives_the_numpy_formula_in_the_science_arrays():
+    from acsprov.calib.imarith import _subtract_numpy
+
+    im, bias = _random_raw(1), _random_raw(2)
+    want = _subtract_numpy(im.sci, im.err, im.dq, bias.sci, bias.err, bias.dq)
+    arrays = (im.sci, im.err, im.dq)
+    out, _ = acsccd.subtract_bias_inplace(im, bias)
+    for got, shared, expected in zip((out.sci, out.err, out.dq), arrays, want, strict=True):
+        assert got is shared
+        _same_bits(got, expected)
+
+
+def test_gain_and_noise_in_place_give_the_formula():
+    params = ccd_params(atodgain=(2.0, 1.5, 0.0, 0.0), readnoise=(4.0, 3.5, 0.0, 0.0),
+                        ampx=7, ampy=20)
+    im = _random_raw(3)
+    geom = acsccd.amp_geometry("WFC", 1, params, fits.Header(), im.shape)
+    gain = np.where(np.arange(20) < 7, np.float32(2.0), np.float32(1.5)).astype(np.float32)
+    rn = np.where(np.arange(20) < 7, np.float32(4.0), np.float32(3.5)).astype(np.float32)
+    sci, err = im.sci * gain, im.err * gain
+    noise = np.sqrt((np.maximum(sci, np.float32(0)) + rn * rn) + err * err)
+    arrays = (im.sci, im.err)
+    out, _ = acsccd.to_electrons_inplace(im, geom)
+    assert out.sci is arrays[0] and out.err is arrays[1]
+    _same_bits(out.sci, sci)
+    _same_bits(out.err, err)
+    noisy, _ = acsccd.init_noise_inplace(out, geom)
+    _same_bits(noisy.err, noise)
+    assert noisy.sci is arrays[0]
+
+
+def test_full_well_and_sinks_in_place_flag_the_science_dq():
+    im = make_imset(np.full((4, 6), 100.0), LTV1=1.0, LTV2=0.0)
+    sat = np.full((4, 6), 1000.0, ">f4")  # as the SATUFILE's memory map gives it
+    sat[1, 2] = 50.0
+    region = OverscanRegion((1, 1), (0, 0), (-1, -1), (-1, -1), (0, 0), (5, 5), False)
+    dq = im.dq
+    out, info = acsccd.flag_full_well_inplace(im, sat, region, offset=(0, 0), full_frame=True)
+    assert out.dq is dq and info["n_saturated"] == 1 and dq[1, 2] == 256 and dq.sum() == 256
+    sink = np.zeros((4, 6), np.float32)
+    sink[2, 3] = -1.0
+    flagged, info = acsccd.flag_sinks_inplace(out, sink, bottom_up=True)
+    assert flagged.dq is dq and info["n_flagged"] == 1 and dq[2, 3] == 1024
+
+
+@pytest.mark.parametrize("use_kernel", [True, False])
+def test_crosstalk_in_place_gives_the_bits_of_a_copy(use_kernel):
+    im = _random_raw(4, (9, 13))
+    want = im.sci.copy()
+    blevcorr._crosstalk_numpy(want, 9.1e-5)
+    sci = im.sci
+    out, _ = acsccd.apply_crosstalk_inplace(im, use_kernel=use_kernel)
+    assert out.sci is sci
+    _same_bits(out.sci, want)
+
+
+def test_bias_shift_and_destripe_in_place_give_the_bits_of_the_numpy_twins():
+    rng = np.random.default_rng(6)
+    ny, nx = 2068, 4144
+    chips = [make_imset(rng.normal(4000.0, 20.0, (ny, nx)), CCDCHIP=c) for c in (2, 1)]
+    twins, _ = acsccd.bias_shift(chips, use_kernel=False)
+    twins, twin_info = acsccd.destripe(*twins, use_kernel=False)
+    arrays = [c.sci for c in chips]
+    shifted, _ = acsccd.bias_shift_inplace(chips, use_kernel=True)
+    done, info = acsccd.destripe_inplace(*shifted, use_kernel=True)
+    assert info == twin_info
+    for got, shared, want in zip(done, arrays, twins, strict=True):
+        assert got.sci is shared
+        _same_bits(got.sci, want.sci)

@@ -47,24 +47,27 @@ def write_two_chips(d: Path, **kw) -> Path:
     return path
 
 
-def _calibrate(raw: Path, nthreads: int | None) -> tuple[list, Trailer]:
+def _calibrate(raw: Path, nthreads: int | None, overwrite: bool = False
+               ) -> tuple[list, Trailer]:
     trl = Trailer()
     blv = run_acsccd(read_exposure(raw), trailer=trl, input_dir=raw.parent,
                      output_name="jtiny01q_blv_tmp.fits", nthreads=nthreads)
     flt = run_acs2d(blv, trailer=trl, requested={"DQICORR": "OMIT"}, input_dir=raw.parent,
-                    output_name="jtiny01q_flt.fits", nthreads=nthreads)
+                    output_name="jtiny01q_flt.fits", nthreads=nthreads,
+                    overwrite_input=overwrite)
     return [flt.phdr, *flt.imsets], trl
 
 
+@pytest.mark.parametrize("overwrite", [False, True])
 @pytest.mark.parametrize("flash", [False, True])
-def test_two_chips_in_parallel_are_bit_identical_to_serial(tmp_path, flash):
+def test_two_chips_in_parallel_are_bit_identical_to_serial(tmp_path, flash, overwrite):
     kw = {}
     if flash:  # FLSHCORR without a flash: IGNORED from the first imset on
         _image(tmp_path / "fls.fits", "FLASH", np.full((NY - TRIMY2, NX - 2 * TRIMX), 0.5))
         kw = {"switches": {"FLSHCORR": "PERFORM"}, "refs": {"FLSHFILE": "fls.fits"}}
     raw = write_two_chips(tmp_path, **kw)
     serial, serial_trl = _calibrate(raw, 1)
-    parallel, parallel_trl = _calibrate(raw, None)
+    parallel, parallel_trl = _calibrate(raw, None, overwrite)
     assert _timeless(parallel_trl) == _timeless(serial_trl)
     assert "Full-well saturation flagging being performed for imset 2." in serial_trl.lines
     assert (serial_trl.lines.count("FLSHCORR SKIPPED") == 1) == flash  # for imset 2
@@ -114,3 +117,16 @@ def test_serial_when_one_thread_or_one_chip():
     map_chips(lambda i, item, log: threads.add(threading.get_ident()), [0, 1], Trailer(),
               parallel=False)
     assert threads == {threading.get_ident()}
+
+
+def test_large_arrays_are_mapped_on_their_own_on_glibc():
+    import ctypes
+    import sys
+
+    from acsprov.calib.memory import map_large_arrays
+
+    done = map_large_arrays()
+    glibc = sys.platform.startswith("linux") and hasattr(ctypes.CDLL(None), "gnu_get_libc_version")
+    assert done == glibc
+    a = np.ones(8 << 20, np.uint8)  # the calculations are the same
+    assert int(a.sum()) == 8 << 20

@@ -37,6 +37,37 @@ def test_write_big_endian_gives_astropys_bytes(tmp_path: Path, small_chunks: Non
     assert ours.read_bytes() == theirs.read_bytes()[start : start + arr.nbytes]
 
 
+@pytest.mark.parametrize("chunk", [40, 1 << 20])
+@pytest.mark.parametrize("dtype", [np.float32, np.uint16, np.float64])
+def test_write_big_endian_of_a_view_gives_the_bytes_of_a_copy(tmp_path: Path, chunk: int,
+                                                              dtype: type,
+                                                              monkeypatch: pytest.MonkeyPatch
+                                                              ) -> None:
+    monkeypatch.setattr(fitsio, "CHUNK_BYTES", chunk)
+    rng = np.random.default_rng(3)
+    whole = (rng.normal(size=(23, 31)) * 1000).astype(dtype)
+    view = whole[3:20, 2:27]  # as an overscan-trimmed array: not contiguous
+    assert not view.flags.c_contiguous
+    ours = tmp_path / "ours.bin"
+    with open(ours, "wb") as fh:
+        n = fitsio.write_big_endian(fh, view)
+    want = np.ascontiguousarray(view).astype(view.dtype.newbyteorder(">")).tobytes()
+    assert n == len(want) and ours.read_bytes() == want
+
+
+def test_written_view_imset_reads_back_bit_for_bit(tmp_path: Path, small_chunks: None) -> None:
+    rng = np.random.default_rng(4)
+    arrays = [rng.normal(size=(12, 15)).astype(np.float32), rng.random((12, 15)).astype(np.float32),
+              rng.integers(0, 65536, size=(12, 15)).astype(np.uint16)]
+    sci, err, dq = (a[1:10, 2:13] for a in arrays)
+    exposure = fitsio.Exposure(fits.Header([("ROOTNAME", "x")]),
+                               (ImSet(sci, err, dq, fits.Header([("CCDCHIP", 1)])),))
+    back = fitsio.read_exposure(fitsio.write_exposure(exposure, tmp_path / "v_flt.fits"))
+    for ours, want in zip((back.imsets[0].sci, back.imsets[0].err, back.imsets[0].dq),
+                          (sci, err, dq), strict=True):
+        assert ours.dtype == want.dtype and np.array_equal(ours, want)
+
+
 def test_written_imset_reads_back_bit_for_bit(tmp_path: Path, small_chunks: None) -> None:
     rng = np.random.default_rng(2)
     sci = rng.normal(size=(9, 11)).astype(np.float32)

@@ -5,7 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from acsprov.calib.imarith import _subtract_kernel, _subtract_numpy, subtract_imset
+from acsprov.calib.imarith import (
+    _subtract_kernel,
+    _subtract_numpy,
+    subtract_imset,
+    subtract_imset_inplace,
+)
 from acsprov.calib.imset import ImSet
 
 
@@ -33,9 +38,35 @@ def test_kernel_and_numpy_twin_agree_bit_for_bit():
     rng = np.random.default_rng(3)
     a, b = _imset(rng, (40, 33)), _imset(rng, (40, 33))
     args = (a.sci, a.err, a.dq, b.sci, b.err, b.dq)
-    for got, want in zip(_subtract_kernel(*args), _subtract_numpy(*args), strict=True):
+    out = (np.empty(a.shape, np.float32), np.empty(a.shape, np.float32),
+           np.empty(a.shape, np.uint16))
+    _subtract_kernel(*args, *out)
+    for got, want in zip(out, _subtract_numpy(*args), strict=True):
         assert got.dtype == want.dtype
         assert np.array_equal(got, want)
+
+
+def test_in_place_subtraction_writes_the_same_bits_over_the_science_arrays():
+    rng = np.random.default_rng(5)
+    a, b = _imset(rng, (37, 41)), _imset(rng, (37, 41))
+    want = _subtract_numpy(a.sci, a.err, a.dq, b.sci, b.err, b.dq)
+    arrays = (a.sci, a.err, a.dq)
+    out = subtract_imset_inplace(a, b.sci, b.err, b.dq, use_kernel=True)
+    for got, shared, expected in zip((out.sci, out.err, out.dq), arrays, want, strict=True):
+        assert got is shared  # no new full-size array
+        assert got.dtype == expected.dtype
+        assert np.array_equal(got, expected)
+
+
+def test_in_place_subtraction_of_read_only_arrays_makes_new_ones():
+    rng = np.random.default_rng(6)
+    a, b = _imset(rng), _imset(rng)
+    for arr in (a.sci, a.err, a.dq):
+        arr.flags.writeable = False
+    before = a.sci.copy()
+    out = subtract_imset_inplace(a, b.sci, b.err, b.dq)
+    assert out.sci is not a.sci and np.array_equal(a.sci, before)
+    assert np.array_equal(out.sci, a.sci - b.sci)
 
 
 def test_other_dtypes_take_the_numpy_path():

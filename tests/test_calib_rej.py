@@ -556,3 +556,59 @@ def test_run_acsrej_missing_crrejtab(tmp_path):
     ]
     with pytest.raises(ReferenceFileError, match="CRREJTAB missing_crr.fits not found"):
         acsrej.run_acsrej(members, tmp_path / "jtst01011_crj_tmp.fits")
+
+
+# --------------------------------------------------------------------------- one chip at a time
+def test_chips_argument_combines_only_those_chips_as_all_at_once():
+    exps, times = _random_case(11)
+    exps[1] = exps[1][::-1]  # chips matched by CCDCHIP, not by position
+    full = acsrej.reject_cosmic_rays(exps, times, params(skysub="mode"))
+    for e in (0, 1):
+        part = acsrej.reject_cosmic_rays(exps, times, params(skysub="mode"), chips=(e,))
+        assert len(part.combined) == 1
+        np.testing.assert_array_equal(part.combined[0].sci, full.combined[e].sci)
+        np.testing.assert_array_equal(part.combined[0].err, full.combined[e].err)
+        np.testing.assert_array_equal(part.combined[0].dq, full.combined[e].dq)
+        assert part.combined[0].hdr == full.combined[e].hdr
+        assert part.info["sky"] == (full.info["sky"][e],)
+        assert part.info["nrej"] == (full.info["nrej"][e],)
+        for k, i in enumerate((e, 1 - e, e)):
+            np.testing.assert_array_equal(part.crmasks[k][i], full.crmasks[k][i])
+            assert not part.crmasks[k][1 - i].any()
+
+
+def _write_two_chip_member(path, imsets):
+    hdus = [fits.PrimaryHDU()]
+    hdus[0].header["NEXTEND"] = 3 * len(imsets)
+    for im in imsets:
+        for name, data in (("SCI", im.sci), ("ERR", im.err), ("DQ", im.dq.view(np.int16))):
+            hdu = fits.ImageHDU(data, name=name)
+            hdu.header["CCDCHIP"] = im.chip
+            hdu.ver = im.extver
+            hdus.append(hdu)
+    fits.HDUList(hdus).writeto(path)
+    return path
+
+
+@pytest.mark.parametrize("changes", [{}, {"skysub": "mode", "crradius": 2.1, "initgues": "min"}])
+def test_task_reads_and_combines_one_chip_at_a_time_as_all_at_once(tmp_path, changes):
+    from acsprov.calib import fitsio
+    from acsprov.calib.acsrej.task import _headers_only, _reject_by_chip
+
+    exps, times = _random_case(12, shape=(24, 40))
+    exps[2] = exps[2][::-1]
+    paths = [_write_two_chip_member(tmp_path / f"m{k}.fits", [
+        im.evolve(extver=n) for n, im in enumerate(e, start=1)]) for k, e in enumerate(exps)]
+    whole = [fitsio.read_exposure(p).imsets for p in paths]  # every chip in memory
+    want = acsrej.reject_cosmic_rays(whole, times, params(**changes))
+    heads = [_headers_only(fitsio.read_exposure(p, native=False)) for p in paths]
+    got, dqs = _reject_by_chip(paths, heads, times, params(**changes), imagetyp="EXT",
+                               shading=None, use_kernel=True)
+    _assert_same_rejection(got, want)
+    for read, exposure in zip(dqs, whole, strict=True):
+        for dq, im in zip(read, exposure, strict=True):
+            assert dq.tobytes() == im.dq.tobytes()
+    assert got.info == want.info
+    for a, b in zip(got.combined, want.combined, strict=True):
+        assert a.hdr == b.hdr and a.err_hdr == b.err_hdr and a.dq_hdr == b.dq_hdr
+        assert a.extver == b.extver

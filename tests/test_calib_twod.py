@@ -11,7 +11,8 @@ from acsprov.calib import acs2d
 from acsprov.calib.acs2d import run_acs2d
 from acsprov.calib.acsccd import run_acsccd
 from acsprov.calib.calacs import run_single
-from acsprov.calib.fitsio import read_exposure
+from acsprov.calib.fitsio import hstio_float, read_exposure
+from acsprov.calib.imarith import _subtract_numpy
 from acsprov.calib.reffiles import PhotValues, RowNotFoundError, read_imphttab
 from acsprov.errors import BadInputError, ReferenceFileError
 
@@ -34,6 +35,78 @@ def test_subtract_dark_does_not_change_input():
     snap = snapshot(im)
     acs2d.subtract_dark(im, make_imset(np.ones((2, 2))), darktime=2.0, sdqflags=31743)
     assert_unchanged(im, snap)
+
+
+def _by_formula(im, ref, k, sdqflags):
+    """The reference scaled by `k` and subtracted with new arrays (numpy, float32)."""
+    zsci, zerr = np.float32(k) * ref.sci, np.float32(k) * ref.err
+    sci, err, dq = _subtract_numpy(im.sci, im.err, im.dq, zsci, zerr, ref.dq)
+    return sci, err, dq, zsci, (ref.dq & np.uint16(sdqflags)) == 0
+
+
+def _random_pair(seed, shape=(23, 31)):
+    rng = np.random.default_rng(seed)
+    im = make_imset(rng.normal(500, 80, shape), err=rng.uniform(1, 9, shape),
+                    dq=rng.integers(0, 3, shape) * 8)
+    ref = make_imset(rng.uniform(0, 0.05, shape), err=rng.uniform(0, 0.003, shape),
+                     dq=rng.integers(0, 9, shape) * 2)
+    return im, ref
+
+
+def test_subtract_dark_in_place_gives_the_bits_of_the_formula():
+    im, dark = _random_pair(7)
+    sci, err, dq, zsci, good = _by_formula(im, dark, 1022.7, 31743)
+    arrays = (im.sci, im.err, im.dq)
+    out, info = acs2d.subtract_dark_inplace(im, dark, darktime=1022.7, sdqflags=31743)
+    for got, shared, want in zip((out.sci, out.err, out.dq), arrays, (sci, err, dq),
+                                 strict=True):
+        assert got is shared and got.tobytes() == want.tobytes()
+    assert info["meandark"] == hstio_float(float(zsci[good].sum(dtype=np.float64)
+                                                 / np.count_nonzero(good)))
+    pure, pure_info = acs2d.subtract_dark(*_random_pair(7), darktime=1022.7, sdqflags=31743)
+    assert pure.sci.tobytes() == sci.tobytes() and pure_info == info
+
+
+def test_subtract_flash_in_place_gives_the_bits_of_the_formula():
+    im, flash = _random_pair(8)
+    sci, err, dq, _, _ = _by_formula(im, flash, 4.6, 31743)
+    _, info = acs2d.subtract_flash(*_random_pair(8), flashdur=4.6, sdqflags=31743)
+    out, info_inplace = acs2d.subtract_flash_inplace(im, flash, flashdur=4.6, sdqflags=31743)
+    assert out.sci is im.sci and info_inplace == info
+    for got, want in zip((out.sci, out.err, out.dq), (sci, err, dq), strict=True):
+        assert got.tobytes() == want.tobytes()
+
+
+def test_divide_flat_in_place_gives_the_bits_of_the_numpy_twin():
+    im, _ = _random_pair(9)
+    flat = make_imset(np.where(np.arange(23 * 31).reshape(23, 31) % 17 == 0, 0.0,
+                               np.random.default_rng(9).uniform(0.9, 1.1, (23, 31))),
+                      err=np.full((23, 31), 0.01), dq=np.full((23, 31), 4))
+    want, want_info = acs2d.divide_flat(im, flat, use_kernel=False)
+    arrays = (im.sci, im.err, im.dq)
+    out, info = acs2d.divide_flat_inplace(im, flat, use_kernel=True)
+    assert info == want_info and info["n_zero"] > 0
+    for name, shared in zip(("sci", "err", "dq"), arrays, strict=True):
+        assert getattr(out, name) is shared
+        assert getattr(out, name).tobytes() == getattr(want, name).tobytes(), name
+
+
+def test_run_acs2d_in_place_gives_the_same_product_and_copies_otherwise(tmp_path):
+    raw = write_tiny_hrc(tmp_path)
+    blv = run_acsccd(read_exposure(raw)).evolve(path=raw)
+    c = np.ascontiguousarray  # as read from a _blv_tmp (the trimmed ones are views)
+    blv = blv.evolve(imsets=tuple(im.evolve(sci=c(im.sci), err=c(im.err), dq=c(im.dq))
+                                  for im in blv.imsets))
+    snap = snapshot(blv.imsets[0])
+    kept = run_acs2d(blv, requested={"DQICORR": "OMIT"})
+    assert_unchanged(blv.imsets[0], snap)
+    arrays = (blv.imsets[0].sci, blv.imsets[0].err, blv.imsets[0].dq)
+    mine = run_acs2d(blv, requested={"DQICORR": "OMIT"}, overwrite_input=True)
+    out = mine.imsets[0]
+    assert all(a is b for a, b in zip((out.sci, out.err, out.dq), arrays, strict=True))
+    for name in ("sci", "err", "dq"):
+        assert getattr(out, name).tobytes() == getattr(kept.imsets[0], name).tobytes()
+    assert out.hdr == kept.imsets[0].hdr and mine.phdr == kept.phdr
 
 
 def test_subtract_dark_rejects_other_shape():
@@ -244,3 +317,16 @@ def test_mama_error_is_sqrt_counts_at_least_one():
     im = make_imset([[0.0, 0.5, 16.0, -9.7]])
     out, _ = acsccd.init_noise(im, None, mama=True)
     np.testing.assert_allclose(out.err, [[1.0, 1.0, 4.0, 3.0]])  # |trunc(-9.7)| = 9
+
+
+def test_run_acsccd_in_place_gives_the_same_product_and_copies_otherwise(tmp_path):
+    raw = read_exposure(write_tiny_hrc(tmp_path))
+    snap = snapshot(raw.imsets[0])
+    kept = run_acsccd(raw)
+    assert_unchanged(raw.imsets[0], snap)
+    mine = run_acsccd(raw, overwrite_input=True)
+    assert not np.array_equal(raw.imsets[0].sci, snap[0])  # the raw arrays were worked on
+    a, b = mine.imsets[0], kept.imsets[0]
+    for name in ("sci", "err", "dq"):
+        assert getattr(a, name).tobytes() == getattr(b, name).tobytes(), name
+    assert a.hdr == b.hdr and mine.phdr == kept.phdr

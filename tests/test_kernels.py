@@ -44,7 +44,9 @@ def test_a_call_of_other_types_runs_the_jit_with_the_same_arithmetic():
     # views of every other column: compiled ahead for C-contiguous arrays only
     a, b = (rng.normal(size=(5, 14)).astype(np.float32)[:, ::2] for _ in range(2))
     dq = rng.integers(0, 9, size=(5, 14)).astype(np.uint16)[:, ::2]
-    out = _subtract_kernel(a, b, dq, b, a, dq)
+    out = (np.empty(a.shape, np.float32), np.empty(a.shape, np.float32),
+           np.empty(a.shape, np.uint16))
+    _subtract_kernel(a, b, dq, b, a, dq, *out)
     want = _subtract_numpy(a, b, dq, b, a, dq)
     for got, expected in zip(out, want, strict=True):
         np.testing.assert_array_equal(got, expected)
@@ -89,7 +91,8 @@ def test_a_build_exports_every_signature_and_a_stale_one_is_not_loaded(tmp_path,
     rng = np.random.default_rng(5)
     sci, err, rsci, rerr = (rng.normal(size=(6, 9)).astype(np.float32) for _ in range(4))
     dq, rdq = (rng.integers(0, 300, size=(6, 9)).astype(np.uint16) for _ in range(2))
-    out = module.imarith__subtract_kernel(sci, err, dq, rsci, rerr, rdq)
+    out = (np.empty_like(sci), np.empty_like(err), np.empty_like(dq))
+    module.imarith__subtract_kernel(sci, err, dq, rsci, rerr, rdq, *out)
     for got, expected in zip(out, _subtract_numpy(sci, err, dq, rsci, rerr, rdq), strict=True):
         assert got.dtype == expected.dtype
         np.testing.assert_array_equal(got, expected)
@@ -111,8 +114,8 @@ def _runs_without_the_gil(subtract) -> bool:
     import threading
     import time
 
-    arrays = [np.ones((512, 512), np.float32) for _ in range(4)]
-    dq = np.zeros((512, 512), np.uint16)
+    arrays = [np.ones((2048, 2048), np.float32) for _ in range(6)]
+    dq = np.zeros((2048, 2048), np.uint16)
     ticks, stop = [0], threading.Event()
 
     def spin() -> None:
@@ -128,7 +131,7 @@ def _runs_without_the_gil(subtract) -> bool:
         ticks[0] = 0
         deadline = time.perf_counter() + 0.3
         while ticks[0] == 0 and time.perf_counter() < deadline:
-            subtract(arrays[0], arrays[1], dq, arrays[2], arrays[3], dq)
+            subtract(arrays[0], arrays[1], dq, arrays[2], arrays[3], dq, arrays[4], arrays[5], dq)
         ran = ticks[0] > 0
         stop.set()
     finally:

@@ -25,9 +25,9 @@ import numpy as np
 from astropy.io import fits
 
 from acsprov.calib.acsccd import pixels
-from acsprov.calib.chips import ChipLog, map_chips, parallel_chips
+from acsprov.calib.chips import ChipLog, map_chips, one_chip_at_a_time, parallel_chips
 from acsprov.calib.fitsio import Exposure, hstio_float
-from acsprov.calib.imarith import subtract_imset, use_kernels
+from acsprov.calib.imarith import subtract_imset_inplace, use_kernels, writable
 from acsprov.calib.imset import ImSet
 from acsprov.calib.kernels import kernel
 from acsprov.calib.reffiles import (
@@ -73,12 +73,15 @@ __all__ = [
     "correct_nonlinearity",
     "correct_shading",
     "divide_flat",
+    "divide_flat_inplace",
     "image_statistics",
     "photmode",
     "run_acs2d",
     "set_photometry",
     "subtract_dark",
+    "subtract_dark_inplace",
     "subtract_flash",
+    "subtract_flash_inplace",
 ]
 
 
@@ -105,7 +108,8 @@ def subtract_dark(
 
     The dark's SCI and ERR are multiplied by `darktime` (float32), the dark's DQ is
     ORed in, and MEANDARK is the mean of the scaled dark over pixels whose *dark* DQ
-    has no serious flag.
+    has no serious flag.  Neither argument is changed (see
+    :func:`subtract_dark_inplace`).
 
     Parameters
     ----------
@@ -133,21 +137,53 @@ def subtract_dark(
     >>> float(out.sci[0, 0]), info["meandark"]
     (8.0, 2.0)
     """
+    return subtract_dark_inplace(_copied(imset), _copied(dark), darktime=darktime,
+                                 sdqflags=sdqflags)
+
+
+def subtract_dark_inplace(
+    imset: ImSet, dark: ImSet, *, darktime: float, sdqflags: int
+) -> tuple[ImSet, dict]:
+    """:func:`subtract_dark`, overwriting both arguments' arrays where it can.
+
+    The dark's SCI and ERR are scaled in place and the difference is written over
+    `imset`'s arrays (:func:`~acsprov.calib.imarith.subtract_imset_inplace`), so no
+    full-size array is made when they are writeable native float32.  Neither
+    argument may be used afterwards.  Same parameters and result as
+    :func:`subtract_dark`.
+    """
     _check_shape(imset, dark, "DARKFILE")
-    k = np.float32(darktime)
-    if k == np.float32(1.0):
-        zsci = np.asarray(dark.sci, np.float32)
-        zerr = np.asarray(dark.err, np.float32)
-    else:
-        zsci = k * dark.sci
-        zerr = k * dark.err
-    good = _good(dark.dq, sdqflags)
-    n = int(np.count_nonzero(good))
-    mean = float(zsci[good].sum(dtype=np.float64) / n) if n else 0.0
-    out = subtract_imset(imset, zsci, zerr, dark.dq)
+    zsci, zerr = _scaled_inplace(dark, np.float32(darktime))
+    with one_chip_at_a_time():  # the mask and the masked copy are full-size
+        good = _good(dark.dq, sdqflags)
+        n = int(np.count_nonzero(good))
+        mean = float(zsci[good].sum(dtype=np.float64) / n) if n else 0.0
+        del good
+    out = subtract_imset_inplace(imset, zsci, zerr, dark.dq)
     meandark = _f32(mean)
     out.hdr["MEANDARK"] = (meandark, "mean of dark values subtracted")
     return out, {"meandark": meandark}
+
+
+def _copied(imset: ImSet) -> ImSet:
+    """`imset` with copies of its arrays (headers are copied by ``evolve``)."""
+    return imset.evolve(sci=np.array(imset.sci), err=np.array(imset.err),
+                        dq=np.array(imset.dq))
+
+
+def _scaled_inplace(ref: ImSet, k: np.float32) -> tuple[np.ndarray, np.ndarray]:
+    """``k * ref.sci`` and ``k * ref.err`` as float32, written over `ref`'s arrays
+    when they are writeable float32 (the same float32 products)."""
+    if k == np.float32(1.0):
+        return np.asarray(ref.sci, np.float32), np.asarray(ref.err, np.float32)
+    out = []
+    for a in (ref.sci, ref.err):
+        if writable(a, np.float32):
+            np.multiply(k, a, out=a)
+            out.append(a)
+        else:
+            out.append(k * a)
+    return out[0], out[1]
 
 
 def subtract_flash(
@@ -156,24 +192,30 @@ def subtract_flash(
     """FLSHCORR: subtract FLSHFILE (e-/s of flash) times FLASHDUR.
 
     MEANFLSH is the average over lines of each line's good-pixel mean, weighted by
-    the line's fraction of good pixels (float32 accumulation, as calacs).
+    the line's fraction of good pixels (float32 accumulation, as calacs).  Neither
+    argument is changed (see :func:`subtract_flash_inplace`).
 
     Returns
     -------
     (ImSet, dict)
         info: ``meanflash``; MEANFLSH is set in the SCI header.
     """
+    return subtract_flash_inplace(_copied(imset), _copied(flash), flashdur=flashdur,
+                                  sdqflags=sdqflags)
+
+
+def subtract_flash_inplace(
+    imset: ImSet, flash: ImSet, *, flashdur: float, sdqflags: int
+) -> tuple[ImSet, dict]:
+    """:func:`subtract_flash`, overwriting both arguments' arrays where it can (as
+    :func:`subtract_dark_inplace`); neither may be used afterwards."""
     _check_shape(imset, flash, "FLSHFILE")
-    k = np.float32(flashdur)
-    if k == np.float32(1.0):
-        zsci = np.asarray(flash.sci, np.float32)
-        zerr = np.asarray(flash.err, np.float32)
-    else:
-        zsci = k * flash.sci
-        zerr = k * flash.err
-    good = _good(flash.dq, sdqflags)
-    ngood = good.sum(axis=1)
-    sums = np.where(good, zsci, 0).sum(axis=1, dtype=np.float64)
+    zsci, zerr = _scaled_inplace(flash, np.float32(flashdur))
+    with one_chip_at_a_time():  # the mask and the masked copy are full-size
+        good = _good(flash.dq, sdqflags)
+        ngood = good.sum(axis=1)
+        sums = np.where(good, zsci, 0).sum(axis=1, dtype=np.float64)
+        del good
     nx = np.float32(zsci.shape[1])
     mean = np.float32(0.0)
     weight = np.float32(0.0)
@@ -186,17 +228,15 @@ def subtract_flash(
         mean = np.float32(mean + np.float32(line_mean * line_w))
         weight = np.float32(weight + line_w)
     meanflash = _f32(mean / weight) if zsci.shape[0] > 0 and weight != 0 else 0.0
-    out = subtract_imset(imset, zsci, zerr, flash.dq)
+    out = subtract_imset_inplace(imset, zsci, zerr, flash.dq)
     out.hdr["MEANFLSH"] = (meanflash, "mean of post-flash values subtracted")
     return out, {"meanflash": meanflash}
 
 
 @kernel(cache=True, nogil=True)
-def _divide_kernel(sci, err, dq, f, ferr, fdq):  # pragma: no cover - jitted
+def _divide_kernel(sci, err, dq, f, ferr, fdq, osci, oerr, odq):  # pragma: no cover - jitted
+    # each pixel is read before it is written: the outputs may be the inputs
     ny, nx = sci.shape
-    osci = np.empty((ny, nx), np.float32)
-    oerr = np.empty((ny, nx), np.float32)
-    odq = np.empty((ny, nx), np.uint16)
     nzero = 0
     for j in range(ny):
         for i in range(nx):
@@ -214,7 +254,7 @@ def _divide_kernel(sci, err, dq, f, ferr, fdq):  # pragma: no cover - jitted
                 be = ferr[j, i] * a / b / b
                 oerr[j, i] = np.float32(math.sqrt(ae * ae + be * be))
             odq[j, i] = d
-    return osci, oerr, odq, nzero
+    return nzero
 
 
 def divide_flat(
@@ -224,16 +264,41 @@ def divide_flat(
 
     Where the flat is zero the pixel is left unchanged and gets DQ 512; elsewhere
     ``SCI /= F`` and ``ERR = sqrt((ERR/F)**2 + (F_err*SCI/F/F)**2)``.  The flat's
-    DQ is ORed everywhere.
+    DQ is ORed everywhere.  `imset` is not changed (see :func:`divide_flat_inplace`).
     """
+    return _divide_flat(imset, flat, use_kernel=use_kernel, inplace=False)
+
+
+def divide_flat_inplace(
+    imset: ImSet, flat: ImSet, *, use_kernel: bool | None = None
+) -> tuple[ImSet, dict]:
+    """:func:`divide_flat`, writing the quotient over `imset`'s arrays where it can.
+
+    With the kernel, `imset`'s SCI, ERR and DQ are overwritten when they are
+    C-contiguous, writeable float32/uint16 (and shared by the result); otherwise
+    new arrays are made.  `imset` must not be used afterwards; `flat` is unchanged.
+    """
+    return _divide_flat(imset, flat, use_kernel=use_kernel, inplace=True)
+
+
+def _divide_flat(imset: ImSet, flat: ImSet, *, use_kernel: bool | None, inplace: bool
+                 ) -> tuple[ImSet, dict]:
     _check_shape(imset, flat, "flat field")
     if use_kernels(use_kernel):
         c = np.ascontiguousarray
-        sci, err, dq, nzero = _divide_kernel(
-            c(imset.sci, np.float32), c(imset.err, np.float32), c(imset.dq, np.uint16),
-            c(flat.sci, np.float32), c(flat.err, np.float32), c(flat.dq, np.uint16),
+        sci, err, dq = (c(imset.sci, np.float32), c(imset.err, np.float32),
+                        c(imset.dq, np.uint16))
+        if inplace and all(writable(a, t) for a, t in
+                           ((sci, np.float32), (err, np.float32), (dq, np.uint16))):
+            out = (sci, err, dq)
+        else:
+            out = (np.empty(sci.shape, np.float32), np.empty(sci.shape, np.float32),
+                   np.empty(sci.shape, np.uint16))
+        nzero = _divide_kernel(
+            sci, err, dq,
+            c(flat.sci, np.float32), c(flat.err, np.float32), c(flat.dq, np.uint16), *out,
         )
-        return imset.evolve(sci=sci, err=err, dq=dq), {"n_zero": int(nzero)}
+        return imset.evolve(sci=out[0], err=out[1], dq=out[2]), {"n_zero": int(nzero)}
     f = np.asarray(flat.sci, np.float32)
     ferr = np.asarray(flat.err, np.float32)
     zero = f == 0
@@ -252,12 +317,14 @@ def divide_flat(
 
 
 def correct_shading(
-    imset: ImSet, shad: ImSet, *, exptime: float, ncombine: int = 1
+    imset: ImSet, shad: ImSet, *, exptime: float, ncombine: int = 1, inplace: bool = False
 ) -> tuple[ImSet, dict]:
     """SHADCORR: ``SCI * t / (t + SHADFILE)`` with ``t = EXPTIME / NCOMBINE``.
 
     Implemented as calacs does: the shading image is scaled by ``1/t``, one is
-    added, and the result is divided into the data (with :func:`divide_flat`).
+    added, and the result is divided into the data (with :func:`divide_flat`, or
+    with :func:`divide_flat_inplace` if `inplace`: `imset`'s arrays are then
+    overwritten where they can be, and `imset` must not be used afterwards).
 
     Raises
     ------
@@ -273,7 +340,7 @@ def correct_shading(
     zerr = shad.err if k == np.float32(1.0) else k * shad.err
     zsci = np.float32(1.0) + zsci
     z = ImSet(zsci.astype(np.float32), np.asarray(zerr, np.float32), shad.dq)
-    return divide_flat(imset, z)
+    return (divide_flat_inplace if inplace else divide_flat)(imset, z)
 
 
 def correct_nonlinearity(
@@ -498,6 +565,7 @@ def run_acs2d(
     input_dir: str | os.PathLike[str] | None = None,
     output_name: str = "",
     nthreads: int | None = None,
+    overwrite_input: bool = False,
 ) -> Exposure:
     """ACS2D on an overscan-trimmed exposure (a ``_blv_tmp``): the ``_flt``, in memory.
 
@@ -505,6 +573,10 @@ def run_acs2d(
     calacs passes down (it turns DQICORR off after ACSCCD did it).  With `nthreads`
     None or above 1, the imsets of a two-chip exposure are calibrated concurrently
     (:mod:`acsprov.calib.chips`); the results and the trailer are the same.
+
+    With `overwrite_input`, the steps work in place on `exposure`'s arrays (no
+    full-size copy of a chip is made): `exposure` must not be used afterwards.
+    Otherwise each imset is copied first and `exposure` is unchanged.
 
     Raises
     ------
@@ -564,6 +636,8 @@ def run_acs2d(
     states = {k: p.state for k, p in plans.items()}
 
     def one(im: ImSet, log: Trailer, states: dict[str, State]) -> tuple[ImSet, fits.Header]:
+        if not overwrite_input:
+            im = _copied(im)
         phdr = base_phdr.copy()
         log.message("\n")
         log.message(f"Imset {im.extver}  Begin {Trailer._now('%H:%M:%S UTC')}")
@@ -572,9 +646,17 @@ def run_acs2d(
         return im, phdr
 
     imsets = list(exposure.imsets)
+    extra = dict(exposure.extra)
+    del exposure
     done = None
-    if parallel_chips(nthreads, len(imsets)):
+    # in place, an imset cannot be redone: chips run concurrently only when none will
+    # change a step's state for the next (see _parallel_imsets)
+    if parallel_chips(nthreads, len(imsets)) and not (
+            overwrite_input and _states_may_change(plans, states, keys)):
         done = _parallel_imsets(one, imsets, states, trl)
+        if done is None and overwrite_input:
+            raise RuntimeError("ACS2D: an imset changed a step's state unforeseen; "
+                               "its input was overwritten")
     if done is None:
         done = [one(im, trl, states) for im in imsets]
     out_phdr = base_phdr.copy()
@@ -585,9 +667,28 @@ def run_acs2d(
     trl.message("\n")
     trl.end("ACS2D")
     trl.timestamp("ACS2D completed", keys.rootname)
-    extra = dict(exposure.extra)
     extra["acs2d"] = {"plans": plans}
     return Exposure(phdr=out_phdr, imsets=tuple(out_imsets), path=None, extra=extra)
+
+
+def _states_may_change(plans: dict[str, StepPlan], states: dict[str, State],
+                       keys: ExposureKeys) -> bool:
+    """Whether an imset may turn a step IGNORED for the next ones (FLSHCORR without a
+    flash, SHADCORR without an exposure time, PHOTCORR needing an extrapolation, as
+    :func:`_2d_flshcorr`, :func:`_2d_shadcorr` and :func:`_2d_photcorr` decide it)."""
+    if states["FLSHCORR"] is State.PERFORM and keys.flashdur <= 0.0:
+        return True
+    if states["SHADCORR"] is State.PERFORM and keys.exptime <= 0:
+        return True
+    if states["PHOTCORR"] is State.PERFORM:
+        mode = photmode(detector=keys.detector, filter1=keys.filter1, filter2=keys.filter2,
+                        expstart=keys.expstart, obstype=keys.obstype, lrfwave=keys.lrfwave)
+        try:
+            phot = read_imphttab(plans["PHOTCORR"].refs["IMPHTTAB"].require(), mode)
+        except Exception:  # the imsets will fail; one after the other, as calacs
+            return True
+        return phot.photflam == -9999.0
+    return False
 
 
 _Imset2D = Callable[[ImSet, Trailer, dict[str, State]], tuple[ImSet, fits.Header]]
@@ -774,11 +875,12 @@ def _2d_electrons_and_noise(ctx: _TwoDContext, params: CcdParams) -> None:
     im, keys = ctx.im, ctx.keys
     if not str(im.hdr.get("BUNIT", "")).upper().startswith("ELECTR"):
         geom = pixels.amp_geometry(keys.detector, im.chip, params, im.hdr, im.shape)
-        im, _ = pixels.to_electrons(im, geom)
+        im, _ = pixels.to_electrons_inplace(im, geom)
     if not np.any(im.err != 0):
         geom = pixels.amp_geometry(keys.detector, im.chip, params, im.hdr, im.shape)
-        im, _ = pixels.init_noise(im, geom, bias_exposure=keys.targname.startswith("BIAS"),
-                               mama=keys.detector == "SBC")
+        im, _ = pixels.init_noise_inplace(im, geom,
+                                          bias_exposure=keys.targname.startswith("BIAS"),
+                                          mama=keys.detector == "SBC")
         if ctx.first:
             add_history(ctx.phdr, "Uncertainty array initialized.")
         ctx.trl.message("         Uncertainty array initialized,")
@@ -791,11 +893,15 @@ def _2d_darkcorr(ctx: _TwoDContext) -> None:
         dark = plan.refs["DARKFILE"]
         darktime = f32(ctx.keys.darktime)
         ctx.trl.message(f"Darktime from header {darktime:f}")
-        cut, (x0, y0), _ = cut_ref(dark, ctx.im)
-        extver = chip_extver(dark.require(), ctx.im.chip, keyword="DARKFILE")
-        ctx.trl.message(f"Performing dark subtraction on chip {ctx.im.chip} in imset {extver}")
-        ctx.trl.message(f"Image has an offset of {x0},{y0}")
-        ctx.im, info = subtract_dark(ctx.im, cut, darktime=darktime, sdqflags=ctx.sdq)
+        with one_chip_at_a_time():  # the chip's dark is alive
+            cut, (x0, y0), _ = cut_ref(dark, ctx.im)
+            extver = chip_extver(dark.require(), ctx.im.chip, keyword="DARKFILE")
+            ctx.trl.message(f"Performing dark subtraction on chip {ctx.im.chip} in imset "
+                            f"{extver}")
+            ctx.trl.message(f"Image has an offset of {x0},{y0}")
+            ctx.im, info = subtract_dark_inplace(ctx.im, cut, darktime=darktime,
+                                                 sdqflags=ctx.sdq)
+            del cut
         ctx.trl.message(f"Mean of dark image (MEANDARK) = {info['meandark']:g}")
         ctx.trl.switch("DARKCORR", "COMPLETE")
         ctx.trl.timestamp("DARKCORR complete", ctx.keys.rootname)
@@ -816,9 +922,11 @@ def _2d_flshcorr(ctx: _TwoDContext) -> None:
                 msg = "Post-flash STATUS was ABORTED. Post-flash may be compromised."
                 ctx.trl.warn(msg)
                 add_history(ctx.phdr, msg)
-            cut, _, _ = cut_ref(plan.refs["FLSHFILE"], ctx.im)
-            ctx.im, info = subtract_flash(ctx.im, cut, flashdur=ctx.keys.flashdur,
-                                               sdqflags=ctx.sdq)
+            with one_chip_at_a_time():  # the chip's flash is alive
+                cut, _, _ = cut_ref(plan.refs["FLSHFILE"], ctx.im)
+                ctx.im, info = subtract_flash_inplace(ctx.im, cut, flashdur=ctx.keys.flashdur,
+                                                      sdqflags=ctx.sdq)
+                del cut
             ctx.trl.message(f"Mean of post-flash image (MEANFLSH) = {info['meanflash']:g}")
             ctx.trl.switch("FLSHCORR", "COMPLETE")
     ctx.record("FLSHCORR", ("FLSHFILE",))
@@ -831,12 +939,14 @@ def _2d_flatcorr(ctx: _TwoDContext) -> None:
             ref = plan.usable(key)
             if ref is None:
                 continue
-            cut, (x0, y0), _ = cut_ref(ref, ctx.im)
-            ctx.trl.message(f"ratio of flat/input = 1,1 offset by {x0},{y0}")
-            ctx.im, _ = divide_flat(ctx.im, cut)
+            with one_chip_at_a_time():  # the chip's flat is alive
+                cut, (x0, y0), _ = cut_ref(ref, ctx.im)
+                ctx.trl.message(f"ratio of flat/input = 1,1 offset by {x0},{y0}")
+                ctx.im, _ = divide_flat_inplace(ctx.im, cut)
+                del cut
         lflt = plan.usable("LFLTFILE")
         if lflt is not None:
-            ctx.im, _ = divide_flat(ctx.im, _expand_lflat(lflt, ctx.im))
+            ctx.im, _ = divide_flat_inplace(ctx.im, _expand_lflat(lflt, ctx.im))
         ctx.trl.switch("FLATCORR", "COMPLETE")
         ctx.trl.timestamp("FLATCORR complete", ctx.keys.rootname)
         ctx.im.hdr["BUNIT"] = "ELECTRONS"
@@ -856,7 +966,7 @@ def _2d_shadcorr(ctx: _TwoDContext) -> None:
                                name=shad.name)
             ncombine = max(int(ctx.im.hdr.get("NCOMBINE", 1)), 1)
             ctx.im, _ = correct_shading(ctx.im, cut, exptime=ctx.keys.exptime,
-                                             ncombine=ncombine)
+                                        ncombine=ncombine, inplace=True)
             ctx.trl.switch("SHADCORR", "COMPLETE")
     ctx.record("SHADCORR", ("SHADFILE",))
 

@@ -59,6 +59,7 @@ from acsprov.calib.acs2d import run_acs2d
 from acsprov.calib.acsccd import run_acsccd
 from acsprov.calib.allocator import give_back, image_heap
 from acsprov.calib.fitsio import Exposure, atomic_path, read_exposure, write_exposure
+from acsprov.calib.memory import map_large_arrays
 from acsprov.calib.reffiles import RefFile, inspect_ref, ref_name_given
 from acsprov.calib.steps import ExposureKeys, header_switch
 from acsprov.calib.trailer import Trailer
@@ -627,9 +628,11 @@ def _write_final(run: _Run, exposure: Exposure, path: Path, derived_from: Sequen
         run.writer = ThreadPoolExecutor(1, thread_name_prefix="acsprov-write")
     # the provenance stamp is a context variable: write in this thread's context
     context = contextvars.copy_context()
+    held = [exposure]  # the product's arrays are let go once written, before the checksum
+    del exposure
 
     def write_and_hash() -> Path:
-        write_exposure(exposure, path, stamp=True)
+        write_exposure(held.pop(), path, stamp=True)
         run.result.checksums[path] = sha256sum(path)  # off the main thread, for provenance
         return path
 
@@ -658,11 +661,12 @@ def _ccd_stage(run: _Run, pos: _Position, exp: _Exposure) -> None:
         run.keep((exp.root, "ccd"), [*first, "CALACS: Processing switches set..."])
     if pos.basic_ccd:
         trl = run.trailer()
-        # no name holds the raw exposure: ACSCCD frees its arrays as it replaces them
+        # no name holds the raw exposure: ACSCCD works in place on its arrays
         product = run_acsccd(read_exposure(exp.raw), trailer=trl,
                              requested={k: sw[k] for k in _CCD_SWITCHES},
                              overrides=pos.overrides, input_dir=plan.directory,
-                             output_name=blv.name, nthreads=run.nthreads)
+                             output_name=blv.name, nthreads=run.nthreads,
+                             overwrite_input=True)
         run.keep((exp.root, "ccd"), trl)
         _record_refs(run, product, "acsccd")
         run.temporary(blv, "blv_tmp", (exp.raw,))
@@ -716,7 +720,7 @@ def _twod_stage(run: _Run, pos: _Position, src: Path, dst: Path, key: tuple[str,
     trl = run.trailer()
     product = run_acs2d(read_exposure(src), trailer=trl, requested=requested,
                         overrides=overrides, input_dir=run.plan.directory,
-                        output_name=dst.name, nthreads=run.nthreads)
+                        output_name=dst.name, nthreads=run.nthreads, overwrite_input=True)
     run.keep(key, trl)
     _record_refs(run, product, "acs2d", cte_dark=cte_dark)
     _write_final(run, product, dst, derived_from)
@@ -742,6 +746,7 @@ def _reject(run: _Run, pos: _Position, inputs: list[Path], output: Path, key: st
     table = None
     if crrejtab:
         table = inspect_ref("CRREJTAB", crrejtab, input_dir=plan.directory).path
+    run.flush()  # the product being written lets go of its arrays before ACSREJ reads
     info = run_acsrej(inputs, output, crrejtab=table, mtype=mtype)
     name = crrejtab or str(pos.first.phdr.get("CRREJTAB", "")).strip()
     trl.switch("SHADCORR", pos.switches.get("SHADCORR", "OMIT"))
@@ -1100,6 +1105,7 @@ def run_native(
     ['j8is01021_crj.fits']
     """
     started = time.perf_counter()
+    map_large_arrays()  # a lower peak of memory: freed chip arrays go back at once
     path = Path(input_path)
     if not path.is_file():
         raise BadInputError(f"Input file not found: {path}")
@@ -1248,6 +1254,7 @@ def run_single(
     if flt_path.exists() and not overwrite:
         raise BadInputError(f"output {flt_path.name} already exists in {outdir}; "
                             "remove it or pass overwrite=True")
+    map_large_arrays()  # a lower peak of memory: freed chip arrays go back at once
     raw = read_exposure(raw_path)
     keys = ExposureKeys.from_header(raw.phdr, raw_path.name)
     trl = Trailer(version=ENGINE, echo=echo)
@@ -1272,7 +1279,8 @@ def run_single(
     raw_phdr = raw.phdr
     if basic_ccd:
         blv = run_acsccd(raw, trailer=trl, requested={k: sw[k] for k in _CCD_SWITCHES},
-                         overrides=overrides, input_dir=input_dir, output_name=blv_name)
+                         overrides=overrides, input_dir=input_dir, output_name=blv_name,
+                         overwrite_input=True)
         del raw  # free the raw arrays before ACS2D
         ccd_plans = blv.extra["acsccd"]["plans"]
         references.extend(r for p in ccd_plans.values() if not p.state.omitted
@@ -1282,9 +1290,10 @@ def run_single(
     req2d = {k: sw[k] for k in _2D_SWITCHES}
     req2d["DQICORR"] = sw["DQICORR"] if mama or sw["DQICORR"] != "PERFORM" else "OMIT"
     if basic_2d:
+        # blv is not used again: ACS2D works in place on its arrays
         flt = run_acs2d(blv.evolve(path=raw_path.with_name(blv_name)), trailer=trl,
                         requested=req2d, overrides=overrides, input_dir=input_dir,
-                        output_name=flt_path.name)
+                        output_name=flt_path.name, overwrite_input=True)
         twod_plans = flt.extra["acs2d"]["plans"]
         references.extend(r for p in twod_plans.values() if not p.state.omitted
                           for r in p.refs.values() if r.exists)

@@ -16,14 +16,15 @@ The worker thread is started on first use and then reused.  With ``nthreads=1``
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TypeVar
 
 from acsprov.calib.trailer import Trailer
 
-__all__ = ["ChipLog", "map_chips", "parallel_chips"]
+__all__ = ["ChipLog", "map_chips", "one_chip_at_a_time", "parallel_chips"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -39,6 +40,22 @@ def _worker() -> ThreadPoolExecutor:
         if _pool is None:
             _pool = ThreadPoolExecutor(1, thread_name_prefix="acsprov-chip")
         return _pool
+
+
+_temporaries = threading.RLock()
+
+
+@contextmanager
+def one_chip_at_a_time() -> Iterator[None]:
+    """Hold while a chip's work has full-size arrays of its own alive for a short while
+    (a reference read for one step, temporaries).
+
+    The chips worked on concurrently then do those parts one after the other, so two
+    chips' are never alive at once: a lower peak of memory for little time lost (the
+    rest of their work still overlaps).  Reentrant within a thread.
+    """
+    with _temporaries:
+        yield
 
 
 def parallel_chips(nthreads: int | None, nchips: int) -> bool:

@@ -399,8 +399,11 @@ def _is_constant(arr: np.ndarray) -> bool:
 
 
 def _stored(arr: np.ndarray, dtype: type) -> np.ndarray:
-    """`arr` as the type it is written with; uint16 DQ is viewed as int16 (same bits)."""
-    arr = np.ascontiguousarray(arr)
+    """`arr` as the type it is written with; uint16 DQ is viewed as int16 (same bits).
+
+    A view stays a view (e.g. an overscan-trimmed array): :func:`write_big_endian`
+    writes it a piece at a time, so no contiguous copy of it is made.
+    """
     if arr.dtype == np.uint16 and dtype is np.int16:
         return arr.view(np.int16)
     return arr.astype(dtype, copy=False)
@@ -409,7 +412,7 @@ def _stored(arr: np.ndarray, dtype: type) -> np.ndarray:
 def _imset_hdus(imset: ImSet) -> list[fits.ImageHDU]:
     sci_hdr = _clean_header(imset.hdr)
     sci_hdr["EXTVER"] = imset.extver
-    hdus = [fits.ImageHDU(np.ascontiguousarray(imset.sci, dtype=np.float32), sci_hdr, name="SCI")]
+    hdus = [fits.ImageHDU(_stored(imset.sci, np.float32), sci_hdr, name="SCI")]
     hdus[0].ver = imset.extver
     for name, arr, hdr, dtype in (
         ("ERR", imset.err, imset.err_hdr, np.float32),
@@ -486,7 +489,7 @@ def write_big_endian(fh: BinaryIO, data: np.ndarray) -> int:
 
     The bytes are those of ``data.astype(data.dtype.newbyteorder(">")).tobytes()``;
     only one piece of about :data:`CHUNK_BYTES` is converted at a time, so no
-    big-endian copy of the whole array is made.
+    big-endian copy of the whole array is made, nor, for a 2-D view, a contiguous one.
 
     Parameters
     ----------
@@ -500,6 +503,15 @@ def write_big_endian(fh: BinaryIO, data: np.ndarray) -> int:
     int
         Number of bytes written.
     """
+    if data.ndim == 2 and data.size and not data.flags.c_contiguous:
+        ny, nx = data.shape
+        rows = max(1, CHUNK_BYTES // (nx * data.itemsize))
+        block = np.empty((min(rows, ny), nx), dtype=data.dtype.newbyteorder(">"))
+        for j in range(0, ny, rows):
+            piece = block[: min(rows, ny - j)]
+            piece[...] = data[j : j + len(piece)]
+            fh.write(piece.reshape(-1).view(np.uint8).data)
+        return data.size * data.itemsize
     flat = np.ascontiguousarray(data).reshape(-1)
     big = flat.dtype.newbyteorder(">")
     step = max(1, CHUNK_BYTES // max(flat.itemsize, 1))

@@ -16,7 +16,7 @@ import numpy as np
 from acsprov.calib.imset import ImSet
 from acsprov.calib.kernels import kernel, numba_disabled
 
-__all__ = ["subtract_imset", "use_kernels"]
+__all__ = ["subtract_imset", "subtract_imset_inplace", "use_kernels", "writable"]
 
 
 def use_kernels(use_kernel: bool | None) -> bool:
@@ -29,11 +29,9 @@ def use_kernels(use_kernel: bool | None) -> bool:
 
 
 @kernel(cache=True, nogil=True)
-def _subtract_kernel(sci, err, dq, rsci, rerr, rdq):  # pragma: no cover - jitted
+def _subtract_kernel(sci, err, dq, rsci, rerr, rdq, osci, oerr, odq):  # pragma: no cover - jitted
+    # each pixel is read before it is written: the outputs may be the inputs
     ny, nx = sci.shape
-    osci = np.empty((ny, nx), np.float32)
-    oerr = np.empty((ny, nx), np.float32)
-    odq = np.empty((ny, nx), dq.dtype)
     for j in range(ny):
         for i in range(nx):
             osci[j, i] = sci[j, i] - rsci[j, i]
@@ -41,11 +39,20 @@ def _subtract_kernel(sci, err, dq, rsci, rerr, rdq):  # pragma: no cover - jitte
             r = rerr[j, i]
             oerr[j, i] = np.float32(math.sqrt(e * e + r * r))
             odq[j, i] = dq[j, i] | rdq[j, i]
-    return osci, oerr, odq
 
 
 def _subtract_numpy(sci, err, dq, rsci, rerr, rdq):
     return sci - rsci, np.sqrt(err * err + rerr * rerr), dq | rdq
+
+
+def writable(a: np.ndarray, dtype: type) -> bool:
+    """Whether a kernel can write into `a`: C-contiguous, writeable, of `dtype`."""
+    return a.dtype == np.dtype(dtype) and a.flags.c_contiguous and a.flags.writeable
+
+
+def _kernel_fits(imset: ImSet, sci: np.ndarray, err: np.ndarray, dq: np.ndarray) -> bool:
+    floats = (imset.sci, imset.err, sci, err)
+    return all(a.dtype == np.float32 for a in floats) and imset.dq.dtype == dq.dtype
 
 
 def subtract_imset(imset: ImSet, sci: np.ndarray, err: np.ndarray, dq: np.ndarray, *,
@@ -66,7 +73,7 @@ def subtract_imset(imset: ImSet, sci: np.ndarray, err: np.ndarray, dq: np.ndarra
     Returns
     -------
     ImSet
-        A new image set; `imset` is unchanged.
+        A new image set; `imset` is unchanged (see :func:`subtract_imset_inplace`).
 
     Examples
     --------
@@ -77,11 +84,47 @@ def subtract_imset(imset: ImSet, sci: np.ndarray, err: np.ndarray, dq: np.ndarra
     >>> out.sci.tolist(), out.err.tolist(), out.dq.tolist()
     ([[3.0, 3.0]], [[5.0, 5.0]], [[1, 8]])
     """
-    args = (imset.sci, imset.err, imset.dq, sci, err, dq)
-    floats = (imset.sci, imset.err, sci, err)
-    if (use_kernels(use_kernel) and all(a.dtype == np.float32 for a in floats)
-            and imset.dq.dtype == dq.dtype):
-        osci, oerr, odq = _subtract_kernel(*(np.ascontiguousarray(a) for a in args))
+    if use_kernels(use_kernel) and _kernel_fits(imset, sci, err, dq):
+        c = np.ascontiguousarray
+        shape = imset.shape
+        osci = np.empty(shape, np.float32)
+        oerr = np.empty(shape, np.float32)
+        odq = np.empty(shape, imset.dq.dtype)
+        _subtract_kernel(c(imset.sci), c(imset.err), c(imset.dq), c(sci), c(err), c(dq),
+                         osci, oerr, odq)
     else:
-        osci, oerr, odq = _subtract_numpy(*args)
+        osci, oerr, odq = _subtract_numpy(imset.sci, imset.err, imset.dq, sci, err, dq)
     return imset.evolve(sci=osci, err=oerr, dq=odq)
+
+
+def subtract_imset_inplace(imset: ImSet, sci: np.ndarray, err: np.ndarray, dq: np.ndarray, *,
+                           use_kernel: bool | None = None) -> ImSet:
+    """:func:`subtract_imset`, writing the result over `imset`'s arrays where it can.
+
+    The same values as :func:`subtract_imset`, without new full-size arrays: when
+    the kernel runs and `imset`'s SCI, ERR and DQ are C-contiguous and writeable,
+    they are overwritten and shared by the returned image set.  Otherwise new
+    arrays are made.  Either way `imset` must not be used afterwards.
+
+    Parameters
+    ----------
+    imset : ImSet
+        Science image set, float32 SCI and ERR; its arrays may be overwritten.
+    sci, err, dq : numpy.ndarray
+        Reference SCI, ERR and DQ, as for :func:`subtract_imset`.
+    use_kernel : bool or None
+        Use the numba kernel (default: unless the JIT is disabled).
+
+    Returns
+    -------
+    ImSet
+        The difference (headers copied from `imset`).
+    """
+    if not (use_kernels(use_kernel) and _kernel_fits(imset, sci, err, dq)
+            and writable(imset.sci, np.float32) and writable(imset.err, np.float32)
+            and writable(imset.dq, imset.dq.dtype)):
+        return subtract_imset(imset, sci, err, dq, use_kernel=use_kernel)
+    c = np.ascontiguousarray
+    _subtract_kernel(imset.sci, imset.err, imset.dq, c(sci), c(err), c(dq),
+                     imset.sci, imset.err, imset.dq)
+    return imset.evolve()

@@ -45,6 +45,9 @@ _SCALARS = {"float64": (float, np.float64), "float32": (np.float32,),
 #: SCI, ERR, DQ of a science image set, then of a reference cut to it.
 _TWO_IMSETS = ("Array(float32, 2, 'C')", "Array(float32, 2, 'C')", "Array(uint16, 2, 'C')") * 2
 
+#: The same, then the SCI, ERR, DQ to write the result into (possibly the first three).
+_TWO_IMSETS_OUT = _TWO_IMSETS + _TWO_IMSETS[:3]
+
 #: (module under acsprov.calib, kernel, argument types) of every kernel the engine calls.
 KERNELS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("_cte_kernels", "_smooth_round", (
@@ -84,7 +87,7 @@ KERNELS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
         "int64",
         "float64",
     )),
-    ("acs2d", "_divide_kernel", _TWO_IMSETS),
+    ("acs2d", "_divide_kernel", _TWO_IMSETS_OUT),
     ("acs2d", "_stats_kernel", (
         "Array(float32, 2, 'C')",
         "Array(float32, 2, 'C')",
@@ -161,7 +164,7 @@ KERNELS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
         "Array(uint16, 2, 'C')",
         "uint16",
     )),
-    ("imarith", "_subtract_kernel", _TWO_IMSETS),
+    ("imarith", "_subtract_kernel", _TWO_IMSETS_OUT),
 )
 
 

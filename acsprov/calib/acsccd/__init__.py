@@ -17,8 +17,11 @@ from __future__ import annotations
 
 from acsprov.calib.acsccd.blevcorr import (
     apply_crosstalk,
+    apply_crosstalk_inplace,
     bias_shift,
+    bias_shift_inplace,
     destripe,
+    destripe_inplace,
     subtract_overscan,
     trim_overscan,
 )
@@ -31,10 +34,15 @@ from acsprov.calib.acsccd.pixels import (
     darktime,
     flag_bad_pixels,
     flag_full_well,
+    flag_full_well_inplace,
     flag_sinks,
+    flag_sinks_inplace,
     init_noise,
+    init_noise_inplace,
     subtract_bias,
+    subtract_bias_inplace,
     to_electrons,
+    to_electrons_inplace,
 )
 from acsprov.calib.acsccd.task import CCD_STEPS, run_acsccd
 
@@ -46,16 +54,24 @@ __all__ = [
     "AmpGeometry",
     "amp_geometry",
     "apply_crosstalk",
+    "apply_crosstalk_inplace",
     "bias_shift",
+    "bias_shift_inplace",
     "darktime",
     "destripe",
+    "destripe_inplace",
     "flag_bad_pixels",
     "flag_full_well",
+    "flag_full_well_inplace",
     "flag_sinks",
+    "flag_sinks_inplace",
     "init_noise",
+    "init_noise_inplace",
     "run_acsccd",
     "subtract_bias",
+    "subtract_bias_inplace",
     "subtract_overscan",
     "to_electrons",
+    "to_electrons_inplace",
     "trim_overscan",
 ]

@@ -33,8 +33,11 @@ from acsprov.errors import BadInputError
 
 __all__ = [
     "apply_crosstalk",
+    "apply_crosstalk_inplace",
     "bias_shift",
+    "bias_shift_inplace",
     "destripe",
+    "destripe_inplace",
     "do_blevcorr",
     "subtract_overscan",
     "trim_overscan",
@@ -80,7 +83,7 @@ def do_blevcorr(ctx: CcdContext) -> tuple[list[bool], bool, bool]:
             trl.switch("BLEVCORR", "PERFORM")
             trl.message("Performing bias-shift correction for subarray data.")
             done = ctx.overscan[0] is not None
-            (im,), info = bias_shift([ctx.imsets[0]], subarray_amp=keys.ccdamp)
+            (im,), info = bias_shift_inplace([ctx.imsets[0]], subarray_amp=keys.ccdamp)
             ctx.imsets[0] = im
             for a in info["blev"]:
                 trl.message(f"Bias shift correcting for bias level in Amp {a} of "
@@ -147,20 +150,21 @@ def _blev_full_frame(ctx: CcdContext) -> tuple[bool, list[bool]]:
     trl.switch("BLEVCORR", "PERFORM")
     if keys.jwrotype == "DS_INT" and keys.ccdgain == 2.0:
         trl.message("Performing bias-shift and cross talk corrections for full frame data.")
-        pair, info = bias_shift(ctx.imsets, parallel=ctx.parallel)
+        pair, info = bias_shift_inplace(ctx.imsets, parallel=ctx.parallel)
         for a in AMPS:
             trl.message(f"Bias shift correcting for bias level in Amp {a} of "
                         f"{info['before'][a]:0.4f} electrons (before correction).")
             trl.message(f"Bias shift correcting for bias level in Amp {a} of "
                         f"{info['after'][a]:0.4f} electrons (after correction).")
             ctx.blev[a] = ctx.blev.get(a, 0.0) + info["blev"][a]
-        ctx.imsets = map_chips(lambda i, im, log: apply_crosstalk(im)[0], pair, trl,
+        ctx.imsets = map_chips(lambda i, im, log: apply_crosstalk_inplace(im)[0], pair, trl,
                                parallel=ctx.parallel)
     else:
         trl.message("WFC readout type/gain not set as needed, no bias shift nor cross talk "
                     "correction done for full frame data.")
     trl.message("Performing stripe removal and bias level subtraction for full frame data.")
-    (chip2, chip1), info = destripe(ctx.imsets[0], ctx.imsets[1], parallel=ctx.parallel)
+    (chip2, chip1), info = destripe_inplace(ctx.imsets[0], ctx.imsets[1],
+                                            parallel=ctx.parallel)
     ctx.imsets = [chip2, chip1]
     for a in AMPS:
         trl.message(
@@ -258,6 +262,17 @@ def bias_shift(
         and ``blev`` (level subtracted by amp, electrons).  For a subarray the SCI
         header gets MEANBLEV.
     """
+    return bias_shift_inplace([im.evolve(sci=im.sci.copy()) for im in imsets],
+                              subarray_amp=subarray_amp, use_kernel=use_kernel,
+                              parallel=parallel)
+
+
+def bias_shift_inplace(
+    imsets: Sequence[ImSet], *, subarray_amp: str | None = None, use_kernel: bool | None = None,
+    parallel: bool = False,
+) -> tuple[tuple[ImSet, ...], dict]:
+    """:func:`bias_shift`, correcting the imsets' SCI in place (when writeable; copies
+    otherwise); the imsets must not be used afterwards."""
     ngap = int(_SERIAL_FREQ * _PARALLEL_SHIFT + 0.5)
     if subarray_amp is None:
         if len(imsets) != 2:
@@ -270,7 +285,7 @@ def bias_shift(
     filt = _dsi_kernel if use_kernels(use_kernel) else _dsi_numpy
 
     def correct(idx: int, im: ImSet, log: Trailer) -> tuple[np.ndarray, dict[str, tuple]]:
-        sci = im.sci.copy()
+        sci = im.sci if im.sci.flags.writeable else im.sci.copy()
         levels = {}
         for amp in (a for a, i in plan if i == idx):
             # the float32 view itself: the filter reads each pixel as float64, exactly
@@ -303,8 +318,9 @@ def bias_shift(
 
 @kernel(cache=True, nogil=True)
 def _crosstalk_kernel(sci, scale):  # pragma: no cover - jitted
+    # in place: each row is updated left to right, as calacs does
     ny, nx = sci.shape
-    out = sci.copy()
+    out = sci
     h = nx // 2
     for j in range(ny):
         for i in range(h):
@@ -313,11 +329,9 @@ def _crosstalk_kernel(sci, scale):  # pragma: no cover - jitted
             out[j, h] += np.float32(np.float64(out[j, h]) * scale)
         for i in range(nx - h, nx):
             out[j, i] += np.float32(np.float64(out[j, nx - 1 - i]) * scale)
-    return out
 
 
-def _crosstalk_numpy(sci: np.ndarray, scale: float) -> np.ndarray:
-    sci = sci.copy()
+def _crosstalk_numpy(sci: np.ndarray, scale: float) -> None:
     nx = sci.shape[1]
     h = nx // 2
     right = sci[:, nx - h :]
@@ -326,7 +340,6 @@ def _crosstalk_numpy(sci: np.ndarray, scale: float) -> np.ndarray:
         sci[:, h] += (sci[:, h].astype(np.float64) * scale).astype(np.float32)
     left = sci[:, :h]
     sci[:, nx - h :] += (left[:, ::-1].astype(np.float64) * scale).astype(np.float32)
-    return sci
 
 
 def apply_crosstalk(imset: ImSet, *, scale: float = 9.1e-5,
@@ -337,12 +350,22 @@ def apply_crosstalk(imset: ImSet, *, scale: float = 9.1e-5,
     calacs the row is updated left to right in place, so the right half sees the
     already-corrected left half.
     """
+    return apply_crosstalk_inplace(imset.evolve(sci=np.array(imset.sci, order="C")),
+                                   scale=scale, use_kernel=use_kernel)
+
+
+def apply_crosstalk_inplace(imset: ImSet, *, scale: float = 9.1e-5,
+                            use_kernel: bool | None = None) -> tuple[ImSet, dict]:
+    """:func:`apply_crosstalk`, correcting `imset`'s SCI in place (when it is writeable
+    and C-contiguous; a copy otherwise); `imset` must not be used afterwards."""
     sci = imset.sci
+    if not (sci.flags.writeable and sci.flags.c_contiguous):
+        sci = np.array(sci, order="C")
     if use_kernels(use_kernel) and sci.dtype == np.float32:
-        out = _crosstalk_kernel(np.ascontiguousarray(sci), scale)
+        _crosstalk_kernel(sci, scale)
     else:
-        out = _crosstalk_numpy(sci, scale)
-    return imset.evolve(sci=out), {"scale": scale}
+        _crosstalk_numpy(sci, scale)
+    return imset.evolve(sci=sci), {"scale": scale}
 
 
 _NBIAS = 24
@@ -516,8 +539,17 @@ def destripe(chip2: ImSet, chip1: ImSet, *, use_kernel: bool | None = None,
         ``(chip2, chip1)`` with MEANBLEV in their SCI headers; info has ``blev``
         (by amp), ``rows_fixed`` and ``rows_skipped``.
     """
+    return destripe_inplace(chip2.evolve(sci=chip2.sci.copy()),
+                            chip1.evolve(sci=chip1.sci.copy()), use_kernel=use_kernel,
+                            parallel=parallel)
+
+
+def destripe_inplace(chip2: ImSet, chip1: ImSet, *, use_kernel: bool | None = None,
+                     parallel: bool = False) -> tuple[tuple[ImSet, ImSet], dict]:
+    """:func:`destripe`, correcting the chips' SCI in place (when writeable; copies
+    otherwise); the chips must not be used afterwards."""
     arr_rows, arr_cols = chip2.shape[0], chip2.shape[1] // 2
-    s2, s1 = chip2.sci.copy(), chip1.sci.copy()
+    s2, s1 = (c.sci if c.sci.flags.writeable else c.sci.copy() for c in (chip2, chip1))
     src = {"A": s1, "B": s1, "C": s2, "D": s2}
     views = {a: _amp_view(src[a], a, arr_cols) for a in AMPS}
     bias, colmeans, good, blev = {}, {}, {}, {}

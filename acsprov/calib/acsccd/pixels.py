@@ -19,7 +19,7 @@ import numpy as np
 from astropy.io import fits
 
 from acsprov.calib.fitsio import hstio_float
-from acsprov.calib.imarith import subtract_imset, use_kernels
+from acsprov.calib.imarith import subtract_imset, subtract_imset_inplace, use_kernels, writable
 from acsprov.calib.imset import ImSet
 from acsprov.calib.kernels import kernel
 from acsprov.calib.reffiles import CcdParams, OverscanRegion, corner
@@ -34,10 +34,15 @@ __all__ = [
     "darktime",
     "flag_bad_pixels",
     "flag_full_well",
+    "flag_full_well_inplace",
     "flag_sinks",
+    "flag_sinks_inplace",
     "init_noise",
+    "init_noise_inplace",
     "subtract_bias",
+    "subtract_bias_inplace",
     "to_electrons",
+    "to_electrons_inplace",
 ]
 
 
@@ -156,6 +161,15 @@ def subtract_bias(imset: ImSet, bias: ImSet) -> tuple[ImSet, dict]:
     return subtract_imset(imset, bias.sci, bias.err, bias.dq), {}
 
 
+def subtract_bias_inplace(imset: ImSet, bias: ImSet) -> tuple[ImSet, dict]:
+    """:func:`subtract_bias`, written over `imset`'s arrays where they allow it
+    (:func:`~acsprov.calib.imarith.subtract_imset_inplace`); `imset` must not be used
+    afterwards."""
+    if bias.shape != imset.shape:
+        raise BadInputError(f"BIASFILE cut has shape {bias.shape}, science has {imset.shape}")
+    return subtract_imset_inplace(imset, bias.sci, bias.err, bias.dq), {}
+
+
 # --------------------------------------------------------------------------- amps
 @dataclass(frozen=True)
 class AmpGeometry:
@@ -259,9 +273,16 @@ def to_electrons(imset: ImSet, geometry: AmpGeometry) -> tuple[ImSet, dict]:
     BadInputError
         If a region that is used has no gain (calacs "No valid GAIN value").
     """
+    return to_electrons_inplace(imset.evolve(sci=imset.sci.copy(), err=imset.err.copy()),
+                                geometry)
+
+
+def to_electrons_inplace(imset: ImSet, geometry: AmpGeometry) -> tuple[ImSet, dict]:
+    """:func:`to_electrons`, multiplying `imset`'s SCI and ERR in place (when they are
+    writeable; copies otherwise); `imset` must not be used afterwards."""
     geometry.check(imset.shape, geometry.gain, "GAIN")
-    sci = imset.sci.copy()
-    err = imset.err.copy()
+    sci = imset.sci if imset.sci.flags.writeable else imset.sci.copy()
+    err = imset.err if imset.err.flags.writeable else imset.err.copy()
     for slot, region in geometry.slots(imset.shape):
         g = np.float32(geometry.gain[slot])
         sci[region] *= g
@@ -285,6 +306,19 @@ def init_noise(
     BadInputError
         If a region that is used has no read noise.
     """
+    return _init_noise(imset, geometry, bias_exposure=bias_exposure, mama=mama, inplace=False)
+
+
+def init_noise_inplace(
+    imset: ImSet, geometry: AmpGeometry, *, bias_exposure: bool = False, mama: bool = False
+) -> tuple[ImSet, dict]:
+    """:func:`init_noise`, squaring `imset`'s ERR in place (when it is writeable float32)
+    instead of into a new array; `imset` must not be used afterwards."""
+    return _init_noise(imset, geometry, bias_exposure=bias_exposure, mama=mama, inplace=True)
+
+
+def _init_noise(imset: ImSet, geometry: AmpGeometry, *, bias_exposure: bool, mama: bool,
+                inplace: bool) -> tuple[ImSet, dict]:
     if mama:
         val = np.where(imset.sci < 0, np.abs(np.trunc(imset.sci)), imset.sci)
         err = np.maximum(np.sqrt(val.astype(np.float32)), np.float32(1.0))
@@ -294,7 +328,10 @@ def init_noise(
         err = np.empty(imset.shape, np.float32)
     else:
         err = np.maximum(imset.sci, np.float32(0.0))
-        sq = np.square(imset.err)
+        if inplace and writable(imset.err, np.float32):
+            sq = np.square(imset.err, out=imset.err)
+        else:
+            sq = np.square(imset.err)
     for slot, region in geometry.slots(imset.shape):
         rn = np.float32(geometry.readnoise[slot])
         if bias_exposure:
@@ -358,11 +395,22 @@ def flag_full_well(
         compares the first ``trimmed`` rows/columns of the *untrimmed* array with the
         SATUFILE from `offset`, and so do we.
     """
+    return flag_full_well_inplace(imset.evolve(dq=imset.dq.copy()), satmap, overscan,
+                                  offset=offset, full_frame=full_frame)
+
+
+def flag_full_well_inplace(
+    imset: ImSet, satmap: np.ndarray, overscan: OverscanRegion | None, *, offset: tuple[int, int],
+    full_frame: bool,
+) -> tuple[ImSet, dict]:
+    """:func:`flag_full_well`, setting the flags in `imset`'s DQ itself (when it is
+    writeable; a copy otherwise); `imset` must not be used afterwards.  `satmap` may be
+    the SATUFILE's memory map (big-endian float32: the comparison is the same)."""
     ny, nx = imset.shape
     tx = sum(overscan.trimx) if overscan else 0
     ty = sum(overscan.trimy) if overscan else 0
     xdim, ydim = nx - tx, ny - ty
-    dq = imset.dq.copy()
+    dq = imset.dq if imset.dq.flags.writeable else imset.dq.copy()
     if full_frame:
         cx, cy = corner(imset.hdr)
         xbeg, ybeg = abs(cx), abs(cy)
@@ -443,7 +491,17 @@ def flag_sinks(imset: ImSet, sinkmap: np.ndarray, *, bottom_up: bool,
     sinkmap : numpy.ndarray
         SNKCFILE SCI cut to the (untrimmed) science array.
     """
-    dq = imset.dq.copy()
+    return flag_sinks_inplace(imset.evolve(dq=imset.dq.copy()), sinkmap, bottom_up=bottom_up,
+                              use_kernel=use_kernel)
+
+
+def flag_sinks_inplace(imset: ImSet, sinkmap: np.ndarray, *, bottom_up: bool,
+                       use_kernel: bool | None = None) -> tuple[ImSet, dict]:
+    """:func:`flag_sinks`, setting the flags in `imset`'s DQ itself (when it is writeable
+    and C-contiguous; a copy otherwise); `imset` must not be used afterwards."""
+    dq = imset.dq
+    if not (dq.flags.writeable and dq.flags.c_contiguous):
+        dq = dq.copy()
     sci = np.ascontiguousarray(imset.sci, dtype=np.float32)
     sink = np.ascontiguousarray(sinkmap, dtype=np.float32)
     if use_kernels(use_kernel):

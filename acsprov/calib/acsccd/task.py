@@ -13,8 +13,6 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-import numpy as np
-
 from acsprov.calib.acsccd import pixels
 from acsprov.calib.acsccd.blevcorr import do_blevcorr, trim_overscan
 from acsprov.calib.acsccd.context import CcdContext
@@ -74,6 +72,7 @@ def run_acsccd(
     input_dir: str | os.PathLike[str] | None = None,
     output_name: str = "",
     nthreads: int | None = None,
+    overwrite_input: bool = False,
 ) -> Exposure:
     """ACSCCD on a raw exposure: the ``_blv_tmp`` product, in memory.
 
@@ -95,6 +94,10 @@ def run_acsccd(
         Threads the run may use: unless 1, the chips of a two-chip exposure are
         worked on concurrently (:mod:`acsprov.calib.chips`); the results and the
         trailer are the same.
+    overwrite_input : bool
+        Work in place on `exposure`'s arrays (no full-size copy of a chip is made);
+        `exposure` must not be used afterwards.  Otherwise each imset is copied first
+        and `exposure` is unchanged.
 
     Returns
     -------
@@ -141,8 +144,11 @@ def run_acsccd(
         )
     trl.timestamp("Begin processing", keys.rootname)
     imsets = list(exposure.imsets)
+    if not overwrite_input:
+        imsets = [im.evolve(sci=im.sci.copy(), err=im.err.copy(), dq=im.dq.copy())
+                  for im in imsets]
     extra = dict(exposure.extra)
-    del exposure  # the raw arrays are freed as the steps replace them
+    del exposure  # the steps work in place on the raw arrays, or replace them
     params = [ccd_params(ccdref, keys, im) for im in imsets]
     overscans = []
     for im in imsets:
@@ -167,7 +173,7 @@ def run_acsccd(
 
     def electrons(i: int, im: ImSet, log: Trailer) -> ImSet:
         geom = pixels.amp_geometry(keys.detector, im.chip, params[i], im.hdr, im.shape)
-        return pixels.to_electrons(im, geom)[0]
+        return pixels.to_electrons_inplace(im, geom)[0]
 
     ctx.imsets = map_chips(electrons, ctx.imsets, trl, parallel=ctx.parallel)
     trimmed, done, driftcorr = do_blevcorr(ctx)
@@ -261,7 +267,7 @@ def _ccd_biascorr(ctx: CcdContext) -> None:
             cut, (x0, y0), same = cut_ref(bias, im)
             log.message(f"Ratio of (1,1) with offset =({x0},{y0})")
             log.message(f"BIAS image and input are {'the same' if same else 'NOT the same'} size")
-            return pixels.subtract_bias(im, cut)[0]
+            return pixels.subtract_bias_inplace(im, cut)[0]
 
         ctx.imsets = map_chips(one, ctx.imsets, trl, parallel=ctx.parallel)
     trl.switch("BIASCORR", "COMPLETE")
@@ -300,8 +306,9 @@ def _ccd_full_well(ctx: CcdContext) -> None:
                 )
         kind = "Full-frame" if same else "Subarray"
         log.message(f"{kind} full-well saturation image flagging step being performed.")
-        out, _ = pixels.flag_full_well(im, np.asarray(full.sci, np.float32), ctx.overscan[i],
-                                       offset=offset, full_frame=same)
+        # the SATUFILE's memory map: only the part compared is read
+        out, _ = pixels.flag_full_well_inplace(im, full.sci, ctx.overscan[i], offset=offset,
+                                               full_frame=same)
         log.message(f"{kind} full-well saturation image flagging step done.")
         return out
 
@@ -313,7 +320,8 @@ def _ccd_noise(ctx: CcdContext) -> None:
 
     def one(i: int, im: ImSet, log: Trailer) -> ImSet:
         geom = pixels.amp_geometry(keys.detector, im.chip, ctx.params[i], im.hdr, im.shape)
-        return pixels.init_noise(im, geom, bias_exposure=keys.targname.startswith("BIAS"))[0]
+        return pixels.init_noise_inplace(im, geom,
+                                         bias_exposure=keys.targname.startswith("BIAS"))[0]
 
     ctx.imsets = map_chips(one, ctx.imsets, ctx.trl, parallel=ctx.parallel)
     add_history(ctx.phdr, "Uncertainty array initialized.")
@@ -342,7 +350,7 @@ def _ccd_sinkcorr(ctx: CcdContext) -> None:
             cut, (x0, y0), same = cut_ref(sink, im, sci_only=True)
             log.message(f"Ratio of (1,1) with offset =({x0},{y0})")
             log.message(f"SINK image and input are {'the same' if same else 'NOT the same'} size")
-            out, info = pixels.flag_sinks(im, cut.sci, bottom_up=extver == 1)
+            out, info = pixels.flag_sinks_inplace(im, cut.sci, bottom_up=extver == 1)
             log.message(f"Sink pixels flagged = {info['n_flagged']}")
             return out
 

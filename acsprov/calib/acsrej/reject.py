@@ -519,10 +519,12 @@ def reject_cosmic_rays(
     imagetyp: str = "",
     shading: Sequence[np.ndarray] | None = None,
     use_kernel: bool = True,
+    chips: Sequence[int] | None = None,
 ) -> RejectResult:
     """Combine the exposures of a CR-SPLIT or repeat observation, rejecting cosmic rays.
 
-    A pure function: inputs are not modified.
+    A pure function: inputs are not modified.  Each chip is combined on its own, so
+    calling it for one chip at a time (`chips`) gives the same per-chip results.
 
     Parameters
     ----------
@@ -545,6 +547,11 @@ def reject_cosmic_rays(
         Not applied if fewer than two exposures have EXPTIME > 0.
     use_kernel : bool
         Use the numba kernels (else their numpy twins).
+    chips : sequence of int, optional
+        Combine only these imsets of the first exposure (indices; default: all).  The
+        arrays of the others are not read; their CR masks are all false and the
+        per-chip entries of ``info`` (``sky``, ``skysum``, ``nrej``) and ``combined``
+        have only the chips combined, in order (``rej_rate`` is the first one's).
 
     Returns
     -------
@@ -632,6 +639,8 @@ def reject_cosmic_rays(
     skysums: list[float] = []
     nrejs: list[int] = []
     for e, idx in enumerate(order):
+        if chips is not None and e not in chips:
+            continue
         imsets = [exposures[k][i] for k, i in enumerate(idx)]
         shape = imsets[0].shape
         for k, imset in enumerate(imsets):

@@ -18,7 +18,6 @@ from acsprov.calib.acsrej.reject import (
     RejectResult,
     _dq16,
     _match_chips,
-    _stack,
     _sum32,
     flag_rejected,
     reject_cosmic_rays,
@@ -64,39 +63,96 @@ def _write_member_dq(path: Path, imsets: Sequence[ImSet], crmasks: Sequence[np.n
             data[changed] = values
 
 
-def _read_members(paths: Sequence[Path]) -> list[fitsio.Exposure]:
-    """Read the members, each chip's SCI/ERR/DQ copied once into one 3-D array per kind.
+def _headers_only(exposure: fitsio.Exposure) -> fitsio.Exposure:
+    """`exposure` with every array replaced by read-only zeros of its shape and type
+    that take no memory: the headers, shapes and chips stay."""
+    def nothing(a: np.ndarray) -> np.ndarray:
+        return np.broadcast_to(np.zeros((), a.dtype), a.shape)
 
-    The imsets returned view planes of those arrays, so :func:`reject_cosmic_rays` works
-    on them without another copy.
+    return exposure.evolve(imsets=tuple(
+        im.evolve(sci=nothing(im.sci), err=nothing(im.err), dq=nothing(im.dq))
+        for im in exposure.imsets))
+
+
+def _read_native(path: Path, head: ImSet) -> ImSet:
+    """The imset of `path` with `head`'s EXTVER, read whole into native arrays."""
+    with fits.open(path, memmap=True, lazy_load_hdus=True, do_not_scale_image_data=True) as hdul:
+        return fitsio.read_imset(hdul, head.extver, path=path, native=True)
+
+
+def _read_chip(paths: Sequence[Path], exposures: Sequence[fitsio.Exposure],
+               idx: Sequence[int]) -> list[ImSet]:
+    """Imset ``idx[k]`` of every member read from its file, SCI/ERR/DQ as planes of one
+    3-D array per kind (so :func:`reject_cosmic_rays` stacks them without a copy).
+
+    `exposures` give the headers.  Imsets of different shapes are read as they are
+    (:func:`reject_cosmic_rays` reports it).
     """
-    exposures = [fitsio.read_exposure(p, native=False) for p in paths]
-    if len(exposures) < 2:
-        return exposures
+    heads = [exposures[k].imsets[i] for k, i in enumerate(idx)]
+    shape = heads[0].shape
+    if any(im.shape != shape for im in heads):
+        return [head.evolve(**{name: getattr(_read_native(path, head), name)
+                               for name in ("sci", "err", "dq")})
+                for path, head in zip(paths, heads, strict=True)]
+    n = len(heads)
+    stacks = {"sci": np.empty((n, *shape), np.float32), "err": np.empty((n, *shape), np.float32),
+              "dq": np.empty((n, *shape), np.uint16)}
+    out = []
+    for k, (path, head) in enumerate(zip(paths, heads, strict=True)):
+        native = _read_native(path, head)
+        for name, stack in stacks.items():
+            stack[k] = getattr(native, name)
+        del native
+        out.append(head.evolve(**{name: stack[k] for name, stack in stacks.items()}))
+    return out
+
+
+def _reject_by_chip(paths: Sequence[Path], exposures: Sequence[fitsio.Exposure],
+                    exptimes: Sequence[float], params: CrRejParams, *, imagetyp: str,
+                    shading: Sequence[np.ndarray] | None, use_kernel: bool
+                    ) -> tuple[RejectResult, list[list[np.ndarray | None]]]:
+    """:func:`reject_cosmic_rays` of the members, one chip at a time.
+
+    Only one chip of every member is in memory at once: the imsets of `exposures`
+    (:func:`_headers_only`) give the headers, each chip's pixels are read from the
+    files when it is combined.  The result is the one of all chips at once, with the
+    DQ array read of each member imset (None for an imset not combined).
+    """
+    members = [list(e.imsets) for e in exposures]
     try:
-        order = _match_chips([e.imsets for e in exposures])
+        order = _match_chips(members)
     except BadInputError:
-        return [e.evolve(imsets=tuple(_native(i) for i in e.imsets)) for e in exposures]
-    new = [list(e.imsets) for e in exposures]
-    for idx in order:
-        imsets = [exposures[k].imsets[i] for k, i in enumerate(idx)]
-        if len({im.shape for im in imsets}) != 1:
-            return [e.evolve(imsets=tuple(_native(i) for i in e.imsets)) for e in exposures]
-        stacks = {
-            name: _stack([getattr(im, name) for im in imsets], dtype)
-            for name, dtype in (("sci", np.float32), ("err", np.float32), ("dq", np.uint16))
-        }
+        order = []
+    if len(members) < 2 or not order:  # reject_cosmic_rays says what is wrong
+        members = [list(fitsio.read_exposure(p).imsets) for p in paths]
+        return (reject_cosmic_rays(members, exptimes, params, imagetyp=imagetyp,
+                                   shading=shading, use_kernel=use_kernel),
+                [[im.dq for im in m] for m in members])
+    parts = []
+    crmasks = [[np.zeros(im.shape, bool) for im in m] for m in members]
+    dqs: list[list[np.ndarray | None]] = [[None] * len(m) for m in members]
+    for e, idx in enumerate(order):
+        chip = _read_chip(paths, exposures, idx)
+        these = [list(m) for m in members]
         for k, i in enumerate(idx):
-            new[k][i] = imsets[k].evolve(**{name: arr[k] for name, arr in stacks.items()})
-    return [e.evolve(imsets=tuple(n)) for e, n in zip(exposures, new, strict=True)]
-
-
-def _native(imset: ImSet) -> ImSet:
-    return imset.evolve(
-        sci=np.array(imset.sci, np.float32),
-        err=np.array(imset.err, np.float32),
-        dq=np.array(imset.dq, np.uint16),
-    )
+            these[k][i] = chip[k]
+            dqs[k][i] = chip[k].dq
+        del chip
+        part = reject_cosmic_rays(these, exptimes, params, imagetyp=imagetyp, shading=shading,
+                                  use_kernel=use_kernel, chips=(e,))
+        del these
+        for k, i in enumerate(idx):
+            crmasks[k][i] = part.crmasks[k][i]
+        parts.append(part)
+    info = dict(parts[0].info)
+    for key in ("sky", "skysum", "nrej"):
+        info[key] = tuple(p.info[key][0] for p in parts)
+    info["warnings"] = tuple(dict.fromkeys(w for p in parts for w in p.info["warnings"]))
+    return RejectResult(
+        combined=tuple(p.combined[0] for p in parts),
+        crmasks=tuple(tuple(m) for m in crmasks),
+        info=info,
+    ), dqs
 
 
 def run_acsrej(
@@ -159,7 +215,8 @@ def run_acsrej(
     output = Path(output)
     if output.exists() and not overwrite:
         raise BadInputError(f"output {output.name} already exists; remove it or use overwrite")
-    exposures = _read_members(paths)
+    # headers only; the pixels are read one chip at a time by _reject_by_chip
+    exposures = [_headers_only(fitsio.read_exposure(p, native=False)) for p in paths]
     phdrs = [e.phdr for e in exposures]
     for p, h in zip(paths, phdrs, strict=True):
         if "FILENAME" not in h:
@@ -192,14 +249,9 @@ def run_acsrej(
             for im in exposures[0].imsets
         ]
     imagetyp = str(phdrs[0].get("IMAGETYP", "")).strip()
-    result = reject_cosmic_rays(
-        [e.imsets for e in exposures],
-        exptimes,
-        params,
-        imagetyp=imagetyp,
-        shading=shading,
-        use_kernel=use_kernel,
-    )
+    result, member_dqs = _reject_by_chip(paths, exposures, exptimes, params,
+                                         imagetyp=imagetyp, shading=shading,
+                                         use_kernel=use_kernel)
     phdr, imsets = crj_headers(
         phdrs, result, params, output_name=output.name, mtype=mtype, shadfile=shadfile
     )
@@ -208,9 +260,13 @@ def run_acsrej(
         fitsio.write_exposure(fitsio.Exposure(phdr=phdr, imsets=imsets), output)
     updated = []
     if params.crmask and update_members and result.info["performed"]:
-        for path, exposure, masks in zip(paths, exposures, result.crmasks, strict=True):
-            _write_member_dq(path, exposure.imsets, masks)
+        for path, exposure, masks, dqs in zip(paths, exposures, result.crmasks, member_dqs,
+                                              strict=True):
+            imsets = [im.evolve(dq=_read_native(path, im).dq if dq is None else dq)
+                      for im, dq in zip(exposure.imsets, dqs, strict=True)]
+            _write_member_dq(path, imsets, masks)
             updated.append(path)
+    del member_dqs
     messages = _messages(paths, exposures, params, result, table_name)
     return {
         "output": output,

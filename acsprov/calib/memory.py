@@ -1,0 +1,50 @@
+"""Large arrays given back to the system when they are freed (glibc's malloc).
+
+glibc serves an allocation from its heap unless it is larger than its mmap
+threshold, and raises that threshold (up to 32 MB) each time it frees a block it
+had mapped.  After the first full-chip arrays are freed, a chip's DQ array, masks
+and other arrays of a few to 30 MB then come from the heap, whose freed memory is
+reused but seldom returned: the peak RSS of a calibration carries the heap's
+high-water mark on top of the arrays alive.  :func:`map_large_arrays` fixes the
+threshold, so that every such array has its own memory map, unmapped when it is
+freed (the cost: fresh pages, a page fault each, for every large array).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import sys
+
+__all__ = ["LARGE", "map_large_arrays"]
+
+#: Allocations of this many bytes or more get their own memory map.
+LARGE = 4 << 20
+
+#: glibc's ``mallopt`` parameter M_MMAP_THRESHOLD (malloc.h).
+_M_MMAP_THRESHOLD = -3
+
+
+def map_large_arrays(threshold: int = LARGE) -> bool:
+    """Have malloc map every allocation of `threshold` bytes or more on its own.
+
+    Process-wide, from this call on; the values computed are not affected.
+
+    Parameters
+    ----------
+    threshold : int
+        Bytes (glibc accepts up to 32 MB).
+
+    Returns
+    -------
+    bool
+        Whether the setting was made (False where there is no glibc ``mallopt``).
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt  # the running interpreter's C library
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
+    mallopt.restype = ctypes.c_int
+    return mallopt(_M_MMAP_THRESHOLD, int(threshold)) == 1
