@@ -57,7 +57,6 @@ from astropy.io import fits
 from acsprov.asn import Member, read_asn
 from acsprov.calib.acs2d import run_acs2d
 from acsprov.calib.acsccd import run_acsccd
-from acsprov.calib.allocator import give_back, image_heap
 from acsprov.calib.fitsio import Exposure, atomic_path, read_exposure, write_exposure
 from acsprov.calib.memory import map_large_arrays
 from acsprov.calib.reffiles import RefFile, inspect_ref, ref_name_given
@@ -1105,24 +1104,26 @@ def run_native(
     ['j8is01021_crj.fits']
     """
     started = time.perf_counter()
-    map_large_arrays()  # a lower peak of memory: freed chip arrays go back at once
     path = Path(input_path)
     if not path.is_file():
         raise BadInputError(f"Input file not found: {path}")
     plan = _make_plan(path, switches, overwrite=overwrite)
-    if any(p.basic_cte for p in plan.positions) and cte is None:
-        cte = _default_cte()
+    if any(p.basic_cte for p in plan.positions):
+        # the CTE correction's minutes hide what fresh pages cost; the heap's
+        # high-water mark would add about 120 MB to the peak of a pair of frames
+        map_large_arrays()
+        if cte is None:
+            cte = _default_cte()
     run = _Run(plan, temp_files, verbose, echo=verbose and not quiet,
                nthreads=1 if single_core else nthreads, cte=cte)
     run.after_ccd = after_ccd
     run.result.inputs = [plan.input] + ([] if plan.single else [e.raw for e in plan.exposures])
-    with image_heap():  # full-frame arrays reused, not mapped afresh
-        try:
-            _calibrate(run, time_stamps)
-        except BaseException:
-            run.settle()
-            _undo(run)
-            raise
+    try:
+        _calibrate(run, time_stamps)
+    except BaseException:
+        run.settle()
+        _undo(run)
+        raise
     _log.debug("native calacs on %s: %.2f s", path.name, time.perf_counter() - started)
     return run.result
 
@@ -1138,13 +1139,10 @@ def _calibrate(run: _Run, time_stamps: bool) -> None:
         if plan.detector != "SBC":
             for exp in pos.members:
                 _ccd_stage(run, pos, exp)
-                give_back()
         if pos.combine:
             _combine(run, pos)
-            give_back()
         for exp in pos.members:
             _finish_member(run, pos, exp)
-            give_back()
     run.flush()
     dth = None if plan.single else _dither(run)
     _write_trailers(run, time_stamps, dth)
@@ -1254,7 +1252,6 @@ def run_single(
     if flt_path.exists() and not overwrite:
         raise BadInputError(f"output {flt_path.name} already exists in {outdir}; "
                             "remove it or pass overwrite=True")
-    map_large_arrays()  # a lower peak of memory: freed chip arrays go back at once
     raw = read_exposure(raw_path)
     keys = ExposureKeys.from_header(raw.phdr, raw_path.name)
     trl = Trailer(version=ENGINE, echo=echo)

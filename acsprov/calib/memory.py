@@ -8,6 +8,12 @@ reused but seldom returned: the peak RSS of a calibration carries the heap's
 high-water mark on top of the arrays alive.  :func:`map_large_arrays` fixes the
 threshold, so that every such array has its own memory map, unmapped when it is
 freed (the cost: fresh pages, a page fault each, for every large array).
+
+That cost is seconds on a WFC frame without CTE, so :func:`run_native
+<acsprov.calib.calacs.run_native>` maps large arrays only for runs with CTE
+correction, whose minutes hide it (and whose peak it lowers by about 120 MB on a
+pair of frames); otherwise glibc's own dynamic threshold serves best, as measured
+once ACS2D and ACSCCD worked in place.
 """
 
 from __future__ import annotations
