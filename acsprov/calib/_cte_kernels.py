@@ -418,13 +418,21 @@ def _noise_sum(obs: np.ndarray, new: np.ndarray) -> tuple[float, int]:
     total = 0.0
     count = 0
     for j in range(obs.shape[0]):
-        o = obs[j]
-        v = new[j]
-        noise = o - v
-        if abs(np.float64(o)) > 0.1 or abs(np.float64(v)) > 0.1:
-            total += np.float64(noise) * np.float64(noise)
-            count += 1
+        a, b = _noise_term(obs[j], new[j])
+        total += a
+        count += b
     return total, count
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _noise_term(o: np.float32, v: np.float32) -> tuple[float, int]:
+    """A pixel's share of the noise sum: ``(o - v) ** 2`` (a float32 difference,
+    squared in float64) and 1 where either value is above 0.1 in absolute value;
+    (0, 0) elsewhere (adding 0.0 leaves a sum of squares unchanged)."""
+    d = o - v
+    if abs(np.float64(o)) > 0.1 or abs(np.float64(v)) > 0.1:
+        return np.float64(d) * np.float64(d), 1
+    return 0.0, 0
 
 
 @njit(parallel=True, cache=True)
@@ -492,30 +500,18 @@ def _smooth_round(obs: np.ndarray, out: np.ndarray, new: np.ndarray, rn: float) 
             t0 = t1 = t2 = t3 = 0.0
             n0 = n1 = n2 = n3 = 0
             for j in range(nrow):
-                o = obs[c0, j]
-                v = new[c0, j]
-                d = o - v
-                if abs(np.float64(o)) > 0.1 or abs(np.float64(v)) > 0.1:
-                    t0 += np.float64(d) * np.float64(d)
-                    n0 += 1
-                o = obs[c0 + 1, j]
-                v = new[c0 + 1, j]
-                d = o - v
-                if abs(np.float64(o)) > 0.1 or abs(np.float64(v)) > 0.1:
-                    t1 += np.float64(d) * np.float64(d)
-                    n1 += 1
-                o = obs[c0 + 2, j]
-                v = new[c0 + 2, j]
-                d = o - v
-                if abs(np.float64(o)) > 0.1 or abs(np.float64(v)) > 0.1:
-                    t2 += np.float64(d) * np.float64(d)
-                    n2 += 1
-                o = obs[c0 + 3, j]
-                v = new[c0 + 3, j]
-                d = o - v
-                if abs(np.float64(o)) > 0.1 or abs(np.float64(v)) > 0.1:
-                    t3 += np.float64(d) * np.float64(d)
-                    n3 += 1
+                a, b = _noise_term(obs[c0, j], new[c0, j])
+                t0 += a
+                n0 += b
+                a, b = _noise_term(obs[c0 + 1, j], new[c0 + 1, j])
+                t1 += a
+                n1 += b
+                a, b = _noise_term(obs[c0 + 2, j], new[c0 + 2, j])
+                t2 += a
+                n2 += b
+                a, b = _noise_term(obs[c0 + 3, j], new[c0 + 3, j])
+                t3 += a
+                n3 += b
             sums[c0], sums[c0 + 1], sums[c0 + 2], sums[c0 + 3] = t0, t1, t2, t3
             counts[c0], counts[c0 + 1], counts[c0 + 2], counts[c0 + 3] = n0, n1, n2, n3
         else:
