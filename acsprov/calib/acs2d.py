@@ -9,8 +9,10 @@ order.  :data:`TWOD_STEPS` declares the switches and their reference files;
 The arithmetic is in pure functions: each takes an
 :class:`~acsprov.calib.imset.ImSet` (already in electrons, overscan trimmed) and the
 reference data it needs, already cut to the science array, and returns a new imset
-and an ``info`` dict.  Pixels are float32 as in calacs; per-pixel loops have numba
-kernels with numpy twins (``use_kernel=False``).
+and an ``info`` dict; the ``*_inplace`` twins that :func:`run_acs2d` calls work in
+the given imset's arrays instead (it must not be used afterwards).  Pixels are
+float32 as in calacs; per-pixel loops have numba kernels with numpy twins
+(``use_kernel=False``).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from astropy.io import fits
 from acsprov.calib.acsccd import pixels
 from acsprov.calib.chips import ChipLog, map_chips, one_chip_at_a_time, parallel_chips
 from acsprov.calib.fitsio import Exposure, hstio_float
-from acsprov.calib.imarith import subtract_imset_inplace, use_kernels, writable
+from acsprov.calib.imarith import kernel_outputs, subtract_imset_inplace, use_kernels, writable
 from acsprov.calib.imset import ImSet
 from acsprov.calib.kernels import kernel
 from acsprov.calib.reffiles import (
@@ -137,7 +139,7 @@ def subtract_dark(
     >>> float(out.sci[0, 0]), info["meandark"]
     (8.0, 2.0)
     """
-    return subtract_dark_inplace(_copied(imset), _copied(dark), darktime=darktime,
+    return subtract_dark_inplace(imset.copy(), dark.copy(), darktime=darktime,
                                  sdqflags=sdqflags)
 
 
@@ -163,12 +165,6 @@ def subtract_dark_inplace(
     meandark = _f32(mean)
     out.hdr["MEANDARK"] = (meandark, "mean of dark values subtracted")
     return out, {"meandark": meandark}
-
-
-def _copied(imset: ImSet) -> ImSet:
-    """`imset` with copies of its arrays (headers are copied by ``evolve``)."""
-    return imset.evolve(sci=np.array(imset.sci), err=np.array(imset.err),
-                        dq=np.array(imset.dq))
 
 
 def _scaled_inplace(ref: ImSet, k: np.float32) -> tuple[np.ndarray, np.ndarray]:
@@ -200,7 +196,7 @@ def subtract_flash(
     (ImSet, dict)
         info: ``meanflash``; MEANFLSH is set in the SCI header.
     """
-    return subtract_flash_inplace(_copied(imset), _copied(flash), flashdur=flashdur,
+    return subtract_flash_inplace(imset.copy(), flash.copy(), flashdur=flashdur,
                                   sdqflags=sdqflags)
 
 
@@ -288,12 +284,7 @@ def _divide_flat(imset: ImSet, flat: ImSet, *, use_kernel: bool | None, inplace:
         c = np.ascontiguousarray
         sci, err, dq = (c(imset.sci, np.float32), c(imset.err, np.float32),
                         c(imset.dq, np.uint16))
-        if inplace and all(writable(a, t) for a, t in
-                           ((sci, np.float32), (err, np.float32), (dq, np.uint16))):
-            out = (sci, err, dq)
-        else:
-            out = (np.empty(sci.shape, np.float32), np.empty(sci.shape, np.float32),
-                   np.empty(sci.shape, np.uint16))
+        out = kernel_outputs(sci, err, dq, inplace=inplace)
         nzero = _divide_kernel(
             sci, err, dq,
             c(flat.sci, np.float32), c(flat.err, np.float32), c(flat.dq, np.uint16), *out,
@@ -637,7 +628,7 @@ def run_acs2d(
 
     def one(im: ImSet, log: Trailer, states: dict[str, State]) -> tuple[ImSet, fits.Header]:
         if not overwrite_input:
-            im = _copied(im)
+            im = im.copy()
         phdr = base_phdr.copy()
         log.message("\n")
         log.message(f"Imset {im.extver}  Begin {Trailer._now('%H:%M:%S UTC')}")
@@ -659,10 +650,7 @@ def run_acs2d(
                                "its input was overwritten")
     if done is None:
         done = [one(im, trl, states) for im in imsets]
-    out_phdr = base_phdr.copy()
-    for im, phdr in done:
-        if im.extver == imsets[0].extver:
-            out_phdr = phdr
+    out_phdr = done[0][1] if done else base_phdr.copy()  # the first imset's
     out_imsets = [im for im, _ in done]
     trl.message("\n")
     trl.end("ACS2D")

@@ -16,7 +16,8 @@ import numpy as np
 from acsprov.calib.imset import ImSet
 from acsprov.calib.kernels import kernel, numba_disabled
 
-__all__ = ["subtract_imset", "subtract_imset_inplace", "use_kernels", "writable"]
+__all__ = ["kernel_outputs", "own", "subtract_imset", "subtract_imset_inplace", "use_kernels",
+           "writable"]
 
 
 def use_kernels(use_kernel: bool | None) -> bool:
@@ -48,6 +49,26 @@ def _subtract_numpy(sci, err, dq, rsci, rerr, rdq):
 def writable(a: np.ndarray, dtype: type) -> bool:
     """Whether a kernel can write into `a`: C-contiguous, writeable, of `dtype`."""
     return a.dtype == np.dtype(dtype) and a.flags.c_contiguous and a.flags.writeable
+
+
+def own(a: np.ndarray, *, contiguous: bool = False) -> np.ndarray:
+    """`a` itself when an in-place step may write into it (writeable, and C-contiguous
+    if `contiguous`: a kernel's layout), else a C-contiguous copy."""
+    if a.flags.writeable and (a.flags.c_contiguous or not contiguous):
+        return a
+    return a.copy()
+
+
+def kernel_outputs(sci: np.ndarray, err: np.ndarray, dq: np.ndarray, *, inplace: bool
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The SCI, ERR and DQ arrays an image-set kernel writes its result into: `sci`,
+    `err` and `dq` themselves if `inplace` and a kernel can write into all three
+    (:func:`writable`; the kernels read each pixel before writing it), else new ones."""
+    if inplace and writable(sci, np.float32) and writable(err, np.float32) and writable(
+            dq, dq.dtype):
+        return sci, err, dq
+    return (np.empty(sci.shape, np.float32), np.empty(sci.shape, np.float32),
+            np.empty(sci.shape, dq.dtype))
 
 
 def _kernel_fits(imset: ImSet, sci: np.ndarray, err: np.ndarray, dq: np.ndarray) -> bool:
@@ -84,17 +105,7 @@ def subtract_imset(imset: ImSet, sci: np.ndarray, err: np.ndarray, dq: np.ndarra
     >>> out.sci.tolist(), out.err.tolist(), out.dq.tolist()
     ([[3.0, 3.0]], [[5.0, 5.0]], [[1, 8]])
     """
-    if use_kernels(use_kernel) and _kernel_fits(imset, sci, err, dq):
-        c = np.ascontiguousarray
-        shape = imset.shape
-        osci = np.empty(shape, np.float32)
-        oerr = np.empty(shape, np.float32)
-        odq = np.empty(shape, imset.dq.dtype)
-        _subtract_kernel(c(imset.sci), c(imset.err), c(imset.dq), c(sci), c(err), c(dq),
-                         osci, oerr, odq)
-    else:
-        osci, oerr, odq = _subtract_numpy(imset.sci, imset.err, imset.dq, sci, err, dq)
-    return imset.evolve(sci=osci, err=oerr, dq=odq)
+    return _subtract(imset, sci, err, dq, use_kernel=use_kernel, inplace=False)
 
 
 def subtract_imset_inplace(imset: ImSet, sci: np.ndarray, err: np.ndarray, dq: np.ndarray, *,
@@ -120,11 +131,16 @@ def subtract_imset_inplace(imset: ImSet, sci: np.ndarray, err: np.ndarray, dq: n
     ImSet
         The difference (headers copied from `imset`).
     """
-    if not (use_kernels(use_kernel) and _kernel_fits(imset, sci, err, dq)
-            and writable(imset.sci, np.float32) and writable(imset.err, np.float32)
-            and writable(imset.dq, imset.dq.dtype)):
-        return subtract_imset(imset, sci, err, dq, use_kernel=use_kernel)
-    c = np.ascontiguousarray
-    _subtract_kernel(imset.sci, imset.err, imset.dq, c(sci), c(err), c(dq),
-                     imset.sci, imset.err, imset.dq)
-    return imset.evolve()
+    return _subtract(imset, sci, err, dq, use_kernel=use_kernel, inplace=True)
+
+
+def _subtract(imset: ImSet, sci: np.ndarray, err: np.ndarray, dq: np.ndarray, *,
+              use_kernel: bool | None, inplace: bool) -> ImSet:
+    if use_kernels(use_kernel) and _kernel_fits(imset, sci, err, dq):
+        c = np.ascontiguousarray
+        isci, ierr, idq = c(imset.sci), c(imset.err), c(imset.dq)
+        out = kernel_outputs(isci, ierr, idq, inplace=inplace)
+        _subtract_kernel(isci, ierr, idq, c(sci), c(err), c(dq), *out)
+    else:
+        out = _subtract_numpy(imset.sci, imset.err, imset.dq, sci, err, dq)
+    return imset.evolve(sci=out[0], err=out[1], dq=out[2])

@@ -15,7 +15,9 @@ __all__ = ["ImSet"]
 class ImSet:
     """One chip's science, error and data-quality arrays with their headers.
 
-    Steps never modify an ImSet in place: they return a new one with :meth:`evolve`.
+    The step functions return a new ImSet (:meth:`evolve`) and leave their argument
+    as it was; their ``*_inplace`` twins (what calacs's stages call) write into the
+    arrays of the ImSet they are given, which must not be used afterwards.
 
     Parameters
     ----------
@@ -45,6 +47,10 @@ class ImSet:
             if name not in changes:
                 changes[name] = getattr(self, name).copy()
         return dataclasses.replace(self, **changes)
+
+    def copy(self) -> ImSet:
+        """A copy with arrays and headers of its own."""
+        return self.evolve(sci=self.sci.copy(), err=self.err.copy(), dq=self.dq.copy())
 
     @property
     def shape(self) -> tuple[int, int]:

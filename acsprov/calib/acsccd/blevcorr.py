@@ -8,7 +8,8 @@
 otherwise the per-line overscan fit (:func:`subtract_overscan`).  It writes the
 trailer lines and HISTORY records.  :func:`trim_overscan` cuts the overscan off
 once BLEVCORR is complete.  The arithmetic is in pure functions of imsets, in
-float32 with float64 statistics as in calacs.  The step's declaration (OSCNTAB) is
+float32 with float64 statistics as in calacs, with ``*_inplace`` twins (what the
+shell calls) that work in the given imsets' SCI arrays.  The step's declaration (OSCNTAB) is
 in :data:`acsprov.calib.acsccd.CCD_STEPS`.
 """
 
@@ -23,7 +24,7 @@ from acsprov.calib.acsccd.context import CcdContext
 from acsprov.calib.acsccd.pixels import BIAS_SHIFT_APERTURES, SM4MJD, _f32
 from acsprov.calib.chips import map_chips
 from acsprov.calib.fitsio import hstio_double, hstio_float
-from acsprov.calib.imarith import use_kernels
+from acsprov.calib.imarith import own, use_kernels
 from acsprov.calib.imset import ImSet
 from acsprov.calib.kernels import kernel
 from acsprov.calib.reffiles import AMPS, CcdParams, OverscanRegion
@@ -285,7 +286,7 @@ def bias_shift_inplace(
     filt = _dsi_kernel if use_kernels(use_kernel) else _dsi_numpy
 
     def correct(idx: int, im: ImSet, log: Trailer) -> tuple[np.ndarray, dict[str, tuple]]:
-        sci = im.sci if im.sci.flags.writeable else im.sci.copy()
+        sci = own(im.sci)
         levels = {}
         for amp in (a for a, i in plan if i == idx):
             # the float32 view itself: the filter reads each pixel as float64, exactly
@@ -358,9 +359,7 @@ def apply_crosstalk_inplace(imset: ImSet, *, scale: float = 9.1e-5,
                             use_kernel: bool | None = None) -> tuple[ImSet, dict]:
     """:func:`apply_crosstalk`, correcting `imset`'s SCI in place (when it is writeable
     and C-contiguous; a copy otherwise); `imset` must not be used afterwards."""
-    sci = imset.sci
-    if not (sci.flags.writeable and sci.flags.c_contiguous):
-        sci = np.array(sci, order="C")
+    sci = own(imset.sci, contiguous=True)
     if use_kernels(use_kernel) and sci.dtype == np.float32:
         _crosstalk_kernel(sci, scale)
     else:
@@ -549,7 +548,7 @@ def destripe_inplace(chip2: ImSet, chip1: ImSet, *, use_kernel: bool | None = No
     """:func:`destripe`, correcting the chips' SCI in place (when writeable; copies
     otherwise); the chips must not be used afterwards."""
     arr_rows, arr_cols = chip2.shape[0], chip2.shape[1] // 2
-    s2, s1 = (c.sci if c.sci.flags.writeable else c.sci.copy() for c in (chip2, chip1))
+    s2, s1 = own(chip2.sci), own(chip1.sci)
     src = {"A": s1, "B": s1, "C": s2, "D": s2}
     views = {a: _amp_view(src[a], a, arr_cols) for a in AMPS}
     bias, colmeans, good, blev = {}, {}, {}, {}

@@ -7,19 +7,29 @@ initialisation (:func:`init_noise`) and SINKCORR (:func:`flag_sinks`).
 
 Each function takes one or more :class:`~acsprov.calib.imset.ImSet` and the
 reference data it needs (already read and cut by :mod:`acsprov.calib.reffiles`),
-and returns new imsets plus an ``info`` dict of what it did; inputs are never
-modified.  Pixels are float32, as in calacs.
+and returns new imsets plus an ``info`` dict of what it did; its argument is left
+as it was.  The ``*_inplace`` twins, which :func:`~acsprov.calib.acsccd.run_acsccd`
+calls, do the same arithmetic in the arrays of the imset they are given (which must
+not be used afterwards), so that no full-size copy of a chip is made.  Pixels are
+float32, as in calacs.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 from astropy.io import fits
 
 from acsprov.calib.fitsio import hstio_float
-from acsprov.calib.imarith import subtract_imset, subtract_imset_inplace, use_kernels, writable
+from acsprov.calib.imarith import (
+    own,
+    subtract_imset,
+    subtract_imset_inplace,
+    use_kernels,
+    writable,
+)
 from acsprov.calib.imset import ImSet
 from acsprov.calib.kernels import kernel
 from acsprov.calib.reffiles import CcdParams, OverscanRegion, corner
@@ -156,18 +166,21 @@ def subtract_bias(imset: ImSet, bias: ImSet) -> tuple[ImSet, dict]:
     BadInputError
         If the shapes differ.
     """
-    if bias.shape != imset.shape:
-        raise BadInputError(f"BIASFILE cut has shape {bias.shape}, science has {imset.shape}")
-    return subtract_imset(imset, bias.sci, bias.err, bias.dq), {}
+    return _subtract_bias(imset, bias, subtract_imset)
 
 
 def subtract_bias_inplace(imset: ImSet, bias: ImSet) -> tuple[ImSet, dict]:
     """:func:`subtract_bias`, written over `imset`'s arrays where they allow it
     (:func:`~acsprov.calib.imarith.subtract_imset_inplace`); `imset` must not be used
     afterwards."""
+    return _subtract_bias(imset, bias, subtract_imset_inplace)
+
+
+def _subtract_bias(imset: ImSet, bias: ImSet,
+                   subtract: Callable[..., ImSet]) -> tuple[ImSet, dict]:
     if bias.shape != imset.shape:
         raise BadInputError(f"BIASFILE cut has shape {bias.shape}, science has {imset.shape}")
-    return subtract_imset_inplace(imset, bias.sci, bias.err, bias.dq), {}
+    return subtract(imset, bias.sci, bias.err, bias.dq), {}
 
 
 # --------------------------------------------------------------------------- amps
@@ -281,8 +294,7 @@ def to_electrons_inplace(imset: ImSet, geometry: AmpGeometry) -> tuple[ImSet, di
     """:func:`to_electrons`, multiplying `imset`'s SCI and ERR in place (when they are
     writeable; copies otherwise); `imset` must not be used afterwards."""
     geometry.check(imset.shape, geometry.gain, "GAIN")
-    sci = imset.sci if imset.sci.flags.writeable else imset.sci.copy()
-    err = imset.err if imset.err.flags.writeable else imset.err.copy()
+    sci, err = own(imset.sci), own(imset.err)
     for slot, region in geometry.slots(imset.shape):
         g = np.float32(geometry.gain[slot])
         sci[region] *= g
@@ -410,7 +422,7 @@ def flag_full_well_inplace(
     tx = sum(overscan.trimx) if overscan else 0
     ty = sum(overscan.trimy) if overscan else 0
     xdim, ydim = nx - tx, ny - ty
-    dq = imset.dq if imset.dq.flags.writeable else imset.dq.copy()
+    dq = own(imset.dq)
     if full_frame:
         cx, cy = corner(imset.hdr)
         xbeg, ybeg = abs(cx), abs(cy)
@@ -499,9 +511,7 @@ def flag_sinks_inplace(imset: ImSet, sinkmap: np.ndarray, *, bottom_up: bool,
                        use_kernel: bool | None = None) -> tuple[ImSet, dict]:
     """:func:`flag_sinks`, setting the flags in `imset`'s DQ itself (when it is writeable
     and C-contiguous; a copy otherwise); `imset` must not be used afterwards."""
-    dq = imset.dq
-    if not (dq.flags.writeable and dq.flags.c_contiguous):
-        dq = dq.copy()
+    dq = own(imset.dq, contiguous=True)
     sci = np.ascontiguousarray(imset.sci, dtype=np.float32)
     sink = np.ascontiguousarray(sinkmap, dtype=np.float32)
     if use_kernels(use_kernel):

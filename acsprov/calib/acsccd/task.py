@@ -145,8 +145,7 @@ def run_acsccd(
     trl.timestamp("Begin processing", keys.rootname)
     imsets = list(exposure.imsets)
     if not overwrite_input:
-        imsets = [im.evolve(sci=im.sci.copy(), err=im.err.copy(), dq=im.dq.copy())
-                  for im in imsets]
+        imsets = [im.copy() for im in imsets]
     extra = dict(exposure.extra)
     del exposure  # the steps work in place on the raw arrays, or replace them
     params = [ccd_params(ccdref, keys, im) for im in imsets]
