@@ -421,12 +421,16 @@ def calacs(
                           cwd=paths[0].parent,
                           label=f"calacs {' '.join(p.name for p in paths)}",
                           will_write=list(paths[0].parent.iterdir())) as act:
-            for path in paths:
-                act.used(path, role="asn" if path.name.endswith("_asn.fits") else "raw")
-            result = run_calacs(paths, exec_path=exec_path, time_stamps=time_stamps,
-                                temp_files=temp_files, verbose=verbose, debug=debug,
-                                quiet=quiet, single_core=single_core, exe_args=exe_args,
-                                engine=engine, prefetch=act.prefetch)
+            act.prefetch(paths)  # hashed in the background while calacs reads them
+            try:
+                result = run_calacs(paths, exec_path=exec_path, time_stamps=time_stamps,
+                                    temp_files=temp_files, verbose=verbose, debug=debug,
+                                    quiet=quiet, single_core=single_core,
+                                    exe_args=exe_args, engine=engine, prefetch=act.prefetch)
+            finally:  # calacs never writes its inputs: their hashes are as they were read
+                for path in paths:
+                    if path.is_file():
+                        act.used(path, role="asn" if path.name.endswith("_asn.fits") else "raw")
             record_calacs(act, result)
     return result
 

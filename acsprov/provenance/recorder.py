@@ -32,6 +32,7 @@ from typing import Any
 
 from ..fitsutil import atomic_path, sha256sum
 from . import _datalad
+from .digests import default_store
 from .records import ActivityRecord, FileEntity, RunRecord
 from .software import image_identity, software_versions, user_name
 from .stamp import Stamp, stamping
@@ -45,12 +46,16 @@ RESERVED_ATTRIBUTES = frozenset({"parameters", "status", "command", "cwd", "mess
 class _HashCache:
     """sha256 of files, recomputed only when size, mtime or inode change.
 
+    Files earlier processes hashed are looked up in the user's digest store first
+    (:mod:`acsprov.provenance.digests`): reference files are hashed once per machine.
+
     :meth:`prefetch` hashes files in a background thread (``hashlib`` releases the
     GIL on large buffers) while the action runs; asking for a file's hash then waits
     for its background result, if the file is still as it was when prefetched.
     """
 
     def __init__(self) -> None:
+        self._store = default_store()
         self._cache: dict[tuple[int, int, int, int], str] = {}
         self._pending: dict[tuple[int, int, int, int], Future[str]] = {}
         self._lock = threading.Lock()
@@ -68,7 +73,8 @@ class _HashCache:
             pending = self._pending.pop(key, None)
         if key not in self._cache:
             start = time.perf_counter()
-            self._cache[key] = pending.result() if pending is not None else sha256sum(path)
+            self._cache[key] = (pending.result() if pending is not None
+                               else self._store.sha256(path))
             self.seconds += time.perf_counter() - start
         return self._cache[key], st.st_size
 
@@ -84,7 +90,7 @@ class _HashCache:
                     continue
                 if self._pool is None:
                     self._pool = ThreadPoolExecutor(1, thread_name_prefix="acsprov-hash")
-                self._pending[key] = self._pool.submit(sha256sum, path)
+                self._pending[key] = self._pool.submit(self._store.sha256, path)
 
     def remember(self, path: Path, sha256: str) -> int:
         """Note a checksum computed elsewhere for `path` as it is now; return its size."""
