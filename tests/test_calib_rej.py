@@ -602,12 +602,18 @@ def test_task_reads_and_combines_one_chip_at_a_time_as_all_at_once(tmp_path, cha
     whole = [fitsio.read_exposure(p).imsets for p in paths]  # every chip in memory
     want = acsrej.reject_cosmic_rays(whole, times, params(**changes))
     heads = [_headers_only(fitsio.read_exposure(p, native=False)) for p in paths]
-    got, dqs = _reject_by_chip(paths, heads, times, params(**changes), imagetyp="EXT",
-                               shading=None, use_kernel=True)
+    got, updates = _reject_by_chip(paths, heads, times, params(crmask=True, **changes),
+                                   imagetyp="EXT", shading=None, use_kernel=True)
     _assert_same_rejection(got, want)
-    for read, exposure in zip(dqs, whole, strict=True):
-        for dq, im in zip(read, exposure, strict=True):
-            assert dq.tobytes() == im.dq.tobytes()
+    # each member's DQ changes, applied to the DQ read whole, give flag_rejected's DQ
+    assert any(u is not None for member in updates for u in member)
+    for member, exposure, masks in zip(updates, whole, want.crmasks, strict=True):
+        for update, im, mask in zip(member, exposure, masks, strict=True):
+            dq = im.dq.astype(np.uint16).reshape(-1)
+            if update is not None:
+                assert update[0] == im.extver
+                dq[update[1]] = update[2]
+            assert dq.tobytes() == acsrej.flag_rejected(im, mask).dq.tobytes()
     assert got.info == want.info
     for a, b in zip(got.combined, want.combined, strict=True):
         assert a.hdr == b.hdr and a.err_hdr == b.err_hdr and a.dq_hdr == b.dq_hdr

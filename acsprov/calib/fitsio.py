@@ -468,17 +468,19 @@ def write_exposure(
     if stamp:
         apply_stamp(phdr)
     primary = fits.PrimaryHDU(header=phdr)
-    hdus: list[fits.hdu.base.ExtensionHDU] = [primary]
-    for imset in exposure.imsets:
-        hdus.extend(_imset_hdus(imset))
+    hdus: list[fits.hdu.base.ExtensionHDU] = [
+        primary, *(hdu for imset in exposure.imsets for hdu in _imset_hdus(imset))]
+    # a caller that let go of `exposure` gets each array freed as soon as it is written
+    del exposure
     _stamp(primary.header, primary=True)
     for hdu in hdus[1:]:
         _stamp(hdu.header)
     primary.header["BITPIX"] = 16  # as HSTIO writes it (no data: the value is free)
+    hdus.reverse()
     with atomic_path(target) as tmp:
         with open(tmp, "wb") as fh:
-            for hdu in hdus:
-                _write_hdu(fh, hdu)
+            while hdus:
+                _write_hdu(fh, hdus.pop())
         if before_move is not None:
             before_move(tmp)
     return Path(target)

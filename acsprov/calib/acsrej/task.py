@@ -31,36 +31,50 @@ __all__ = ["run_acsrej"]
 
 
 # --------------------------------------------------------------------------- driver
-def _write_member_dq(path: Path, imsets: Sequence[ImSet], crmasks: Sequence[np.ndarray]) -> None:
+#: Bit 8192 changes of one member imset: ``(extver, flat pixel indices, new DQ values)``.
+DqUpdate = tuple[int, np.ndarray, np.ndarray]
+
+
+def member_dq_update(imset: ImSet, crmask: np.ndarray) -> DqUpdate | None:
+    """The pixels of a member's DQ that ACSREJ's mask changes (CRMASK = yes), and their
+    new values (:func:`~acsprov.calib.acsrej.flag_rejected`); None if none change.
+
+    Cosmic rays hit few pixels, so this is far smaller than the DQ array it was
+    computed from, which need not be kept until the members are updated.
+    """
+    new = flag_rejected(imset, crmask).dq.reshape(-1)
+    changed = np.flatnonzero(new != _dq16(imset.dq).reshape(-1))
+    if not changed.size:
+        return None
+    return imset.extver, changed, new[changed]
+
+
+def _write_member_dq(path: Path, updates: Sequence[DqUpdate | None]) -> None:
     """Set/clear bit 8192 in the DQ extensions of a member file, in place.
 
-    `imsets` are the member's imsets as read from `path`; only changed pixels are
-    written (through a memory map), so the rest of the file is left as it is.
+    `updates` are :func:`member_dq_update` results for the member's imsets; only
+    changed pixels are written (through a memory map), so the rest of the file is left
+    as it is.
     """
-    updates = []
-    for imset, crmask in zip(imsets, crmasks, strict=True):
-        new = flag_rejected(imset, crmask).dq
-        changed = new != _dq16(imset.dq)
-        if changed.any():
-            updates.append((imset.extver, new, changed))
+    updates = [u for u in updates if u is not None]
     if not updates:
         return
     with fits.open(path, mode="update", memmap=True) as hdul:
-        for extver, new, changed in updates:
+        for extver, changed, values in updates:
             hdu = hdul["DQ", extver]
             if hdu.data is None:  # constant extension (NPIX1/NPIX2/PIXVALUE): write an array
                 hdr = hdu.header.copy()
+                shape = fitsio.image_shape(hdr)
+                new = np.full(shape, hdr["PIXVALUE"], np.uint16).reshape(-1)
+                new[changed] = values
                 for key in ("NPIX1", "NPIX2", "PIXVALUE"):
                     hdr.remove(key, ignore_missing=True)
                 index = hdul.index_of(("DQ", extver))
-                hdul[index] = fits.ImageHDU(new.view(np.int16), hdr, name="DQ")
+                hdul[index] = fits.ImageHDU(new.reshape(shape).view(np.int16), hdr, name="DQ")
                 hdul[index].ver = extver
                 continue
-            data = hdu.data
-            values = new[changed]
-            if data.dtype.kind == "i":
-                values = values.view(np.int16)
-            data[changed] = values
+            data = hdu.data.reshape(-1)
+            data[changed] = values.view(np.int16) if data.dtype.kind == "i" else values
 
 
 def _headers_only(exposure: fitsio.Exposure) -> fitsio.Exposure:
@@ -110,13 +124,14 @@ def _read_chip(paths: Sequence[Path], exposures: Sequence[fitsio.Exposure],
 def _reject_by_chip(paths: Sequence[Path], exposures: Sequence[fitsio.Exposure],
                     exptimes: Sequence[float], params: CrRejParams, *, imagetyp: str,
                     shading: Sequence[np.ndarray] | None, use_kernel: bool
-                    ) -> tuple[RejectResult, list[list[np.ndarray | None]]]:
+                    ) -> tuple[RejectResult, list[list[DqUpdate | None]]]:
     """:func:`reject_cosmic_rays` of the members, one chip at a time.
 
     Only one chip of every member is in memory at once: the imsets of `exposures`
     (:func:`_headers_only`) give the headers, each chip's pixels are read from the
     files when it is combined.  The result is the one of all chips at once, with the
-    DQ array read of each member imset (None for an imset not combined).
+    :func:`member_dq_update` of each member imset when CRMASK is yes (None for an
+    imset not combined, or without a change).
     """
     members = [list(e.imsets) for e in exposures]
     try:
@@ -125,24 +140,27 @@ def _reject_by_chip(paths: Sequence[Path], exposures: Sequence[fitsio.Exposure],
         order = []
     if len(members) < 2 or not order:  # reject_cosmic_rays says what is wrong
         members = [list(fitsio.read_exposure(p).imsets) for p in paths]
-        return (reject_cosmic_rays(members, exptimes, params, imagetyp=imagetyp,
-                                   shading=shading, use_kernel=use_kernel),
-                [[im.dq for im in m] for m in members])
+        whole = reject_cosmic_rays(members, exptimes, params, imagetyp=imagetyp,
+                                   shading=shading, use_kernel=use_kernel)
+        flag = params.crmask and whole.info["performed"]
+        return whole, [[member_dq_update(im, mask) if flag else None
+                         for im, mask in zip(m, masks, strict=True)]
+                        for m, masks in zip(members, whole.crmasks, strict=True)]
     parts = []
     crmasks = [[np.zeros(im.shape, bool) for im in m] for m in members]
-    dqs: list[list[np.ndarray | None]] = [[None] * len(m) for m in members]
+    updates: list[list[DqUpdate | None]] = [[None] * len(m) for m in members]
     for e, idx in enumerate(order):
         chip = _read_chip(paths, exposures, idx)
         these = [list(m) for m in members]
         for k, i in enumerate(idx):
             these[k][i] = chip[k]
-            dqs[k][i] = chip[k].dq
-        del chip
         part = reject_cosmic_rays(these, exptimes, params, imagetyp=imagetyp, shading=shading,
                                   use_kernel=use_kernel, chips=(e,))
-        del these
         for k, i in enumerate(idx):
             crmasks[k][i] = part.crmasks[k][i]
+            if params.crmask and part.info["performed"]:
+                updates[k][i] = member_dq_update(chip[k], crmasks[k][i])
+        del chip, these  # this chip's members: only the changes to their DQ are kept
         parts.append(part)
     info = dict(parts[0].info)
     for key in ("sky", "skysum", "nrej"):
@@ -152,7 +170,7 @@ def _reject_by_chip(paths: Sequence[Path], exposures: Sequence[fitsio.Exposure],
         combined=tuple(p.combined[0] for p in parts),
         crmasks=tuple(tuple(m) for m in crmasks),
         info=info,
-    ), dqs
+    ), updates
 
 
 def run_acsrej(
@@ -249,7 +267,7 @@ def run_acsrej(
             for im in exposures[0].imsets
         ]
     imagetyp = str(phdrs[0].get("IMAGETYP", "")).strip()
-    result, member_dqs = _reject_by_chip(paths, exposures, exptimes, params,
+    result, dq_updates = _reject_by_chip(paths, exposures, exptimes, params,
                                          imagetyp=imagetyp, shading=shading,
                                          use_kernel=use_kernel)
     phdr, imsets = crj_headers(
@@ -260,13 +278,10 @@ def run_acsrej(
         fitsio.write_exposure(fitsio.Exposure(phdr=phdr, imsets=imsets), output)
     updated = []
     if params.crmask and update_members and result.info["performed"]:
-        for path, exposure, masks, dqs in zip(paths, exposures, result.crmasks, member_dqs,
-                                              strict=True):
-            imsets = [im.evolve(dq=_read_native(path, im).dq if dq is None else dq)
-                      for im, dq in zip(exposure.imsets, dqs, strict=True)]
-            _write_member_dq(path, imsets, masks)
+        for path, updates in zip(paths, dq_updates, strict=True):
+            _write_member_dq(path, updates)
             updated.append(path)
-    del member_dqs
+    del dq_updates
     messages = _messages(paths, exposures, params, result, table_name)
     return {
         "output": output,
