@@ -12,9 +12,11 @@ import contextlib
 import errno
 import hashlib
 import os
+import queue
 import shutil
 import stat
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import NoReturn
@@ -24,6 +26,7 @@ from astropy.io import fits
 from .errors import BadInputError, WriteError
 
 __all__ = [
+    "BackgroundSha256",
     "atomic_copy",
     "atomic_path",
     "check_acs_file",
@@ -43,6 +46,50 @@ def sha256sum(path: str | os.PathLike[str]) -> str:
         for block in iter(lambda: fh.read(_CHUNK), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+class BackgroundSha256:
+    """The sha256 of bytes as a writer produces them, computed in a thread of its own.
+
+    A file's checksum then costs no second reading of the file, and the hashing
+    overlaps with making and writing the rest of it instead of following it.
+
+    Parameters
+    ----------
+    depth : int
+        Blocks waiting to be hashed at most (:meth:`update` waits beyond that).
+
+    Examples
+    --------
+    >>> h = BackgroundSha256()
+    >>> h.update(b"abc")
+    >>> h.hexdigest() == hashlib.sha256(b"abc").hexdigest()
+    True
+    """
+
+    def __init__(self, depth: int = 4) -> None:
+        self._blocks: queue.Queue[bytes | None] = queue.Queue(maxsize=depth)
+        self._digest = hashlib.sha256()
+        self._thread = threading.Thread(target=self._run, name="acsprov-sha256-stream",
+                                        daemon=True)
+        self._thread.start()
+        self._hex: str | None = None
+
+    def _run(self) -> None:
+        while (block := self._blocks.get()) is not None:
+            self._digest.update(block)  # releases the GIL on large blocks
+
+    def update(self, data: bytes | memoryview) -> None:
+        """Queue a copy of `data` (the writer may reuse its buffer at once)."""
+        self._blocks.put(bytes(data))
+
+    def hexdigest(self) -> str:
+        """The digest of everything given to :meth:`update`, once it is all hashed."""
+        if self._hex is None:
+            self._blocks.put(None)
+            self._thread.join()
+            self._hex = self._digest.hexdigest()
+        return self._hex
 
 
 @contextlib.contextmanager

@@ -64,7 +64,7 @@ from acsprov.calib.steps import ExposureKeys, header_switch
 from acsprov.calib.trailer import Trailer
 from acsprov.calib.version import ENGINE, ENGINE_NAME, ENGINE_VERSION
 from acsprov.errors import BadInputError, NotImplementedYetError, ReferenceFileError
-from acsprov.fitsutil import set_empty_primary_bitpix, sha256sum
+from acsprov.fitsutil import BackgroundSha256, set_empty_primary_bitpix, sha256sum
 from acsprov.provenance.stamp import apply_stamp
 
 __all__ = [
@@ -631,8 +631,12 @@ def _write_final(run: _Run, exposure: Exposure, path: Path, derived_from: Sequen
     del exposure
 
     def write_and_hash() -> Path:
-        write_exposure(held.pop(), path, stamp=True)
-        run.result.checksums[path] = sha256sum(path)  # off the main thread, for provenance
+        digest = BackgroundSha256()  # for provenance: hashed as written, not read back
+        try:
+            write_exposure(held.pop(), path, stamp=True, digest=digest)
+        finally:
+            checksum = digest.hexdigest()  # (and its thread ends, even after an error)
+        run.result.checksums[path] = checksum
         return path
 
     run.pending = run.writer.submit(context.run, write_and_hash)

@@ -24,7 +24,7 @@ from astropy.io import fits
 
 from acsprov.calib.imset import ImSet
 from acsprov.errors import BadInputError
-from acsprov.fitsutil import atomic_path
+from acsprov.fitsutil import BackgroundSha256, atomic_path
 from acsprov.provenance.stamp import apply_stamp
 
 __all__ = [
@@ -441,6 +441,7 @@ def write_exposure(
     *,
     before_move: Callable[[Path], None] | None = None,
     stamp: bool = False,
+    digest: BackgroundSha256 | None = None,
 ) -> Path:
     """Write `exposure` as a multi-extension FITS file, atomically.
 
@@ -461,6 +462,9 @@ def write_exposure(
         (:func:`acsprov.provenance.stamp.apply_stamp`; nothing outside a recorded
         activity).  Intermediate files are not stamped, so that a stamp is never
         carried from a temporary file into the product made from it.
+    digest : BackgroundSha256, optional
+        Given every byte of the file as it is written (its checksum without reading
+        the file again).
 
     Returns
     -------
@@ -482,12 +486,26 @@ def write_exposure(
     primary.header["BITPIX"] = 16  # as HSTIO writes it (no data: the value is free)
     hdus.reverse()
     with atomic_path(target) as tmp:
-        with open(tmp, "wb") as fh:
+        with open(tmp, "wb") as raw:
+            fh = raw if digest is None else _Tee(raw, digest)
             while hdus:
                 _write_hdu(fh, hdus.pop())
         if before_move is not None:
             before_move(tmp)
     return Path(target)
+
+
+class _Tee:
+    """A binary file that also hands every block written to a :class:`BackgroundSha256`."""
+
+    def __init__(self, fh: BinaryIO, digest: BackgroundSha256) -> None:
+        self._fh = fh
+        self._digest = digest
+
+    def write(self, data: bytes | memoryview) -> int:
+        written = self._fh.write(data)
+        self._digest.update(data)
+        return written
 
 
 def write_big_endian(fh: BinaryIO, data: np.ndarray) -> int:
