@@ -713,6 +713,7 @@ def _twod_stage(run: _Run, pos: _Position, src: Path, dst: Path, key: tuple[str,
     if not pos.basic_2d:
         run.written.append(dst)
         _copy_fits(src, dst, stamp=True)
+        run.retire(src)
         run.product(dst, derived_from)
         return
     requested = {k: sw[k] for k in _2D_SWITCHES}
@@ -721,12 +722,21 @@ def _twod_stage(run: _Run, pos: _Position, src: Path, dst: Path, key: tuple[str,
     if cte_dark and "DRKCFILE" in overrides:
         overrides["DARKFILE"] = overrides["DRKCFILE"]
     trl = run.trailer()
-    product = run_acs2d(read_exposure(src), trailer=trl, requested=requested,
+    # no name holds the input: ACS2D works in place on its arrays
+    product = run_acs2d(_read_last_time(run, src), trailer=trl, requested=requested,
                         overrides=overrides, input_dir=run.plan.directory,
                         output_name=dst.name, nthreads=run.nthreads, overwrite_input=True)
     run.keep(key, trl)
     _record_refs(run, product, "acs2d", cte_dark=cte_dark)
     _write_final(run, product, dst, derived_from)
+
+
+def _read_last_time(run: _Run, src: Path) -> Exposure:
+    """Read a file nothing reads or changes afterwards; a temporary is then hashed (and
+    deleted) in the background while the step that read it runs."""
+    exposure = read_exposure(src)
+    run.retire(src)
+    return exposure
 
 
 def _reject(run: _Run, pos: _Position, inputs: list[Path], output: Path, key: str) -> dict:
@@ -828,13 +838,11 @@ def _combine(run: _Run, pos: _Position) -> None:
     crj_tmp, crj = pos.file("_crj_tmp.fits"), pos.file("_crj.fits")
     _reject(run, pos, blvs, crj_tmp, "crj_tmp")
     _twod_stage(run, pos, crj_tmp, crj, (pos.name, "crj"), (crj_tmp,), cte_dark=False)
-    run.retire(crj_tmp)
     if pos.basic_cte:
         blcs = [m.file("_blc_tmp.fits") for m in pos.members]
         crc_tmp, crc = pos.file("_crc_tmp.fits"), pos.file("_crc.fits")
         _reject(run, pos, blcs, crc_tmp, "crc_tmp")
         _twod_stage(run, pos, crc_tmp, crc, (pos.name, "crc"), (crc_tmp,), cte_dark=True)
-        run.retire(crc_tmp)
 
 
 def _finish_member(run: _Run, pos: _Position, exp: _Exposure) -> None:
@@ -844,13 +852,11 @@ def _finish_member(run: _Run, pos: _Position, exp: _Exposure) -> None:
     rejected = (pos.file("_crj_tmp.fits"),) if pos.combine else ()
     _twod_stage(run, pos, src, exp.file("_flt.fits"), (exp.root, "flt"),
                 (src, *rejected), cte_dark=False)
-    run.retire(src)
     if pos.basic_cte:
         blc = exp.file("_blc_tmp.fits")
         rejected = (pos.file("_crc_tmp.fits"),) if pos.combine else ()
         _twod_stage(run, pos, blc, exp.file("_flc.fits"), (exp.root, "flc"),
                     (blc, *rejected), cte_dark=True)
-        run.retire(blc)
 
 
 def _checksum(path: Path, role: str, derived: tuple[Path, ...], *, delete: bool
