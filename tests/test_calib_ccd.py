@@ -667,6 +667,24 @@ def test_gain_and_noise_in_place_give_the_formula():
     assert noisy.sci is arrays[0]
 
 
+@pytest.mark.parametrize(("ampx", "ampy"), [(7, 5), (0, 5), (7, 0), (25, 12), (0, 0)])
+def test_noise_kernel_in_place_gives_the_numpy_steps_bit_for_bit(ampx, ampy):
+    """Four read noises, one per quadrant, and SCI values numpy's maximum treats
+    specially (NaN, -0.0, negatives): the one-pass kernel of init_noise_inplace gives
+    the bits of init_noise's whole-array steps."""
+    params = ccd_params(readnoise=(4.25, 3.5, 5.75, 6.125), ampx=ampx, ampy=ampy)
+    im = _random_raw(7)
+    im.sci[0, :4] = [np.nan, -0.0, -3.0, 0.0]
+    im.sci[7, 9] = np.nan
+    geom = acsccd.amp_geometry("WFC", 1, params, fits.Header(), im.shape)
+    want, _ = acsccd.init_noise(im, geom)  # numpy steps into a new array
+    err = im.err
+    got, _ = acsccd.init_noise_inplace(im, geom)
+    assert got.err is err  # written in place: the kernel ran
+    _same_bits(got.err, want.err)
+    assert np.isnan(got.err[0, 0]) and np.isnan(got.err[7, 9])
+
+
 def test_full_well_and_sinks_in_place_flag_the_science_dq():
     im = make_imset(np.full((4, 6), 100.0), LTV1=1.0, LTV2=0.0)
     sat = np.full((4, 6), 1000.0, ">f4")  # as the SATUFILE's memory map gives it

@@ -113,6 +113,13 @@ KERNELS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
         "float64",
         "float64",
     )),
+    ("acsccd.pixels", "_noise_kernel", (
+        "Array(float32, 2, 'C')",
+        "Array(float32, 2, 'C')",
+        "Array(float32, 1, 'C')",
+        "int64",
+        "int64",
+    )),
     ("acsccd.pixels", "_sink_kernel", (
         "Array(float32, 2, 'C')",
         "Array(uint16, 2, 'C')",

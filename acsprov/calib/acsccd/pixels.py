@@ -16,6 +16,7 @@ float32, as in calacs.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -31,7 +32,7 @@ from acsprov.calib.imarith import (
     writable,
 )
 from acsprov.calib.imset import ImSet
-from acsprov.calib.kernels import kernel
+from acsprov.calib.kernels import kernel, numba_disabled
 from acsprov.calib.reffiles import CcdParams, OverscanRegion, corner
 from acsprov.errors import BadInputError
 
@@ -336,6 +337,13 @@ def _init_noise(imset: ImSet, geometry: AmpGeometry, *, bias_exposure: bool, mam
         err = np.maximum(np.sqrt(val.astype(np.float32)), np.float32(1.0))
         return imset.evolve(err=err.astype(np.float32)), {"readnoise": (0.0,) * 4}
     geometry.check(imset.shape, geometry.readnoise, "READNOISE")
+    if (inplace and not bias_exposure and not numba_disabled() and geometry.ampx >= 0
+            and geometry.ampy >= 0 and writable(imset.err, np.float32)
+            and imset.sci.dtype == np.float32 and imset.sci.flags.c_contiguous):
+        rn2 = np.array([np.float32(rn) * np.float32(rn) for rn in geometry.readnoise],
+                       np.float32)
+        _noise_kernel(imset.sci, imset.err, rn2, geometry.ampx, geometry.ampy)
+        return imset, {"readnoise": geometry.readnoise}
     if bias_exposure:
         err = np.empty(imset.shape, np.float32)
     else:
@@ -354,6 +362,23 @@ def _init_noise(imset: ImSet, geometry: AmpGeometry, *, bias_exposure: bool, mam
         err += sq
         np.sqrt(err, out=err)
     return imset.evolve(err=err), {"readnoise": geometry.readnoise}
+
+
+@kernel(cache=True, nogil=True)
+def _noise_kernel(sci, err, rn2, ampx, ampy):  # pragma: no cover - jitted
+    # ERR = sqrt((max(SCI, 0) + rn**2) + ERR**2) in float32, each pixel's ERR read before
+    # it is written: the numpy steps of _init_noise, in one pass and no new array
+    ny, nx = sci.shape
+    zero = np.float32(0.0)
+    for j in range(ny):
+        lower = j >= ampy
+        for i in range(nx):
+            slot = (0 if i < ampx else 1) if lower else (2 if i < ampx else 3)
+            s = sci[j, i]
+            v = s if s > zero or s != s else zero  # np.maximum: NaN kept, -0 gives +0
+            v = v + rn2[slot]
+            e = err[j, i]
+            err[j, i] = np.float32(math.sqrt(v + e * e))
 
 
 # --------------------------------------------------------------------------- DARKTIME
