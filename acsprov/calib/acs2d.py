@@ -76,6 +76,7 @@ __all__ = [
     "correct_shading",
     "divide_flat",
     "divide_flat_inplace",
+    "good_sums",
     "image_statistics",
     "photmode",
     "run_acs2d",
@@ -94,8 +95,74 @@ CALIBDEFECT = 512
 _f32 = hstio_float  # float keywords are stored as HSTIO writes them
 
 
-def _good(dq: np.ndarray, sdqflags: int) -> np.ndarray:
-    return (dq & np.uint16(sdqflags & 0xFFFF)) == 0
+@kernel(cache=True, nogil=True)
+def _good_sums_kernel(sci, dq, sdq, running, sums, counts):  # pragma: no cover - jitted
+    ny, nx = sci.shape
+    s = 0.0
+    n = 0
+    for j in range(ny):
+        if not running:
+            s = 0.0
+            n = 0
+        for i in range(nx):
+            if not dq[j, i] & sdq:
+                s += sci[j, i]
+                n += 1
+        sums[j] = s
+        counts[j] = n
+
+
+def _good_sums_numpy(sci, dq, sdq, running):
+    """Numpy twin of :func:`_good_sums_kernel` (``cumsum`` adds in the same order)."""
+    values = np.where((dq & sdq) == 0, sci.astype(np.float64), 0.0)
+    good = ((dq & sdq) == 0).astype(np.int64)
+    if running:
+        return np.cumsum(values, axis=None).reshape(sci.shape)[:, -1], good.cumsum().reshape(
+            sci.shape)[:, -1]
+    return np.cumsum(values, axis=1)[:, -1], good.sum(axis=1)
+
+
+def good_sums(sci: np.ndarray, dq: np.ndarray, sdqflags: int, *, running: bool,
+              use_kernel: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Sums (float64, added one pixel after the other) and numbers of the SCI values
+    whose DQ has no serious flag, line by line: calacs's AvgSciValLine, or with
+    `running` its AvgSciVal (the sums run on across lines: the last is the image's).
+
+    Parameters
+    ----------
+    sci : numpy.ndarray
+        float32 image.
+    dq : numpy.ndarray
+        Its DQ (uint16).
+    sdqflags : int
+        Serious DQ flags.
+    running : bool
+        Whether line ``j`` holds the sum over lines ``0..j`` (else over line ``j``).
+    use_kernel : bool or None
+        Use the numba kernel (default: unless the JIT is disabled).
+
+    Returns
+    -------
+    (numpy.ndarray, numpy.ndarray)
+        float64 sums and int64 numbers of good pixels, one per line.
+
+    Examples
+    --------
+    >>> sci = np.array([[1, 2], [4, 8]], np.float32)
+    >>> dq = np.array([[0, 16], [0, 0]], np.uint16)
+    >>> sums, counts = good_sums(sci, dq, 16, running=True, use_kernel=False)
+    >>> sums.tolist(), counts.tolist()
+    ([1.0, 13.0], [1, 3])
+    """
+    sci = np.ascontiguousarray(sci, np.float32)
+    dq = np.ascontiguousarray(dq, np.uint16)
+    sdq = np.uint16(sdqflags & 0xFFFF)
+    if not use_kernels(use_kernel):
+        return _good_sums_numpy(sci, dq, sdq, running)
+    sums = np.zeros(sci.shape[0], np.float64)
+    counts = np.zeros(sci.shape[0], np.int64)
+    _good_sums_kernel(sci, dq, sdq, running, sums, counts)
+    return sums, counts
 
 
 def _check_shape(imset: ImSet, ref: ImSet, keyword: str) -> None:
@@ -156,11 +223,10 @@ def subtract_dark_inplace(
     """
     _check_shape(imset, dark, "DARKFILE")
     zsci, zerr = _scaled_inplace(dark, np.float32(darktime))
-    with one_chip_at_a_time():  # the mask and the masked copy are full-size
-        good = _good(dark.dq, sdqflags)
-        n = int(np.count_nonzero(good))
-        mean = float(zsci[good].sum(dtype=np.float64) / n) if n else 0.0
-        del good
+    mean = 0.0
+    if zsci.size:  # calacs's AvgSciVal: one float64 sum over the good pixels
+        sums, counts = good_sums(zsci, dark.dq, sdqflags, running=True)
+        mean = float(sums[-1] / counts[-1]) if counts[-1] else 0.0
     out = subtract_imset_inplace(imset, zsci, zerr, dark.dq)
     meandark = _f32(mean)
     out.hdr["MEANDARK"] = (meandark, "mean of dark values subtracted")
@@ -207,11 +273,7 @@ def subtract_flash_inplace(
     :func:`subtract_dark_inplace`); neither may be used afterwards."""
     _check_shape(imset, flash, "FLSHFILE")
     zsci, zerr = _scaled_inplace(flash, np.float32(flashdur))
-    with one_chip_at_a_time():  # the mask and the masked copy are full-size
-        good = _good(flash.dq, sdqflags)
-        ngood = good.sum(axis=1)
-        sums = np.where(good, zsci, 0).sum(axis=1, dtype=np.float64)
-        del good
+    sums, ngood = good_sums(zsci, flash.dq, sdqflags, running=False)  # AvgSciValLine
     nx = np.float32(zsci.shape[1])
     mean = np.float32(0.0)
     weight = np.float32(0.0)

@@ -88,6 +88,14 @@ KERNELS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
         "float64",
     )),
     ("acs2d", "_divide_kernel", _TWO_IMSETS_OUT),
+    ("acs2d", "_good_sums_kernel", (
+        "Array(float32, 2, 'C')",
+        "Array(uint16, 2, 'C')",
+        "uint16",
+        "bool",
+        "Array(float64, 1, 'C')",
+        "Array(int64, 1, 'C')",
+    )),
     ("acs2d", "_stats_kernel", (
         "Array(float32, 2, 'C')",
         "Array(float32, 2, 'C')",
