@@ -105,6 +105,25 @@ def test_digest_given_while_writing_is_the_files_sha256(tmp_path: Path,
     assert len(hashed.read_bytes()) % 2880 == 0
 
 
+def test_an_imset_read_into_given_arrays_is_the_imset_read_alone(tmp_path: Path,
+                                                                 small_chunks: None) -> None:
+    """Into planes of stacks (ACSREJ's members): the same values, SCI from data, ERR
+    and DQ from constant extensions; arrays of another shape are refused."""
+    path = tmp_path / "r_raw.fits"
+    _raw_file(path)
+    with fits.open(path) as hdul:
+        alone = fitsio.read_imset(hdul, 1, path=path)
+        stacks = (np.full((2, 12, 10), np.nan, np.float32), np.full((2, 12, 10), 7, np.float32),
+                  np.full((2, 12, 10), 9, np.uint16))
+        into = fitsio.read_imset(hdul, 1, path=path, out=tuple(a[1] for a in stacks))
+        for name, stack in zip(("sci", "err", "dq"), stacks, strict=True):
+            assert getattr(into, name).base is stack
+            assert getattr(into, name).tobytes() == getattr(alone, name).tobytes()
+        with pytest.raises(ValueError, match="shape"):
+            fitsio.read_imset(hdul, 1, path=path, out=(stacks[0][0, :5], stacks[1][0],
+                                                        stacks[2][0]))
+
+
 def _raw_file(path: Path) -> np.ndarray:
     """A raw-like file: unsigned 16-bit SCI (BZERO 32768), constant ERR and DQ."""
     values = np.arange(12 * 10, dtype=np.uint16).reshape(12, 10) * 541

@@ -760,7 +760,7 @@ def _reject(run: _Run, pos: _Position, inputs: list[Path], output: Path, key: st
     if crrejtab:
         table = inspect_ref("CRREJTAB", crrejtab, input_dir=plan.directory).path
     run.flush()  # the product being written lets go of its arrays before ACSREJ reads
-    info = run_acsrej(inputs, output, crrejtab=table, mtype=mtype)
+    info = run_acsrej(inputs, output, crrejtab=table, mtype=mtype, nthreads=run.nthreads)
     name = crrejtab or str(pos.first.phdr.get("CRREJTAB", "")).strip()
     trl.switch("SHADCORR", pos.switches.get("SHADCORR", "OMIT"))
     trl.message(f"CRREJTAB {name}\n")

@@ -183,6 +183,7 @@ def read_section(
     convert: Callable[[np.ndarray], np.ndarray],
     dtype: np.dtype,
     section: Section | None = None,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Read rows of an image from a file a piece at a time into a new native array.
 
@@ -205,10 +206,14 @@ def read_section(
         Type of the result.
     section : tuple of slice, optional
         Rows and columns to read (default: all); steps must be 1.
+    out : numpy.ndarray, optional
+        Array of `dtype` and the section's shape to read into (e.g. a plane of a
+        stack) instead of a new one.
 
     Returns
     -------
     numpy.ndarray
+        `out` if given.
 
     Raises
     ------
@@ -219,7 +224,7 @@ def read_section(
     rows, cols = section if section is not None else (slice(0, ny), slice(0, nx))
     y0, y1, _ = rows.indices(ny)
     x0, x1, _ = cols.indices(nx)
-    out = np.empty((max(y1 - y0, 0), max(x1 - x0, 0)), dtype=dtype)
+    out = _into(out, (max(y1 - y0, 0), max(x1 - x0, 0)), dtype)
     rowbytes = nx * stored.itemsize
     step = max(1, CHUNK_BYTES // max(rowbytes, 1))
     buf = np.empty((min(step, out.shape[0]), nx), dtype=stored)
@@ -238,15 +243,28 @@ def read_section(
     return out
 
 
+def _into(out: np.ndarray | None, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """`out` checked to be of `shape` and `dtype`, or a new array."""
+    if out is None:
+        return np.empty(shape, dtype=dtype)
+    if out.shape != tuple(shape) or out.dtype != np.dtype(dtype):
+        raise ValueError(f"cannot read a {np.dtype(dtype)} array of shape {shape} into a "
+                         f"{out.dtype} array of shape {out.shape}")
+    return out
+
+
 def _extension_array(
     hdu: fits.hdu.base.ExtensionHDU, dtype: np.dtype, path: Path, native: bool,
-    section: Section | None = None,
+    section: Section | None = None, out: np.ndarray | None = None,
 ) -> np.ndarray:
     const = constant_value(hdu.header)
     if const is not None:
         shape, value = const
         if section is not None:
             shape = np.empty(shape, dtype=np.bool_)[section].shape  # type: ignore[assignment]
+        if out is not None:
+            _into(out, shape, dtype)[...] = np.array(value).astype(dtype)
+            return out
         if value == 0:
             return np.zeros(shape, dtype=dtype)
         return np.full(shape, value, dtype=dtype)
@@ -256,7 +274,7 @@ def _extension_array(
             name, offset, stored = where
             return read_section(
                 name, offset, stored, image_shape(hdu.header),
-                lambda raw: _scaled(raw, hdu.header, dtype, True), dtype, section,
+                lambda raw: _scaled(raw, hdu.header, dtype, True), dtype, section, out,
             )
     data = hdu.data  # raw values: files are opened with do_not_scale_image_data
     if data is None:
@@ -265,12 +283,17 @@ def _extension_array(
         )
     if section is not None:
         data = data[section]
-    return _scaled(data, hdu.header, dtype, native)
+    values = _scaled(data, hdu.header, dtype, native)
+    if out is not None:
+        _into(out, values.shape, dtype)[...] = values
+        return out
+    return values
 
 
 def read_imset(
     hdul: fits.HDUList, extver: int, *, path: Path, native: bool = True,
     section: Section | None = None,
+    out: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> ImSet:
     """Read the SCI, ERR and DQ extensions with EXTVER `extver` of an open file.
 
@@ -289,11 +312,14 @@ def read_imset(
     section : tuple of slice, optional
         Rows and columns to read, e.g. a reference's cut to a science array; only
         they are read.
+    out : tuple of numpy.ndarray, optional
+        float32 SCI and ERR and uint16 DQ arrays of the imset's shape to read into
+        (e.g. planes of stacks), with `native`.
 
     Returns
     -------
     ImSet
-        SCI and ERR as float32, DQ as uint16.
+        SCI and ERR as float32, DQ as uint16 (the arrays of `out` if given).
 
     Raises
     ------
@@ -305,7 +331,9 @@ def read_imset(
     except KeyError as err:
         raise BadInputError(f"{path.name} has no SCI extension with EXTVER={extver}") from err
     full_shape = image_shape(sci_hdu.header)
-    sci = _extension_array(sci_hdu, np.dtype(np.float32), path, native, section)
+    into = dict(zip(("SCI", "ERR", "DQ"), out if out is not None else (None,) * 3,
+                    strict=True))
+    sci = _extension_array(sci_hdu, np.dtype(np.float32), path, native, section, into["SCI"])
     ny, nx = sci.shape
     arrays = {}
     headers = {}
@@ -313,7 +341,11 @@ def read_imset(
         try:
             hdu = hdul[name, extver]
         except KeyError:
-            arrays[name] = np.zeros((ny, nx), dtype=dtype)
+            if into[name] is None:
+                arrays[name] = np.zeros((ny, nx), dtype=dtype)
+            else:
+                arrays[name] = _into(into[name], (ny, nx), np.dtype(dtype))
+                arrays[name][...] = 0
             headers[name] = fits.Header([("EXTNAME", name), ("EXTVER", extver)])
             continue
         shape = image_shape(hdu.header)
@@ -322,7 +354,7 @@ def read_imset(
             raise BadInputError(
                 f"{path.name}[{name},{extver}] has shape {shape} but SCI has {full_shape}"
             )
-        arr = _extension_array(hdu, np.dtype(dtype), path, native, section)
+        arr = _extension_array(hdu, np.dtype(dtype), path, native, section, into[name])
         if name == "DQ" and arr.dtype != np.uint16:
             arr = arr.astype(np.uint16) if arr.dtype.kind == "f" else arr.view(np.uint16)
         arrays[name] = arr

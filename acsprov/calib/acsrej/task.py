@@ -22,9 +22,11 @@ from acsprov.calib.acsrej.reject import (
     flag_rejected,
     reject_cosmic_rays,
 )
+from acsprov.calib.chips import map_chips, parallel_chips
 from acsprov.calib.imset import ImSet
 from acsprov.calib.reffiles import RefFile, inspect_ref, read_shading, resolve_ref_path
 from acsprov.calib.steps import header_switch
+from acsprov.calib.trailer import Trailer
 from acsprov.errors import BadInputError, ReferenceFileError
 
 __all__ = ["run_acsrej"]
@@ -88,19 +90,22 @@ def _headers_only(exposure: fitsio.Exposure) -> fitsio.Exposure:
         for im in exposure.imsets))
 
 
-def _read_native(path: Path, head: ImSet) -> ImSet:
-    """The imset of `path` with `head`'s EXTVER, read whole into native arrays."""
+def _read_native(path: Path, head: ImSet,
+                 out: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> ImSet:
+    """The imset of `path` with `head`'s EXTVER, read whole into native arrays (`out`'s,
+    if given)."""
     with fits.open(path, memmap=True, lazy_load_hdus=True, do_not_scale_image_data=True) as hdul:
-        return fitsio.read_imset(hdul, head.extver, path=path, native=True)
+        return fitsio.read_imset(hdul, head.extver, path=path, native=True, out=out)
 
 
 def _read_chip(paths: Sequence[Path], exposures: Sequence[fitsio.Exposure],
-               idx: Sequence[int]) -> list[ImSet]:
+               idx: Sequence[int], *, parallel: bool = False) -> list[ImSet]:
     """Imset ``idx[k]`` of every member read from its file, SCI/ERR/DQ as planes of one
     3-D array per kind (so :func:`reject_cosmic_rays` stacks them without a copy).
 
     `exposures` give the headers.  Imsets of different shapes are read as they are
-    (:func:`reject_cosmic_rays` reports it).
+    (:func:`reject_cosmic_rays` reports it).  With `parallel`, two members are read
+    at a time (each into its own planes; reading and byte swapping release the GIL).
     """
     heads = [exposures[k].imsets[i] for k, i in enumerate(idx)]
     shape = heads[0].shape
@@ -111,19 +116,17 @@ def _read_chip(paths: Sequence[Path], exposures: Sequence[fitsio.Exposure],
     n = len(heads)
     stacks = {"sci": np.empty((n, *shape), np.float32), "err": np.empty((n, *shape), np.float32),
               "dq": np.empty((n, *shape), np.uint16)}
-    out = []
-    for k, (path, head) in enumerate(zip(paths, heads, strict=True)):
-        native = _read_native(path, head)
-        for name, stack in stacks.items():
-            stack[k] = getattr(native, name)
-        del native
-        out.append(head.evolve(**{name: stack[k] for name, stack in stacks.items()}))
-    return out
+    planes = [tuple(stacks[name][k] for name in ("sci", "err", "dq")) for k in range(n)]
+    map_chips(lambda k, path, _log: _read_native(path, heads[k], planes[k]), paths,
+              Trailer(), parallel=parallel)
+    return [head.evolve(sci=sci, err=err, dq=dq)
+            for head, (sci, err, dq) in zip(heads, planes, strict=True)]
 
 
 def _reject_by_chip(paths: Sequence[Path], exposures: Sequence[fitsio.Exposure],
                     exptimes: Sequence[float], params: CrRejParams, *, imagetyp: str,
-                    shading: Sequence[np.ndarray] | None, use_kernel: bool
+                    shading: Sequence[np.ndarray] | None, use_kernel: bool,
+                    nthreads: int | None = None,
                     ) -> tuple[RejectResult, list[list[DqUpdate | None]]]:
     """:func:`reject_cosmic_rays` of the members, one chip at a time.
 
@@ -150,7 +153,7 @@ def _reject_by_chip(paths: Sequence[Path], exposures: Sequence[fitsio.Exposure],
     crmasks = [[np.zeros(im.shape, bool) for im in m] for m in members]
     updates: list[list[DqUpdate | None]] = [[None] * len(m) for m in members]
     for e, idx in enumerate(order):
-        chip = _read_chip(paths, exposures, idx)
+        chip = _read_chip(paths, exposures, idx, parallel=parallel_chips(nthreads, len(paths)))
         these = [list(m) for m in members]
         for k, i in enumerate(idx):
             these[k][i] = chip[k]
@@ -183,6 +186,7 @@ def run_acsrej(
     update_members: bool = True,
     overwrite: bool = False,
     use_kernel: bool = True,
+    nthreads: int | None = None,
 ) -> dict:
     """ACSREJ on files: combine ``_blv_tmp`` (``_blc_tmp``) members into a ``_crj_tmp``.
 
@@ -205,6 +209,9 @@ def run_acsrej(
         Replace `output` if it exists (calacs refuses).
     use_kernel : bool
         Use the numba kernels.
+    nthreads : int or None
+        Threads it may use (None: no limit); with more than one, two members' chips
+        are read at a time.
 
     Returns
     -------
@@ -269,7 +276,7 @@ def run_acsrej(
     imagetyp = str(phdrs[0].get("IMAGETYP", "")).strip()
     result, dq_updates = _reject_by_chip(paths, exposures, exptimes, params,
                                          imagetyp=imagetyp, shading=shading,
-                                         use_kernel=use_kernel)
+                                         use_kernel=use_kernel, nthreads=nthreads)
     phdr, imsets = crj_headers(
         phdrs, result, params, output_name=output.name, mtype=mtype, shadfile=shadfile
     )
