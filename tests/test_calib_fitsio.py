@@ -124,6 +124,31 @@ def test_an_imset_read_into_given_arrays_is_the_imset_read_alone(tmp_path: Path,
                                                         stacks[2][0]))
 
 
+@pytest.mark.parametrize("section", [None, (slice(2, 9), slice(0, 13)),
+                                     (slice(1, 8), slice(3, 11))])
+def test_values_read_in_place_keep_their_bits(tmp_path: Path, small_chunks: None,
+                                              section) -> None:
+    """Big-endian float32 and signed 16-bit DQ (bit 15 set) read into native arrays,
+    whole rows swapped where they land and column sections through a piece buffer;
+    an unsigned DQ stored with BZERO = 32768 is still scaled.  All against astropy."""
+    rng = np.random.default_rng(6)
+    sci = rng.normal(size=(11, 13)).astype(np.float32)
+    sci[0, 0] = np.nan
+    dq = rng.integers(0, 65536, size=(11, 13)).astype(np.uint16)
+    path = tmp_path / "b_flt.fits"
+    hdus = [fits.PrimaryHDU(), fits.ImageHDU(sci, name="SCI"),
+            fits.ImageHDU(dq.view(np.int16), name="DQ"), fits.ImageHDU(dq, name="DQ")]
+    hdus[3].ver = 2  # astropy stores uint16 as int16 with BZERO = 32768
+    fits.HDUList(hdus).writeto(path)
+    cut = section or (slice(None), slice(None))
+    with fits.open(path) as hdul:
+        assert hdul[3].header["BZERO"] == 32768
+        for index, dtype, want in ((1, np.float32, sci), (2, np.uint16, dq), (3, np.uint16, dq)):
+            got = fitsio._extension_array(hdul[index], np.dtype(dtype), path, True, section)
+            assert got.dtype == dtype and got.dtype.isnative
+            assert got.tobytes() == np.ascontiguousarray(want[cut]).tobytes()
+
+
 def _raw_file(path: Path) -> np.ndarray:
     """A raw-like file: unsigned 16-bit SCI (BZERO 32768), constant ERR and DQ."""
     values = np.arange(12 * 10, dtype=np.uint16).reshape(12, 10) * 541

@@ -180,7 +180,7 @@ def read_section(
     offset: int,
     stored: np.dtype,
     shape: tuple[int, int],
-    convert: Callable[[np.ndarray], np.ndarray],
+    convert: Callable[[np.ndarray], np.ndarray] | None,
     dtype: np.dtype,
     section: Section | None = None,
     out: np.ndarray | None = None,
@@ -200,8 +200,9 @@ def read_section(
         Type of the stored values (big-endian for FITS).
     shape : tuple of int
         ``(ny, nx)`` of the stored image.
-    convert : callable
-        Turns a piece of stored values into values of `dtype` (element by element).
+    convert : callable or None
+        Turns a piece of stored values into values of `dtype` (element by element);
+        None when only their byte order changes (:func:`swap_only`, no scaling).
     dtype : numpy.dtype
         Type of the result.
     section : tuple of slice, optional
@@ -227,20 +228,46 @@ def read_section(
     out = _into(out, (max(y1 - y0, 0), max(x1 - x0, 0)), dtype)
     rowbytes = nx * stored.itemsize
     step = max(1, CHUNK_BYTES // max(rowbytes, 1))
-    buf = np.empty((min(step, out.shape[0]), nx), dtype=stored)
+    # whole rows of values that only change byte order are read into `out` itself
+    # and swapped there: no piece buffer, no converted copy of each piece
+    direct = convert is None and x0 == 0 and x1 == nx and out.flags.c_contiguous
+    buf = None if direct else np.empty((min(step, out.shape[0]), nx), dtype=stored)
     with open(path, "rb") as fh:
         for j in range(y0, y1, step):
-            piece = buf[: min(step, y1 - j)]
-            raw = piece.reshape(-1).view(np.uint8)
-            fh.seek(offset + j * rowbytes)
-            done = 0
-            while done < raw.size:
-                got = fh.readinto(raw[done:])
-                if not got:
-                    raise BadInputError(f"{Path(path).name} ends inside an image")
-                done += got
-            out[j - y0 : j - y0 + len(piece)] = convert(piece[:, x0:x1])
+            rows = out[j - y0 : min(j - y0 + step, y1 - y0)]
+            piece = rows if buf is None else buf[: len(rows)]
+            _read_exactly(fh, offset + j * rowbytes, piece.reshape(-1).view(np.uint8), path)
+            if buf is None:
+                if stored.byteorder == ">" or (stored.byteorder == "=" and _BIG_HOST):
+                    rows.byteswap(inplace=True)
+            elif convert is None:
+                rows[...] = piece[:, x0:x1]  # the cast keeps the bits of a signed DQ
+            else:
+                rows[...] = convert(piece[:, x0:x1])
     return out
+
+
+_BIG_HOST = not np.little_endian
+
+
+def swap_only(stored: np.dtype, dtype: np.dtype) -> bool:
+    """Whether stored values become values of `dtype` by their byte order alone:
+    the same size and kind (a signed 16-bit DQ read as unsigned keeps its bits)."""
+    stored, dtype = np.dtype(stored), np.dtype(dtype)
+    same_kind = stored.kind == dtype.kind or {stored.kind, dtype.kind} == {"i", "u"}
+    return (stored.itemsize == dtype.itemsize and same_kind and dtype.isnative
+            and stored.kind in "iuf")
+
+
+def _read_exactly(fh: BinaryIO, at: int, into: np.ndarray, path: str | os.PathLike[str]
+                  ) -> None:
+    fh.seek(at)
+    done = 0
+    while done < into.size:
+        got = fh.readinto(into[done:])
+        if not got:
+            raise BadInputError(f"{Path(path).name} ends inside an image")
+        done += got
 
 
 def _into(out: np.ndarray | None, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
@@ -272,10 +299,12 @@ def _extension_array(
         where = _data_location(hdu)
         if where is not None:
             name, offset, stored = where
-            return read_section(
-                name, offset, stored, image_shape(hdu.header),
-                lambda raw: _scaled(raw, hdu.header, dtype, True), dtype, section, out,
-            )
+            scaled = (float(hdu.header.get("BSCALE", 1.0)) != 1.0
+                      or float(hdu.header.get("BZERO", 0.0)) != 0.0)
+            convert = (None if not scaled and swap_only(stored, dtype)
+                       else lambda raw: _scaled(raw, hdu.header, dtype, True))
+            return read_section(name, offset, stored, image_shape(hdu.header), convert,
+                                dtype, section, out)
     data = hdu.data  # raw values: files are opened with do_not_scale_image_data
     if data is None:
         raise BadInputError(
