@@ -18,7 +18,8 @@ library at a local cache built by :func:`acsprov.simulate.crds_cache.build_crds_
 subprocess with that environment, so that what runs is exactly the command of the
 ACS Data Handbook (section 3.5), and returns what provenance needs: per file, the
 reference keywords that changed, the context and crds version, and the sha256 of
-every selected reference file.
+every selected reference file.  :func:`prewarm` starts that subprocess's interpreter
+ahead of the command, so that its imports are made while earlier steps run.
 
 The mapping helpers (:func:`reference_mapping_text`, :func:`checksummed_mapping_text`,
 :func:`load_context`) give :mod:`acsprov.simulate.crds_cache` crds's own rmap insertion
