@@ -79,10 +79,12 @@ def keep_used_references(root: Path, names: Iterable[str], *, origin_cache: Path
     record = json.loads(origin_path.read_text()) if origin_path.is_file() else {}
     files = record.setdefault("files", {})
     for name in used:
-        files.setdefault(name, {
+        if name in files:  # recorded by an earlier run: its origin stays the first one
+            continue
+        files[name] = {
             "sha256": sha256sum(refdir / name),
             "origin": str(Path(os.path.abspath(origin_cache)) / "references" / "hst" / name),
-            "crds_context": context, "crds_server_url": server})
+            "crds_context": context, "crds_server_url": server}
     record["description"] = ("Reference files of the runs recorded in this dataset, "
                              "copied from the CRDS cache named as each file's origin.")
     with atomic_path(origin_path) as tmp:

@@ -18,7 +18,8 @@ library at a local cache built by :func:`acsprov.simulate.crds_cache.build_crds_
 subprocess with that environment, so that what runs is exactly the command of the
 ACS Data Handbook (section 3.5), and returns what provenance needs: per file, the
 reference keywords that changed, the context and crds version, and the sha256 of
-every selected reference file.
+every selected reference file.  :func:`prewarm` starts that subprocess's interpreter
+ahead of the command, so that its imports are made while earlier steps run.
 
 The mapping helpers (:func:`reference_mapping_text`, :func:`checksummed_mapping_text`,
 :func:`load_context`) give :mod:`acsprov.simulate.crds_cache` crds's own rmap insertion
@@ -32,6 +33,7 @@ import ast
 import contextlib
 import hashlib
 import io
+import json
 import logging
 import os
 import re
@@ -40,6 +42,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,9 +64,11 @@ __all__ = [
     "checksummed_mapping_text",
     "crds_environment",
     "crds_version",
+    "discard_prewarmed",
     "export_lines",
     "load_context",
     "operational_context",
+    "prewarm",
     "reference_mapping_text",
     "resolve_context",
     "resolve_jref",
@@ -499,6 +504,7 @@ def bestrefs(
     update: bool = True,
     prepare: Callable[[list[str]], None] | None = None,
     checksum: Callable[[Path], str] = sha256sum,
+    prefetch: Callable[[list[Path]], None] | None = None,
 ) -> BestrefsResult:
     """Run ``crds bestrefs --files ... --update-bestrefs`` and report what it chose.
 
@@ -525,6 +531,10 @@ def bestrefs(
     checksum : callable
         The sha256 of a selected reference file (default :func:`sha256sum`; a
         recorder passes its own, which hashes each version of a file once).
+    prefetch : callable, optional
+        Called, before crds runs, with the reference files (``jref$`` names) the files
+        name now, which crds usually selects again: a recorder starts hashing them in
+        the background meanwhile (see :meth:`acsprov.provenance.recorder.Activity.prefetch`).
 
     Returns
     -------
@@ -560,6 +570,11 @@ def bestrefs(
     keywords = tuple(switches)
     watched = tuple(sorted({s for s in switches.values() if s and s != "NONE"}))
     before = {p: _read_keywords(p, (*keywords, *watched)) for p in paths}
+    if prefetch is not None:
+        named = {Path(env["jref"]) / match.group("name")
+                 for p in paths for k in keywords
+                 if (match := _JREF.match(before[p].get(k) or ""))}
+        prefetch(sorted(path for path in named if path.is_file()))
 
     groups: dict[Path, list[Path]] = {}
     for path in paths:
@@ -686,18 +701,28 @@ def _subprocess_env(env: Mapping[str, str]) -> dict[str, str]:
 
 
 def _run_crds(command: Sequence[str], env: Mapping[str, str], *, cwd: Path) -> str:
-    """Run ``crds <tool> ...`` (`command` starts with "crds"); raise CrdsError on failure."""
+    """Run ``crds <tool> ...`` (`command` starts with "crds"); raise CrdsError on failure.
+
+    The command runs in the interpreter :func:`prewarm` started for it, if one was
+    started with the same environment, else in a new one.
+    """
     argv = _crds_argv(command)
     try:
-        proc = subprocess.run(
-            argv,
-            env=_subprocess_env(env),
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            timeout=_TIMEOUT_S,
-            check=False,
-        )
+        proc = None
+        if argv[:2] == [sys.executable, "-m"]:
+            warm = _take_prewarmed(command[1], env)
+            if warm is not None:
+                proc = warm.run(argv, cwd=cwd, timeout=_TIMEOUT_S)
+        if proc is None:
+            proc = subprocess.run(
+                argv,
+                env=_subprocess_env(env),
+                cwd=cwd,
+                capture_output=True,
+                text=True,
+                timeout=_TIMEOUT_S,
+                check=False,
+            )
     except (OSError, subprocess.TimeoutExpired) as err:
         raise CrdsError(f"could not run crds ({err})") from err
     output = proc.stdout + proc.stderr
@@ -707,6 +732,148 @@ def _run_crds(command: Sequence[str], env: Mapping[str, str], *, cwd: Path) -> s
         detail = errors[0] if errors else (output.strip().splitlines() or ["no output"])[-1]
         raise CrdsError(f"crds {command[1]} failed: {detail}")
     return output
+
+
+# ---------------------------------------------------------------------------------------
+# the interpreter of the next crds command, started ahead of it
+
+#: The program of a prewarmed interpreter (``python -c``, then the tool and the file
+#: descriptor its arguments come on).  It does what ``python -m crds.TOOL ARGS`` does,
+#: in two parts: first the imports ``-m`` makes before running the tool (the package
+#: ``crds.TOOL``, with crds and astropy: most of the command's second), with nothing
+#: imported from the directory it starts in; then, once the arguments and the working
+#: directory arrive, it puts that directory first on ``sys.path`` and runs the tool as
+#: ``__main__`` with runpy's ``_run_module_as_main``, the function ``-m`` itself calls.
+#: Between the two it moves what the imports made out of the garbage collector's
+#: reach (``gc.freeze``, as a fork server does): crds collects garbage explicitly
+#: before and after reading each file, and each collection would otherwise walk every
+#: object of crds and astropy again (most of a warm command's time); it changes when
+#: memory is freed, not what crds does.
+#: The environment is the command's own from the start, so crds reads at import what
+#: it would have read in a new interpreter.  No arguments (the pipe closed empty):
+#: the command is not wanted after all, and the interpreter exits.
+_PREWARM_PROGRAM = """\
+def _prewarmed():
+    import gc, json, os, runpy, sys
+    tool, fd = sys.argv[1], int(sys.argv[2])
+    del sys.argv[1:], sys.path[0]
+    __import__("crds." + tool)
+    gc.freeze()
+    with os.fdopen(fd, "rb") as pipe:
+        request = pipe.read()
+    if not request:
+        raise SystemExit(0)
+    cwd, args = json.loads(request)
+    os.chdir(cwd)
+    sys.path.insert(0, os.getcwd())
+    sys.argv[:] = ["-m", *args]
+    del globals()["_prewarmed"]
+    runpy._run_module_as_main("crds." + tool)
+_prewarmed()
+"""
+
+
+class _Prewarmed:
+    """An interpreter that has made the imports of ``python -m crds.TOOL`` and waits
+    for the command's arguments (see :data:`_PREWARM_PROGRAM`)."""
+
+    def __init__(self, tool: str, env: Mapping[str, str]) -> None:
+        self.tool = tool
+        self.env = _subprocess_env(env)
+        read, self._write = os.pipe()
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-c", _PREWARM_PROGRAM, tool, str(read)],
+                env=self.env, cwd=os.sep, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                text=True, pass_fds=(read,))
+        except BaseException:
+            os.close(self._write)
+            raise
+        finally:
+            os.close(read)
+
+    def run(self, argv: Sequence[str], *, cwd: Path, timeout: float
+            ) -> subprocess.CompletedProcess[str] | None:
+        """Run ``argv`` (``python -m crds.TOOL ARGS``) in `cwd`; None if the interpreter
+        is gone (the command is then to be run in a new one)."""
+        if self.proc.poll() is not None:
+            self.discard()
+            return None
+        request = json.dumps([os.path.abspath(cwd), list(argv[3:])]).encode()
+        try:
+            with os.fdopen(self._write, "wb") as pipe:
+                pipe.write(request)
+        except OSError:  # it exited meanwhile
+            self.discard()
+            return None
+        try:
+            stdout, stderr = self.proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.communicate()
+            raise
+        return subprocess.CompletedProcess(list(argv), self.proc.returncode, stdout, stderr)
+
+    def discard(self) -> None:
+        """Stop the interpreter (unused: nothing of the command has run)."""
+        with contextlib.suppress(OSError):
+            os.close(self._write)
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.communicate()
+
+
+_prewarmed: dict[str, _Prewarmed] = {}
+_prewarmed_lock = threading.Lock()
+
+
+def prewarm(tool: str, env: Mapping[str, str]) -> None:
+    """Start now the interpreter of the next ``crds TOOL`` command run with `env`.
+
+    A ``crds`` command spends most of its time importing crds and astropy; started
+    ahead (while the steps before it run), the interpreter has made those imports when
+    the command comes, and then runs it exactly as ``python -m crds.TOOL`` would.  The
+    command takes it only if the environment it would get then is the one the
+    interpreter was started with (else it discards it and starts a new one).  Call
+    :func:`discard_prewarmed` when the command will not come.
+    """
+    import importlib.util
+    import runpy
+
+    if importlib.util.find_spec("crds") is None or not hasattr(runpy, "_run_module_as_main"):
+        return  # the command will run the crds script: nothing to prepare
+    with _prewarmed_lock:
+        old = _prewarmed.pop(tool, None)
+        if old is not None and old.env == _subprocess_env(env) and old.proc.poll() is None:
+            _prewarmed[tool] = old
+            return
+        if old is not None:
+            old.discard()
+        if not _prewarmed:
+            import atexit
+
+            atexit.unregister(discard_prewarmed)
+            atexit.register(discard_prewarmed)
+        _prewarmed[tool] = _Prewarmed(tool, env)
+
+
+def discard_prewarmed() -> None:
+    """Stop the interpreters :func:`prewarm` started that no command took."""
+    with _prewarmed_lock:
+        unused = list(_prewarmed.values())
+        _prewarmed.clear()
+    for warm in unused:
+        warm.discard()
+
+
+def _take_prewarmed(tool: str, env: Mapping[str, str]) -> _Prewarmed | None:
+    """The prewarmed interpreter for ``crds TOOL`` with `env`, if there is one."""
+    with _prewarmed_lock:
+        warm = _prewarmed.pop(tool, None)
+    if warm is not None and warm.env != _subprocess_env(env):
+        warm.discard()
+        return None
+    return warm
 
 
 # ---------------------------------------------------------------------------------------

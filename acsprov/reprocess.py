@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import refs
 from .actions import Context, Outcome, get_action
 from .actions.references import step_references
 from .crdsworld import (
@@ -203,6 +204,7 @@ def _reprocess(recipe: Recipe, root: Path, setup: _Setup, *, source: str | None,
                 rec.export()
         raise
     finally:
+        refs.discard_prewarmed()  # a crds command no step ran (a step failed before it)
         with contextlib.suppress(Exception):
             rec.close()
     page = write_lineage_page(root)
@@ -247,6 +249,9 @@ def _runs(recipe: Recipe, rec: Recorder, root: Path, world: CrdsWorld,
     env = world.env
     for run in recipe.runs:
         rundir = root / run.name
+        if any(step.action == "bestrefs" for step in run.steps):
+            # its crds command's interpreter imports crds while the steps before it run
+            refs.prewarm("bestrefs", env)
         rec.clear_directory(rundir, message=f"start {run.name} afresh "
                             "(earlier products stay in history)")
         rundir.mkdir(parents=True, exist_ok=True)

@@ -20,7 +20,7 @@ def bestrefs(ctx: Context, step: Step) -> Outcome:
         check_writable(path)
         act.used(path, role="raw")
     result = refs.bestrefs(paths, env=ctx.env, update=True, prepare=ctx.references,
-                           checksum=act.sha256)
+                           checksum=act.sha256, prefetch=act.prefetch)
     jref = ctx.env.get("jref", "")
     seen: set[str] = set()
     for record in result.files:

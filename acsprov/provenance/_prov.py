@@ -152,11 +152,19 @@ UNQUALIFIED = (
 def with_unqualified(graph: Any) -> Any:
     """Add to an rdflib graph the unqualified PROV-O relation beside each qualified
     one (``?x prov:wasDerivedFrom ?y`` beside ``?x prov:qualifiedDerivation [prov:entity
-    ?y]``), so that the usual queries (``prov:wasDerivedFrom+``) find them."""
+    ?y]``), so that the usual queries (``prov:wasDerivedFrom+``) find them.
+
+    The triples are those of the SPARQL update ``INSERT { ?x prov:UNQUALIFIED ?y }
+    WHERE { ?x prov:QUALIFIED ?q . ?q prov:INFLUENCER ?y }``, found by walking the
+    graph (rdflib's SPARQL engine alone takes longer to load than the export)."""
+    from rdflib import Namespace
+
+    prov = Namespace("http://www.w3.org/ns/prov#")
     for qualified, influencer, unqualified in UNQUALIFIED:
-        graph.update(f"""PREFIX prov: <http://www.w3.org/ns/prov#>
-            INSERT {{ ?x prov:{unqualified} ?y }}
-            WHERE {{ ?x prov:{qualified} ?q . ?q prov:{influencer} ?y }}""")
+        found = [(x, y) for x, q in graph.subject_objects(prov[qualified])
+                 for y in graph.objects(q, prov[influencer])]
+        for x, y in found:
+            graph.add((x, prov[unqualified], y))
     return graph
 
 

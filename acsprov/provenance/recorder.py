@@ -255,7 +255,8 @@ class Recorder:
         self._committer = ThreadPoolExecutor(1, thread_name_prefix="acsprov-commit") \
             if self.background else None
         self._pending: Future[None] | None = None
-        self._pending_outputs: frozenset[Path] = frozenset()
+        self._holders: dict[Path, Future[None]] = {}
+        """Output -> the queued commit that froze it last (hard links of it)."""
         self._commit_seconds = 0.0  # seconds the commits took (in the background or not)
         self._export_seconds = 0.0  # seconds writing and committing the PROV exports
 
@@ -330,9 +331,10 @@ class Recorder:
         ``acsprov step --rundir``, whose run directory may not exist yet.
         """
         will_write = [Path(os.path.abspath(p)) for p in will_write]
-        if not overlap or any(p in self._pending_outputs or p.is_symlink()
-                              for p in will_write):
+        if not overlap or any(p.is_symlink() for p in will_write):
             self._wait_timed()
+        else:  # a file written in place must first leave the commit holding a link to it
+            self._wait_timed([self._holders[p] for p in will_write if p in self._holders])
         previous = self.run.activities[-1].id if self.run.activities else None
         if self.persist and not self._document_sha:
             self.write_document()  # PROVDOC: the document as it stood before the action
@@ -374,14 +376,20 @@ class Recorder:
     def wait(self) -> None:
         """Wait for the commit being made in the background, if any; raise its error."""
         pending, self._pending = self._pending, None
-        self._pending_outputs = frozenset()
+        self._holders = {}
         if pending is not None:
             pending.result()
 
-    def _wait_timed(self) -> None:
+    def _wait_timed(self, commits: Iterable[Future[None]] | None = None) -> None:
+        """:meth:`wait`, or only until the queued `commits` are made (raising the
+        first error of the queue up to them)."""
         start = time.perf_counter()
         try:
-            self.wait()
+            if commits is None:
+                self.wait()
+            else:
+                for commit in commits:
+                    commit.result()
         finally:
             self._overhead += time.perf_counter() - start
 
@@ -410,13 +418,26 @@ class Recorder:
             raise UnsafePathError(f"{path}: not a directory inside {self.root}")
         start = time.perf_counter()
         self.run.cleared.append(self.relpath(path))
+        doomed = None
         if path.is_symlink() or not path.is_dir():
             path.unlink()  # the link itself, never what it points at
         else:
-            shutil.rmtree(path, ignore_errors=True)
+            # gone at once (a rename); its files are deleted with the commit, in the
+            # background, or by the next run if this one is killed first
+            doomed = self.root / _datalad.STAGING / f"cleared-{uuid.uuid4().hex}"
+            try:
+                doomed.parent.mkdir(parents=True, exist_ok=True)
+                os.rename(path, doomed)
+            except OSError:
+                doomed = None
+                shutil.rmtree(path, ignore_errors=True)
 
         def commit() -> None:
-            _datalad.commit_removal(self.root, path, message=message)
+            try:
+                _datalad.commit_removal(self.root, path, message=message)
+            finally:
+                if doomed is not None:
+                    shutil.rmtree(doomed, ignore_errors=True)
 
         if self._committer is None:
             commit()
@@ -531,7 +552,9 @@ class Recorder:
             self._save(pending)
         else:
             self._enqueue(lambda: self._save(pending))
-            self._pending_outputs |= {Path(os.path.abspath(p)) for p in outputs}
+            assert self._pending is not None
+            for path in outputs:
+                self._holders[Path(os.path.abspath(path))] = self._pending
 
     def _enqueue(self, job: Callable[[], object]) -> None:
         """Queue `job` after the commits already queued; it runs only if they succeeded,
