@@ -343,11 +343,19 @@ def test_subtract_overscan_without_oscntab_row_subtracts_ccdtab_bias():
     assert not info["overscan"]
 
 
-def test_bias_shift_kernel_matches_numpy_twin():
+@pytest.mark.parametrize("flip", [False, True])
+def test_bias_shift_kernel_in_place_matches_numpy_twin(flip):
+    """The kernel's two sweeps, in place on a float32 amp (a reversed view, as amps B
+    and D are), give the twin's filter, magic-square level and float32 rounding."""
     rng = np.random.default_rng(1)
-    amp = rng.normal(4300.0, 30.0, (7, 9))
+    sci = rng.normal(4300.0, 30.0, (2069, 29)).astype(np.float32)
+    amp = sci[:, ::-1] if flip else sci
     args = (12, 4300.0, 5.8e-4, 0.3, 1.2e-2)
-    np.testing.assert_array_equal(blevcorr._dsi_kernel(amp, *args), blevcorr._dsi_numpy(amp, *args))
+    filtered = blevcorr._dsi_numpy(amp, *args)
+    level = blevcorr._magic_square_mean(filtered)
+    want = (filtered - level).astype(np.float32)
+    assert blevcorr._dsi_correct_kernel(amp, *args) == level
+    assert np.ascontiguousarray(amp).tobytes() == want.tobytes()
 
 
 def test_bias_shift_of_flat_subarray_removes_the_level():

@@ -113,7 +113,7 @@ KERNELS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
         "Array(float64, 1, 'C')",
         "Array(float64, 1, 'C')",
     )),
-    ("acsccd.blevcorr", "_dsi_kernel", (
+    ("acsccd.blevcorr", "_dsi_correct_kernel", (
         "Array(float32, 2, 'A')",
         "int64",
         "float64",

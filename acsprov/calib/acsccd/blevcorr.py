@@ -192,25 +192,42 @@ def _amp_view(sci: np.ndarray, amp: str, arr_cols: int) -> np.ndarray:
     raise BadInputError(f"amp {amp!r} is not one of A, B, C, D")
 
 
+#: Rows and columns of an amp's "magic square", whose mean is its bias level.
+_MAGIC_ROWS, _MAGIC_COLS = (2057, 2067), (13, 23)
+
+
 @kernel(cache=True, nogil=True)
-def _dsi_kernel(amp, ngap, magic, factor, dc_ratio, dsi_sens):  # pragma: no cover - jitted
+def _dsi_correct_kernel(amp, ngap, magic, factor, dc_ratio, dsi_sens):  # pragma: no cover
+    # The filter of _dsi_numpy, then its magic-square mean subtracted and the result
+    # rounded to float32, written over `amp` (the float32 view of one amp).  Two sweeps
+    # of the same recursion instead of a float64 copy of the amp: the first only sums
+    # the magic square (row by row, as _magic_square_mean), the second writes; each
+    # pixel is read before it is written.  Returns the magic-square mean.
     rows, cols = amp.shape
-    out = np.empty((rows, cols), np.float64)
-    prev = magic * dc_ratio
     k2 = 10.0 / 22.0
-    for i in range(rows):
-        for k in range(cols + ngap):
-            v = amp[i, k] if k < cols else magic
-            cur = v * factor * dc_ratio + (1.0 - factor) * prev
-            if k < cols:
-                out[i, k] = (v - dsi_sens * cur) - k2 * (cur - prev)
-            prev = cur
-    return out
+    total = 0.0
+    level = 0.0
+    for sweep in range(2):
+        prev = magic * dc_ratio
+        for i in range(_MAGIC_ROWS[1] if sweep == 0 else rows):
+            for k in range(cols + ngap):
+                v = amp[i, k] if k < cols else magic
+                cur = v * factor * dc_ratio + (1.0 - factor) * prev
+                if k < cols:
+                    out = (v - dsi_sens * cur) - k2 * (cur - prev)
+                    if sweep == 1:
+                        amp[i, k] = np.float32(out - level)
+                    elif (i >= _MAGIC_ROWS[0] and _MAGIC_COLS[0] <= k < _MAGIC_COLS[1]):
+                        total += out
+                prev = cur
+        level = total / 100.0
+    return level
 
 
 def _dsi_numpy(amp: np.ndarray, ngap: int, magic: float, factor: float, dc_ratio: float,
                dsi_sens: float) -> np.ndarray:
-    """Numpy/scipy twin of :func:`_dsi_kernel` (same recursion, for tests)."""
+    """The bias-shift filter with numpy/scipy: a float64 copy of `amp` filtered (the
+    recursion of :func:`_dsi_correct_kernel`, used when the JIT is disabled)."""
     from scipy.signal import lfilter
 
     rows, cols = amp.shape
@@ -233,7 +250,7 @@ _DSI_SENS = {"A": 2.9188919e-3, "B": 10.805754e-3, "C": 12.432145e-3, "D": 3.859
 
 def _magic_square_mean(amp: np.ndarray) -> float:
     total = 0.0
-    for v in amp[2057:2067, 13:23].ravel():
+    for v in amp[slice(*_MAGIC_ROWS), slice(*_MAGIC_COLS)].ravel():
         total += float(v)
     return total / 100.0
 
@@ -283,7 +300,7 @@ def bias_shift_inplace(
     else:
         arr_cols = imsets[0].shape[1]
         plan = [(subarray_amp, 0)]
-    filt = _dsi_kernel if use_kernels(use_kernel) else _dsi_numpy
+    kernel = use_kernels(use_kernel)
 
     def correct(idx: int, im: ImSet, log: Trailer) -> tuple[np.ndarray, dict[str, tuple]]:
         sci = own(im.sci)
@@ -298,11 +315,15 @@ def bias_shift_inplace(
                 )
             magic = _magic_square_mean(view)
             factor = 1.0 - math.exp(-1.0 / (_TIME_CONST[amp] * _SERIAL_FREQ))
-            corrected = filt(view, ngap, magic, factor, _DC_RATIO[amp], _DSI_SENS[amp])
-            magic_after = _magic_square_mean(corrected)
+            args = (ngap, magic, factor, _DC_RATIO[amp], _DSI_SENS[amp])
+            if kernel:
+                magic_after = _dsi_correct_kernel(view, *args)
+            else:
+                corrected = _dsi_numpy(view, *args)
+                magic_after = _magic_square_mean(corrected)
+                corrected -= magic_after
+                view[...] = corrected  # rounded to float32 as astype(np.float32) does
             levels[amp] = (magic, magic_after)
-            corrected -= magic_after
-            view[...] = corrected  # rounded to float32 as astype(np.float32) does
         return sci, levels
 
     done = map_chips(correct, imsets, Trailer(), parallel=parallel)
