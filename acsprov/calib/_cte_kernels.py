@@ -402,7 +402,7 @@ def forward_columns(
     return out
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _clip(x: float, lim: float) -> float:
     if x > lim:
         return lim
@@ -411,17 +411,60 @@ def _clip(x: float, lim: float) -> float:
     return x
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _neighbour_weight(dmod: float, rn2: float) -> float:
+    """Weight of a pixel's difference `dmod` from a neighbour in its column."""
+    return 4.0 * rn2 / (dmod * dmod + 4.0 * rn2)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _adjustment(dval0: float, dval9: float, dmod1: float, dmod2: float, w1: float, w2: float,
+                rn2: float, lim: float) -> np.float32:
+    """A pixel's smoothing adjustment (float32) from its offsets, all float64: from
+    the observed value (`dval0`), the mean offset of its 3x3 neighbourhood
+    (`dval9`), and its differences from the pixels before and after it in the
+    column (`dmod1`, `dmod2`, whose :func:`_neighbour_weight` are `w1`, `w2`); each
+    is clipped and weighted, then the four are averaged in this order."""
+    w0 = dval0 * dval0 / (dval0 * dval0 + 4.0 * rn2)
+    w9 = dval9 * dval9 / (dval9 * dval9 + 18.0 * rn2)
+    return np.float32(
+        _clip(dval0, 1.0) * w0 * 0.25 + _clip(dval9, lim) * w9 * 0.25
+        + _clip(dmod1, lim) * w1 * 0.25 + _clip(dmod2, lim) * w2 * 0.25
+    )
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _offset9(obs: np.ndarray, out: np.ndarray, c: int, j: int) -> float:
+    """The summed ``obs - out`` of pixel ``(c, j)``'s 3x3 neighbourhood, in calacs's
+    order (column c, then c - 1, then c + 1; each from row j - 1 on), evaluated left
+    to right as calacs writes it; indices must be inside the image."""
+    return (
+        np.float64(obs[c, j - 1]) - np.float64(out[c, j - 1])
+        + np.float64(obs[c, j]) - np.float64(out[c, j])
+        + np.float64(obs[c, j + 1]) - np.float64(out[c, j + 1])
+        + np.float64(obs[c - 1, j - 1]) - np.float64(out[c - 1, j - 1])
+        + np.float64(obs[c - 1, j]) - np.float64(out[c - 1, j])
+        + np.float64(obs[c - 1, j + 1]) - np.float64(out[c - 1, j + 1])
+        + np.float64(obs[c + 1, j - 1]) - np.float64(out[c + 1, j - 1])
+        + np.float64(obs[c + 1, j]) - np.float64(out[c + 1, j])
+        + np.float64(obs[c + 1, j + 1]) - np.float64(out[c + 1, j + 1])
+    )
+
+
 @njit(cache=True, nogil=True)
-def _noise_sum(obs: np.ndarray, new: np.ndarray) -> tuple[float, int]:
-    """Sum of ``(obs - new) ** 2`` (float32 differences, float64 squares, in order) over
-    the pixels where either is above 0.1 in absolute value, and their number."""
-    total = 0.0
-    count = 0
-    for j in range(obs.shape[0]):
-        a, b = _noise_term(obs[j], new[j])
-        total += a
-        count += b
-    return total, count
+def _edge_adjustment(obs: np.ndarray, out: np.ndarray, c: int, j: int, rn2: float,
+                     lim: float) -> np.float32:
+    """:func:`_adjustment` of any pixel, with the image's edges: no 3x3 term in the
+    first and last columns and rows, no neighbour beyond the ends of the column."""
+    ncol, nrow = obs.shape
+    mval = np.float64(out[c, j])
+    dval9 = 0.0
+    if 0 < c < ncol - 1 and 0 < j < nrow - 1:
+        dval9 = _offset9(obs, out, c, j) / 9.0
+    dmod1 = np.float64(out[c, j - 1]) - mval if j > 0 else 0.0
+    dmod2 = np.float64(out[c, j + 1]) - mval if j < nrow - 1 else 0.0
+    return _adjustment(np.float64(obs[c, j]) - mval, dval9, dmod1, dmod2,
+                       _neighbour_weight(dmod1, rn2), _neighbour_weight(dmod2, rn2), rn2, lim)
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -435,7 +478,7 @@ def _noise_term(o: np.float32, v: np.float32) -> tuple[float, int]:
     return 0.0, 0
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def _smooth_round(obs: np.ndarray, out: np.ndarray, new: np.ndarray, rn: float) -> float:
     """One round of smoothing: `new` is `out` moved by 3/4 of its adjustments.
 
@@ -447,10 +490,15 @@ def _smooth_round(obs: np.ndarray, out: np.ndarray, new: np.ndarray, rn: float) 
     every column's adjustment sees the values before the round; `new` must be
     another array.
 
-    Columns are taken four at a time: each group computes its adjustments and new
-    values, then sums its four columns' noise side by side (each column in row
-    order), so that the four sums overlap.  The total is the sum of the column sums
-    in column order, whatever the number of threads.
+    The rows of an inner column away from its ends are done in a loop without
+    branches (which vectorizes), the image's edges pixel by pixel.  A pixel's
+    difference from the next one is exactly minus the next one's difference from
+    it, so both have the same weight: one division per pixel pair, computed once
+    per column (``wdown``).  Columns are taken four at a time: each group computes
+    its adjustments, new values and noise terms, then sums its four columns' terms
+    side by side (each column in row order), so that the four sums overlap.  The
+    total is the sum of the column sums in column order, whatever the number of
+    threads.
     """
     ncol, nrow = obs.shape
     rn2 = rn * rn
@@ -461,62 +509,48 @@ def _smooth_round(obs: np.ndarray, out: np.ndarray, new: np.ndarray, rn: float) 
         c0 = 4 * g
         c1 = min(c0 + 4, ncol)
         adj = np.empty(nrow, dtype=np.float32)
+        wdown = np.empty(nrow, dtype=np.float64)
+        squares = np.empty((4, nrow), dtype=np.float64)
         for c in range(c0, c1):
-            interior = 0 < c < ncol - 1
+            if 0 < c < ncol - 1 and nrow > 2:
+                adj[0] = _edge_adjustment(obs, out, c, 0, rn2, lim)
+                for j in range(1, nrow):
+                    wdown[j] = _neighbour_weight(
+                        np.float64(out[c, j - 1]) - np.float64(out[c, j]), rn2)
+                for j in range(1, nrow - 1):
+                    mval = np.float64(out[c, j])
+                    adj[j] = _adjustment(
+                        np.float64(obs[c, j]) - mval, _offset9(obs, out, c, j) / 9.0,
+                        np.float64(out[c, j - 1]) - mval, np.float64(out[c, j + 1]) - mval,
+                        wdown[j], wdown[j + 1], rn2, lim)
+                adj[nrow - 1] = _edge_adjustment(obs, out, c, nrow - 1, rn2, lim)
+            else:
+                for j in range(nrow):
+                    adj[j] = _edge_adjustment(obs, out, c, j, rn2, lim)
+            # the new values and their noise terms (vectorizes; integer counts in any order)
+            sq = squares[c - c0]
+            n = 0
             for j in range(nrow):
-                mval = np.float64(out[c, j])
-                dval0 = np.float64(obs[c, j]) - mval
-                dval0u = _clip(dval0, 1.0)
-                dval9 = 0.0
-                if interior and 0 < j < nrow - 1:
-                    dval9 = (
-                        np.float64(obs[c, j - 1]) - np.float64(out[c, j - 1])
-                        + np.float64(obs[c, j]) - np.float64(out[c, j])
-                        + np.float64(obs[c, j + 1]) - np.float64(out[c, j + 1])
-                        + np.float64(obs[c - 1, j - 1]) - np.float64(out[c - 1, j - 1])
-                        + np.float64(obs[c - 1, j]) - np.float64(out[c - 1, j])
-                        + np.float64(obs[c - 1, j + 1]) - np.float64(out[c - 1, j + 1])
-                        + np.float64(obs[c + 1, j - 1]) - np.float64(out[c + 1, j - 1])
-                        + np.float64(obs[c + 1, j]) - np.float64(out[c + 1, j])
-                        + np.float64(obs[c + 1, j + 1]) - np.float64(out[c + 1, j + 1])
-                    )
-                    dval9 = dval9 / 9.0
-                dval9u = _clip(dval9, lim)
-                dmod1 = np.float64(out[c, j - 1]) - mval if j > 0 else 0.0
-                dmod2 = np.float64(out[c, j + 1]) - mval if j < nrow - 1 else 0.0
-                dmod1u = _clip(dmod1, lim)
-                dmod2u = _clip(dmod2, lim)
-                w0 = dval0 * dval0 / (dval0 * dval0 + 4.0 * rn2)
-                w9 = dval9 * dval9 / (dval9 * dval9 + 18.0 * rn2)
-                w1 = 4.0 * rn2 / (dmod1 * dmod1 + 4.0 * rn2)
-                w2 = 4.0 * rn2 / (dmod2 * dmod2 + 4.0 * rn2)
-                adj[j] = (
-                    dval0u * w0 * 0.25 + dval9u * w9 * 0.25 + dmod1u * w1 * 0.25
-                    + dmod2u * w2 * 0.25
-                )
-            for j in range(nrow):
-                new[c, j] = out[c, j] + adj[j] * np.float64(0.75)
+                v = np.float32(out[c, j] + adj[j] * np.float64(0.75))
+                new[c, j] = v
+                a, b = _noise_term(obs[c, j], v)
+                sq[j] = a
+                n += b
+            counts[c] = n
         if c1 - c0 == 4:
             t0 = t1 = t2 = t3 = 0.0
-            n0 = n1 = n2 = n3 = 0
             for j in range(nrow):
-                a, b = _noise_term(obs[c0, j], new[c0, j])
-                t0 += a
-                n0 += b
-                a, b = _noise_term(obs[c0 + 1, j], new[c0 + 1, j])
-                t1 += a
-                n1 += b
-                a, b = _noise_term(obs[c0 + 2, j], new[c0 + 2, j])
-                t2 += a
-                n2 += b
-                a, b = _noise_term(obs[c0 + 3, j], new[c0 + 3, j])
-                t3 += a
-                n3 += b
+                t0 += squares[0, j]
+                t1 += squares[1, j]
+                t2 += squares[2, j]
+                t3 += squares[3, j]
             sums[c0], sums[c0 + 1], sums[c0 + 2], sums[c0 + 3] = t0, t1, t2, t3
-            counts[c0], counts[c0 + 1], counts[c0 + 2], counts[c0 + 3] = n0, n1, n2, n3
         else:
             for c in range(c0, c1):
-                sums[c], counts[c] = _noise_sum(obs[c], new[c])
+                t = 0.0
+                for j in range(nrow):
+                    t += squares[c - c0, j]
+                sums[c] = t
     total = 0.0
     count = 0
     for c in range(ncol):
