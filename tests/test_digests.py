@@ -73,6 +73,12 @@ def test_a_damaged_or_unwritable_store_only_costs_the_hashing(tmp_path):
     blocked = tmp_path / "file-not-dir"
     blocked.write_text("")
     assert DigestStore(blocked / "sha256.sqlite3", settle=0).sha256(ref) == expected
+    victim = tmp_path / "someone-elses.txt"  # empty: sqlite would make it a database
+    victim.write_text("")
+    link = tmp_path / "linked.sqlite3"
+    link.symlink_to(victim)
+    assert DigestStore(link, settle=0).sha256(ref) == expected
+    assert victim.read_text() == ""
 
 
 def test_the_store_is_the_user_cache_and_can_be_turned_off(tmp_path, monkeypatch):

@@ -85,6 +85,8 @@ class DigestStore:
             try:
                 assert self.path is not None
                 self.path.parent.mkdir(parents=True, exist_ok=True)
+                if self.path.is_symlink():  # never written through a link
+                    raise OSError(f"{self.path} is a symbolic link")
                 db = sqlite3.connect(self.path, timeout=_BUSY_SECONDS,
                                      check_same_thread=False, isolation_level=None)
                 db.execute("CREATE TABLE IF NOT EXISTS digest (dev INTEGER, ino INTEGER, "
