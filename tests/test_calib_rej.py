@@ -590,6 +590,27 @@ def _write_two_chip_member(path, imsets):
     return path
 
 
+def test_task_reads_members_of_other_shapes_and_refuses_them(tmp_path):
+    """Members whose chips differ in shape are read each as it is (not into stacks),
+    and the combination names the mismatch."""
+    from acsprov.calib import fitsio
+    from acsprov.calib.acsrej.task import _headers_only, _read_chip, _reject_by_chip
+
+    exps, times = _random_case(13, shape=(24, 40), n=2)
+    small, _ = _random_case(14, shape=(20, 40), n=1)
+    exps[1] = small[0]  # the same chips, 20 rows instead of 24
+    paths = [_write_two_chip_member(tmp_path / f"m{k}.fits", [
+        im.evolve(extver=n) for n, im in enumerate(e, start=1)]) for k, e in enumerate(exps)]
+    heads = [_headers_only(fitsio.read_exposure(p, native=False)) for p in paths]
+    chip = _read_chip(paths, heads, (0, 0))
+    for im, want in zip(chip, (exps[0][0], exps[1][0]), strict=True):
+        assert im.shape == want.shape and im.sci.tobytes() == want.sci.tobytes()
+        assert im.dq.tobytes() == want.dq.tobytes()
+    with pytest.raises(BadInputError, match="shape"):
+        _reject_by_chip(paths, heads, times, params(), imagetyp="EXT", shading=None,
+                        use_kernel=True)
+
+
 @pytest.mark.parametrize("changes", [{}, {"skysub": "mode", "crradius": 2.1, "initgues": "min"}])
 def test_task_reads_and_combines_one_chip_at_a_time_as_all_at_once(tmp_path, changes):
     from acsprov.calib import fitsio

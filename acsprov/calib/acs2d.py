@@ -114,8 +114,9 @@ def _good_sums_kernel(sci, dq, sdq, running, sums, counts):  # pragma: no cover 
 
 def _good_sums_numpy(sci, dq, sdq, running):
     """Numpy twin of :func:`_good_sums_kernel` (``cumsum`` adds in the same order)."""
-    values = np.where((dq & sdq) == 0, sci.astype(np.float64), 0.0)
-    good = ((dq & sdq) == 0).astype(np.int64)
+    good = (dq & sdq) == 0
+    values = np.where(good, sci.astype(np.float64), 0.0)
+    good = good.astype(np.int64)
     if running:
         return np.cumsum(values, axis=None).reshape(sci.shape)[:, -1], good.cumsum().reshape(
             sci.shape)[:, -1]

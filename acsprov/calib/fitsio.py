@@ -135,10 +135,14 @@ def image_shape(hdr: fits.Header) -> tuple[int, int]:
     return int(hdr.get("NAXIS2", 0)), int(hdr.get("NAXIS1", 0))
 
 
+def _scaling(hdr: fits.Header) -> tuple[float, float]:
+    """``(BSCALE, BZERO)`` of an image header (1 and 0 when absent)."""
+    return float(hdr.get("BSCALE", 1.0)), float(hdr.get("BZERO", 0.0))
+
+
 def _scaled(data: np.ndarray, hdr: fits.Header, dtype: np.dtype, native: bool) -> np.ndarray:
     """Raw stored values `data` as physical values of `dtype` (element by element)."""
-    bscale = float(hdr.get("BSCALE", 1.0))
-    bzero = float(hdr.get("BZERO", 0.0))
+    bscale, bzero = _scaling(hdr)
     if bscale != 1.0 or bzero != 0.0:
         if data.dtype.itemsize == 2 and data.dtype.kind == "i" and bscale == 1.0 and bzero == 32768:
             # unsigned 16-bit stored as signed: flipping the sign bit adds 32768
@@ -238,16 +242,13 @@ def read_section(
             piece = rows if buf is None else buf[: len(rows)]
             _read_exactly(fh, offset + j * rowbytes, piece.reshape(-1).view(np.uint8), path)
             if buf is None:
-                if stored.byteorder == ">" or (stored.byteorder == "=" and _BIG_HOST):
+                if not stored.isnative:
                     rows.byteswap(inplace=True)
             elif convert is None:
                 rows[...] = piece[:, x0:x1]  # the cast keeps the bits of a signed DQ
             else:
                 rows[...] = convert(piece[:, x0:x1])
     return out
-
-
-_BIG_HOST = not np.little_endian
 
 
 def swap_only(stored: np.dtype, dtype: np.dtype) -> bool:
@@ -299,9 +300,7 @@ def _extension_array(
         where = _data_location(hdu)
         if where is not None:
             name, offset, stored = where
-            scaled = (float(hdu.header.get("BSCALE", 1.0)) != 1.0
-                      or float(hdu.header.get("BZERO", 0.0)) != 0.0)
-            convert = (None if not scaled and swap_only(stored, dtype)
+            convert = (None if _scaling(hdu.header) == (1.0, 0.0) and swap_only(stored, dtype)
                        else lambda raw: _scaled(raw, hdu.header, dtype, True))
             return read_section(name, offset, stored, image_shape(hdu.header), convert,
                                 dtype, section, out)

@@ -32,7 +32,7 @@ from acsprov.calib.imarith import (
     writable,
 )
 from acsprov.calib.imset import ImSet
-from acsprov.calib.kernels import kernel, numba_disabled
+from acsprov.calib.kernels import kernel
 from acsprov.calib.reffiles import CcdParams, OverscanRegion, corner
 from acsprov.errors import BadInputError
 
@@ -325,8 +325,8 @@ def init_noise(
 def init_noise_inplace(
     imset: ImSet, geometry: AmpGeometry, *, bias_exposure: bool = False, mama: bool = False
 ) -> tuple[ImSet, dict]:
-    """:func:`init_noise`, squaring `imset`'s ERR in place (when it is writeable float32)
-    instead of into a new array; `imset` must not be used afterwards."""
+    """:func:`init_noise`, writing the new ERR over `imset`'s (when it is writeable
+    float32) instead of into a new array; `imset` must not be used afterwards."""
     return _init_noise(imset, geometry, bias_exposure=bias_exposure, mama=mama, inplace=True)
 
 
@@ -337,7 +337,7 @@ def _init_noise(imset: ImSet, geometry: AmpGeometry, *, bias_exposure: bool, mam
         err = np.maximum(np.sqrt(val.astype(np.float32)), np.float32(1.0))
         return imset.evolve(err=err.astype(np.float32)), {"readnoise": (0.0,) * 4}
     geometry.check(imset.shape, geometry.readnoise, "READNOISE")
-    if (inplace and not bias_exposure and not numba_disabled() and geometry.ampx >= 0
+    if (inplace and not bias_exposure and use_kernels(None) and geometry.ampx >= 0
             and geometry.ampy >= 0 and writable(imset.err, np.float32)
             and imset.sci.dtype == np.float32 and imset.sci.flags.c_contiguous):
         rn2 = np.array([np.float32(rn) * np.float32(rn) for rn in geometry.readnoise],

@@ -110,9 +110,9 @@ def _read_chip(paths: Sequence[Path], exposures: Sequence[fitsio.Exposure],
     heads = [exposures[k].imsets[i] for k, i in enumerate(idx)]
     shape = heads[0].shape
     if any(im.shape != shape for im in heads):
-        return [head.evolve(**{name: getattr(_read_native(path, head), name)
-                               for name in ("sci", "err", "dq")})
-                for path, head in zip(paths, heads, strict=True)]
+        natives = [_read_native(path, head) for path, head in zip(paths, heads, strict=True)]
+        return [head.evolve(sci=native.sci, err=native.err, dq=native.dq)
+                for head, native in zip(heads, natives, strict=True)]
     n = len(heads)
     stacks = {"sci": np.empty((n, *shape), np.float32), "err": np.empty((n, *shape), np.float32),
               "dq": np.empty((n, *shape), np.uint16)}
