@@ -188,7 +188,7 @@ class PendingCommit:
             self.root, ["annex", "calckey", "--backend", ANNEX_BACKEND],
             [str(links[i]) for i in annexed], nul=True), strict=True))
         reusable = [i for i, key in keys.items()
-                    if staged.get(self.files[i][0]) == _blob_sha(f"/annex/objects/{key}\n")]
+                    if staged.get(self.files[i][0]) == _blob_sha(_pointer(key))]
         present = _git_batch(self.root, ["annex", "contentlocation"],
                              [keys[i] for i in reusable], check=False)
         for i, location in zip(reusable, present, strict=True):
@@ -198,13 +198,9 @@ class PendingCommit:
             if blobs[i]:
                 continue
             link = links[i]
-            content = link.with_name(f"{link.name}.content")
-            shutil.copyfile(link, content)  # the annex gets its own copy, never the inode
-            # the key was just computed from this very content: no second checksum pass
-            _git(self.root, "-c", "annex.verify=false", "annex", "setkey", "--quiet", key,
-                 str(content))
+            self._annex_content(link, key)
             pointer = link.with_name(f"{link.name}.pointer")
-            pointer.write_text(f"/annex/objects/{key}\n")
+            pointer.write_text(_pointer(key))
             links[i] = pointer
             plain.append(i)
         shas = _git_batch(self.root, ["hash-object", "-w", "--no-filters", "--stdin-paths"],
@@ -224,16 +220,20 @@ class PendingCommit:
         if not _annexed(link):
             return _git(self.root, "hash-object", "-w", "--no-filters", str(link))
         key = _git(self.root, "annex", "calckey", "--backend", ANNEX_BACKEND, str(link))
-        if staged is not None and staged == _blob_sha(f"/annex/objects/{key}\n") \
+        if staged is not None and staged == _blob_sha(_pointer(key)) \
                 and _git(self.root, "annex", "contentlocation", key, check=False):
             return staged
+        self._annex_content(link, key)
+        return _git(self.root, "hash-object", "-w", "--stdin",
+                    stdin=_pointer(key))
+
+    def _annex_content(self, link: Path, key: str) -> None:
+        """Put a copy of the frozen file's content into the annex under `key`."""
         content = link.with_name(f"{link.name}.content")
         shutil.copyfile(link, content)  # the annex gets its own copy, never the inode
         # the key was just computed from this very content: no second checksum pass
         _git(self.root, "-c", "annex.verify=false", "annex", "setkey", "--quiet", key,
              str(content))
-        return _git(self.root, "hash-object", "-w", "--stdin",
-                    stdin=f"/annex/objects/{key}\n")
 
 
 def _staged_blobs(root: Path, rels: Iterable[str]) -> dict[str, str]:
@@ -247,6 +247,11 @@ def _staged_blobs(root: Path, rels: Iterable[str]) -> dict[str, str]:
         info, _, rel = entry.partition("\t")
         staged[rel] = info.split()[1]
     return staged
+
+
+def _pointer(key: str) -> str:
+    """The content of the git blob of an unlocked annexed file with annex key `key`."""
+    return f"/annex/objects/{key}\n"
 
 
 def _blob_sha(text: str) -> str:

@@ -158,10 +158,13 @@ _default_lock = threading.Lock()
 
 
 def default_store() -> DigestStore:
-    """The process's store at :func:`store_path` (made again if the path changed)."""
+    """The process's store at :func:`store_path` (made again, the old one closed, if
+    the path changed)."""
     global _default
     path = store_path()
     with _default_lock:
         if _default is None or _default.path != path:
+            if _default is not None:
+                _default.close()
             _default = DigestStore(path)
         return _default
