@@ -639,3 +639,51 @@ def test_task_reads_and_combines_one_chip_at_a_time_as_all_at_once(tmp_path, cha
     for a, b in zip(got.combined, want.combined, strict=True):
         assert a.hdr == b.hdr and a.err_hdr == b.err_hdr and a.dq_hdr == b.dq_hdr
         assert a.extver == b.extver
+
+
+# --------------------------------------------------------------------------- two threads
+@pytest.mark.parametrize(
+    ("seed", "changes", "imagetyp", "n"),
+    [
+        (1, {}, "EXT", 3),
+        (3, {"crradius": 3.5, "crthresh": 0.0, "initgues": "min"}, "EXT", 2),
+        (4, {"crradius": 0.0, "crsigmas": "4", "badinpdq": 0}, "EXT", 4),
+        (5, {"crradius": 2.5, "crsigmas": "5,3"}, "BIAS", 3),
+    ],
+)
+def test_two_threads_agree_with_numpy_twin(seed, changes, imagetyp, n):
+    exps, times = _random_case(seed, n=n)
+    p = params(**changes)
+    a = acsrej.reject_cosmic_rays(exps, times, p, imagetyp=imagetyp, parallel=True)
+    b = acsrej.reject_cosmic_rays(exps, times, p, imagetyp=imagetyp, use_kernel=False)
+    assert a.info == b.info
+    _assert_same_rejection(a, b)
+    assert sum(a.info["nrej"]) > 0
+
+
+def test_two_threads_with_shading_and_a_zero_exposure_time():
+    exps, times = _random_case(8, n=4)
+    times[2] = 0.0
+    rng = np.random.default_rng(8)
+    shading = [rng.uniform(0, 3, exps[0][e].shape).astype(np.float32) for e in range(2)]
+    p = params()
+    a = acsrej.reject_cosmic_rays(exps, times, p, shading=shading, parallel=True)
+    b = acsrej.reject_cosmic_rays(exps, times, p, shading=shading, use_kernel=False)
+    assert a.info == b.info
+    _assert_same_rejection(a, b)
+    assert not any(m.any() for m in a.crmasks[2])  # the exposure of 0 s is left out
+
+
+@pytest.mark.parametrize("method", ["median", "minimum"])
+@pytest.mark.parametrize("n", [2, 3, 4])
+def test_initial_guess_on_two_threads_agrees_with_numpy_twin(method, n):
+    exps, times = _random_case(10 + n, shape=(41, 48), n=n)
+    if method == "median":
+        times[1] = 0.0  # an exposure of 0 s is left out (the minimum would be 0)
+    sci = [e[0].sci for e in exps]
+    dq = [e[0].dq for e in exps]
+    sky = [3.0 * k for k in range(n)]
+    a = acsrej.initial_guess(sci, dq, sky, times, method, 39, parallel=True)
+    b = acsrej.initial_guess(sci, dq, sky, times, method, 39, use_kernel=False)
+    np.testing.assert_array_equal(a, b)
+    assert (a != 0).mean() > 0.9

@@ -6,6 +6,7 @@ The per-pixel loops run in numba kernels; each kernel has a vectorised numpy twi
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable, Sequence
 from functools import reduce
@@ -21,8 +22,10 @@ from acsprov.calib.acsrej.shading import (
     shading_threshold_rows,
 )
 from acsprov.calib.acsrej.sky import sky_levels
+from acsprov.calib.chips import map_chips
 from acsprov.calib.imset import ImSet
 from acsprov.calib.kernels import kernel
+from acsprov.calib.trailer import Trailer
 from acsprov.errors import BadInputError
 
 __all__ = ["CRFLAG", "RejectResult", "flag_rejected", "initial_guess", "reject_cosmic_rays"]
@@ -45,13 +48,13 @@ def _sum32(values: Iterable[float]) -> np.float32:
 
 # --------------------------------------------------------------------------- initial guess
 @kernel(cache=True, nogil=True)
-def _median_guess_kernel(sci, dq, sky, efac, dqpat):  # pragma: no cover - jitted
-    nimg, ny, nx = sci.shape
-    out = np.zeros((ny, nx), np.float32)
+def _median_guess_kernel(sci, dq, sky, efac, dqpat, out, r0, r1):  # pragma: no cover - jitted
+    """Rows ``r0`` to ``r1 - 1`` of :func:`initial_guess` by the median, into `out`."""
+    nimg, nx = sci.shape[0], sci.shape[2]
     work = np.empty((nx, nimg), np.float32)
     count = np.empty(nx, np.int64)
     two = np.float32(2.0)
-    for j in range(ny):
+    for j in range(r0, r1):
         count[:] = 0
         for n in range(nimg):
             en = efac[n]
@@ -83,19 +86,18 @@ def _median_guess_kernel(sci, dq, sky, efac, dqpat):  # pragma: no cover - jitte
                     out[j, i] = (buf[k // 2 - 1] + buf[k // 2]) / two
                 else:
                     out[j, i] = buf[k // 2]
-    return out
 
 
 @kernel(cache=True, nogil=True)
-def _minimum_guess_kernel(sci, dq, sky, efac, dqpat):  # pragma: no cover - jitted
-    nimg, ny, nx = sci.shape
-    out = np.zeros((ny, nx), np.float32)
+def _minimum_guess_kernel(sci, dq, sky, efac, dqpat, out, r0, r1):  # pragma: no cover - jitted
+    """Rows ``r0`` to ``r1 - 1`` of :func:`initial_guess` by the minimum, into `out`."""
+    nimg, nx = sci.shape[0], sci.shape[2]
     zero = np.float32(0.0)
     for n in range(nimg):
         en = efac[n]
         use = en > 0
         sk = sky[n]
-        for j in range(ny):
+        for j in range(r0, r1):
             for i in range(nx):
                 v = (sci[n, j, i] - sk) / en if use else zero
                 if n == 0 or v < out[j, i]:
@@ -103,7 +105,6 @@ def _minimum_guess_kernel(sci, dq, sky, efac, dqpat):  # pragma: no cover - jitt
                         out[j, i] = v
                     else:
                         out[j, i] = zero
-    return out
 
 
 def _rates(sci: np.ndarray, sky: np.ndarray, efac: np.ndarray) -> np.ndarray:
@@ -177,6 +178,7 @@ def initial_guess(
     badinpdq: int,
     *,
     use_kernel: bool = True,
+    parallel: bool = False,
 ) -> np.ndarray:
     """ACSREJ's first estimate of the cosmic-ray free count rate of one chip.
 
@@ -195,6 +197,8 @@ def initial_guess(
         DQ bits marking a value as bad.
     use_kernel : bool
         Use the numba kernels (else their numpy twins).
+    parallel : bool
+        Work on two halves of the rows at once, on two threads.
 
     Returns
     -------
@@ -211,144 +215,218 @@ def initial_guess(
     efac = np.asarray(exptimes, dtype=np.float32)
     sky = np.asarray(skies, dtype=np.float32)
     dqpat = np.uint16(int(badinpdq) & 0xFFFF)
-    if method == "median":
-        fn = _median_guess_kernel if use_kernel else _median_guess_numpy
-    elif method == "minimum":
-        fn = _minimum_guess_kernel if use_kernel else _minimum_guess_numpy
-    else:
+    if method not in ("median", "minimum"):
         raise CrRejParamError(f"initial guess method {method!r} is not 'median' or 'minimum'")
-    return fn(
-        _stack(scis, np.float32), _stack([_dq16(d) for d in dqs], np.uint16), sky, efac, dqpat
-    )
+    sci = _stack(scis, np.float32)
+    dq = _stack([_dq16(d) for d in dqs], np.uint16)
+    if not use_kernel:
+        twin = _median_guess_numpy if method == "median" else _minimum_guess_numpy
+        return twin(sci, dq, sky, efac, dqpat)
+    fn = _median_guess_kernel if method == "median" else _minimum_guess_kernel
+    ny = sci.shape[1]
+    out = np.zeros(sci.shape[1:], np.float32)
+    map_chips(lambda _i, rows, _log: fn(sci, dq, sky, efac, dqpat, out, *rows),
+              _row_halves(ny, parallel), Trailer(), parallel=parallel)
+    return out
+
+
+def _row_halves(ny: int, parallel: bool) -> list[tuple[np.int64, np.int64]]:
+    """Row ranges ``(r0, r1)``: two halves of `ny` rows if `parallel`, else all."""
+    cuts = (0, ny // 2, ny) if parallel else (0, ny)
+    return [(np.int64(a), np.int64(b)) for a, b in itertools.pairwise(cuts)]
 
 
 # --------------------------------------------------------------------------- rejection
+#: Bits of the per-pixel state :func:`_mark_exposures` leaves for :func:`_combine_rows`.
+_FLAGGED, _GOOD, _PREMARKED = 1, 2, 4
+
+
 @kernel(cache=True, nogil=True)
-def _reject_kernel(
-    sci, err, dq, sky, efac, ave, sig2s, scale, rej2, psig2, width, dqpat, maskdq,
-    use_shad, shad_thr, shad, kinv,
+def _mark_exposures(
+    sci, err, dq, sky, efac, ave, sig2, scale, rej2, psig2, width, dqpat, maskdq,
+    use_shad, shad_thr, kinv, which, state,
 ):  # pragma: no cover - jitted
-    """Iterative rejection of one chip; `ave` (the initial guess) is updated in place.
+    """One iteration's cosmic-ray tests of exposures `which`, pixel by pixel.
 
-    With `use_shad`, the shutter shading is applied (see :func:`_reject_numpy` for
-    `shad_thr`, `shad` and `kinv`); otherwise those arrays are not read.
+    Each exposure is tested on its own: its hits, and the neighbours they mark, depend
+    only on its own images and on the previous iteration's rates `ave`, which are
+    only read.  Rows are processed in increasing order and each row left to right, as
+    calacs does, because a rejected neighbour can make an excluded pixel testable; a
+    hit marks neighbours in its own and the next `width` rows only, so the exposure's
+    mask lives in a ring of ``width + 1`` rows, loaded from `dq` as rows come into
+    reach.
 
-    The image is processed row by row in increasing order and each row left to right,
-    as calacs does, because a rejected neighbour can make an excluded pixel testable.
-    Neighbours are only marked in the current and later rows (calacs's marks in rows
-    already combined are never read again), so each exposure's mask lives in a ring of
-    ``width + 1`` rows.
+    ``state[n, y, x]`` gets the pixel's outcome in exposure ``n``: :data:`_FLAGGED`
+    (its mask ended as a hit or a marked neighbour), :data:`_GOOD` (it counts in the
+    combination) and :data:`_PREMARKED` (its mask was a marked neighbour, 2, when its
+    row came up).
+
+    With `use_shad`, the signal in the noise model is divided by ``1 + shad_thr *
+    kinv[n]`` (see :func:`_reject_numpy`); otherwise `shad_thr` is not read.
     """
-    nimg, ny, nx = sci.shape
-    niter = sig2s.shape[0]
+    ny, nx = sci.shape[1], sci.shape[2]
     depth = width + 1
+    zero = np.float32(0.0)
+    one = np.float32(1.0)
+    ring = np.zeros((depth, nx), np.uint16)
+    cand = np.empty(nx, np.bool_)
+    for n in which:
+        en = efac[n]
+        if not en > 0:
+            continue
+        e2n = en * en
+        kn = kinv[n]
+        sk = sky[n]
+        for line in range(ny):
+            # load the DQ rows coming into reach of this row's hits
+            first = 0 if line == 0 else line + width
+            for r in range(first, min(line + width, ny - 1) + 1):
+                ring[r % depth] = dq[n, r]
+            mrow = line % depth
+            # the test does not depend on the mask: compute it for the whole row first
+            for i in range(nx):
+                d = (sci[n, line, i] - sk) / en - ave[line, i]
+                e = err[n, line, i]
+                g = ave[line, i] * en
+                if use_shad:
+                    g = g / (shad_thr[line, i] * kn + one)
+                t = scale * (g if g > zero else zero)
+                cand[i] = d * d > sig2 * (e * e + t * t) / e2n
+            for i in range(nx):
+                m = ring[mrow, i]
+                state[n, line, i] = _PREMARKED if m == 2 else 0
+                if (np.int64(m) & dqpat) != 0 and m != 2:
+                    ring[mrow, i] = 4
+            # hits and their neighbours, in calacs's order
+            for i in range(nx):
+                if not cand[i] or ring[mrow, i] == 4:
+                    continue
+                ring[mrow, i] = 8
+                if width == 0:
+                    continue
+                for r in range(line, min(line + width, ny - 1) + 1):
+                    dy2 = (r - line) * (r - line)
+                    mr = r % depth
+                    for ii in range(max(i - width, 0), min(i + width, nx - 1) + 1):
+                        if np.float32((ii - i) * (ii - i) + dy2) > rej2:
+                            continue
+                        dd = (sci[n, r, ii] - sk) / en - ave[r, ii]
+                        ee = err[n, r, ii]
+                        if dd * dd <= psig2 * (sig2 * (ee * ee) / e2n):
+                            continue
+                        if ring[mr, ii] != 8:
+                            ring[mr, ii] = 2
+            for i in range(nx):
+                m = ring[mrow, i]
+                s = np.int64(state[n, line, i])
+                if m == 8 or m == 2:
+                    s |= _FLAGGED
+                if (np.int64(m) & maskdq) == 0:
+                    s |= _GOOD
+                state[n, line, i] = s
+
+
+@kernel(cache=True, nogil=True)
+def _combine_rows(
+    sci, err, dq, sky, efac, ave, use_shad, shad, state, last, r0, r1, out_err, out_dq,
+):  # pragma: no cover - jitted
+    """One iteration's combination of rows ``r0`` to ``r1 - 1`` from the tests'
+    outcomes `state` (:func:`_mark_exposures`); returns the rejections counted.
+
+    The good rates are summed exposure by exposure, in order, in float32, and each
+    row's new rate is written into `ave` (divided by ``1 + shad / T`` with
+    `use_shad`).  In the last iteration the ERR and DQ of the combination are written
+    into `out_err` and `out_dq`.
+    """
+    nimg, nx = sci.shape[0], sci.shape[2]
     zero = np.float32(0.0)
     one = np.float32(1.0)
     exptot = zero
     for n in range(nimg):
         exptot += efac[n]
-    out_err = np.zeros((ny, nx), np.float32)
-    out_dq = np.full((ny, nx), 8192, np.uint16)
-    crmask = np.zeros((nimg, ny, nx), np.bool_)
-    ring = np.zeros((nimg, depth, nx), np.uint16)
-    rate = np.empty(nx, np.float32)
-    pre = np.empty(nx, np.uint16)
-    cand = np.empty(nx, np.bool_)
-    dq2 = np.empty(nx, np.uint16)
     total = np.empty(nx, np.float32)
     texp = np.empty(nx, np.float32)
     var = np.empty(nx, np.float32)
+    dq2 = np.empty(nx, np.uint16)
     keep = 0xFFFF & ~(8192 | 2)
     nrej = 0
-    for it in range(niter):
-        sig2 = sig2s[it]
-        last = it == niter - 1
-        for line in range(ny):
-            # load the DQ rows entering the mask ring (the rest were loaded before)
-            first = 0 if line == 0 else line + width
-            for r in range(first, min(line + width, ny - 1) + 1):
-                for n in range(nimg):
-                    ring[n, r % depth] = dq[n, r]
-            mrow = line % depth
-            total[:] = zero
-            texp[:] = zero
-            var[:] = zero
-            dq2[:] = 0
-            for n in range(nimg):
-                en = efac[n]
-                if not en > 0:
-                    continue
-                e2n = en * en
-                kn = kinv[n]
-                sk = sky[n]
-                mask = ring[n]
-                # the test does not depend on the mask: compute it for the whole row first
-                for i in range(nx):
-                    rate[i] = (sci[n, line, i] - sk) / en
-                    d = rate[i] - ave[line, i]
-                    e = err[n, line, i]
-                    g = ave[line, i] * en
-                    if use_shad:
-                        g = g / (shad_thr[line, i] * kn + one)
-                    t = scale * (g if g > zero else zero)
-                    cand[i] = d * d > sig2 * (e * e + t * t) / e2n
-                for i in range(nx):
-                    m = mask[mrow, i]
-                    pre[i] = m
-                    if (np.int64(m) & dqpat) != 0 and m != 2:
-                        mask[mrow, i] = 4
-                # hits and their neighbours, in calacs's order
-                for i in range(nx):
-                    if not cand[i] or mask[mrow, i] == 4:
-                        continue
-                    mask[mrow, i] = 8
-                    if width == 0:
-                        continue
-                    for r in range(line, min(line + width, ny - 1) + 1):
-                        dy2 = (r - line) * (r - line)
-                        mr = r % depth
-                        for ii in range(max(i - width, 0), min(i + width, nx - 1) + 1):
-                            if np.float32((ii - i) * (ii - i) + dy2) > rej2:
-                                continue
-                            dd = (sci[n, r, ii] - sk) / en - ave[r, ii]
-                            ee = err[n, r, ii]
-                            if dd * dd <= psig2 * (sig2 * (ee * ee) / e2n):
-                                continue
-                            if mask[mr, ii] != 8:
-                                mask[mr, ii] = 2
-                for i in range(nx):
-                    good = (np.int64(mask[mrow, i]) & maskdq) == 0
-                    e = err[n, line, i]
-                    total[i] += rate[i] * en if good else zero
-                    texp[i] += en if good else zero
-                    var[i] += e * e if good else zero
-                if last:
-                    for i in range(nx):
-                        b = (np.int64(pre[i]) | np.int64(dq2[i])) & keep
-                        sval = b | np.int64(out_dq[line, i])
-                        m = mask[mrow, i]
-                        if m == 8 or m == 2:
-                            b |= 8192
-                            nrej += 1
-                            crmask[n, line, i] = True
-                        else:
-                            sval &= 0xFFFF & ~8192
-                        dq2[i] = np.uint16(b)
-                        out_dq[line, i] = np.uint16(sval)
+    for line in range(r0, r1):
+        total[:] = zero
+        texp[:] = zero
+        var[:] = zero
+        dq2[:] = 0
+        for n in range(nimg):
+            en = efac[n]
+            if not en > 0:
+                continue
+            sk = sky[n]
             for i in range(nx):
-                pe = texp[i]
-                if pe > zero:
-                    ave[line, i] = total[i] / pe
-                    if use_shad:
-                        ave[line, i] = ave[line, i] / (one + shad[line, i] / pe)
-                    if last:
-                        out_err[line, i] = np.float32(
-                            np.float32(exptot / pe) * np.sqrt(np.float64(var[i]))
-                        )
-                elif last:
-                    ave[line, i] = zero
-                    out_err[line, i] = zero
-    return out_err, out_dq, crmask, nrej
+                good = (state[n, line, i] & _GOOD) != 0
+                e = err[n, line, i]
+                total[i] += (sci[n, line, i] - sk) / en * en if good else zero
+                texp[i] += en if good else zero
+                var[i] += e * e if good else zero
+            if last:
+                for i in range(nx):
+                    s = state[n, line, i]
+                    pre = 2 if (s & _PREMARKED) != 0 else np.int64(dq[n, line, i])
+                    b = (pre | np.int64(dq2[i])) & keep
+                    sval = b | np.int64(out_dq[line, i])
+                    if (s & _FLAGGED) != 0:
+                        b |= 8192
+                        nrej += 1
+                    else:
+                        sval &= 0xFFFF & ~8192
+                    dq2[i] = np.uint16(b)
+                    out_dq[line, i] = np.uint16(sval)
+        for i in range(nx):
+            pe = texp[i]
+            if pe > zero:
+                ave[line, i] = total[i] / pe
+                if use_shad:
+                    ave[line, i] = ave[line, i] / (one + shad[line, i] / pe)
+                if last:
+                    out_err[line, i] = np.float32(
+                        np.float32(exptot / pe) * np.sqrt(np.float64(var[i]))
+                    )
+            elif last:
+                ave[line, i] = zero
+                out_err[line, i] = zero
+    return nrej
+
+
+def _reject_iterations(
+    sci, err, dq, sky, efac, ave, sig2s, scale, rej2, psig2, width, dqpat, maskdq,
+    use_shad, shad_thr, shad, kinv, *, parallel: bool = False,
+):
+    """The iterations of the rejection of one chip; `ave` (the initial guess) is
+    updated in place.  Returns ``(err, dq, crmask, nrej)`` of the last iteration.
+
+    Each iteration tests every exposure against the previous iteration's rates
+    (:func:`_mark_exposures`), then combines the rows (:func:`_combine_rows`).  With
+    `parallel`, the exposures are tested half on each of two threads and the rows are
+    combined half on each: the same arithmetic in the same order as calacs's single
+    loop, so the same bits.
+    """
+    nimg, ny, nx = sci.shape
+    out_err = np.zeros((ny, nx), np.float32)
+    out_dq = np.full((ny, nx), CRFLAG, np.uint16)
+    state = np.zeros((nimg, ny, nx), np.uint8)
+    halves = _row_halves(ny, parallel)
+    groups = ([np.arange(0, nimg, 2), np.arange(1, nimg, 2)] if parallel and nimg > 1
+              else [np.arange(nimg)])
+    nrej = 0
+    for it, sig2 in enumerate(sig2s):
+        last = it == len(sig2s) - 1
+        map_chips(lambda _i, which, _log, sig2=sig2: _mark_exposures(
+            sci, err, dq, sky, efac, ave, sig2, scale, rej2, psig2, np.int64(width), dqpat,
+            maskdq, use_shad, shad_thr, kinv, which, state), groups, Trailer(),
+            parallel=parallel)
+        nrej = sum(map_chips(lambda _i, rows, _log, last=last: _combine_rows(
+            sci, err, dq, sky, efac, ave, use_shad, shad, state, last, *rows, out_err,
+            out_dq), halves, Trailer(), parallel=parallel))
+    state &= _FLAGGED
+    return out_err, out_dq, state.view(np.bool_), nrej
 
 
 def _offsets(width: int, rej2: np.float32) -> list[tuple[int, int]]:
@@ -376,7 +454,7 @@ def _reject_numpy(
     sci, err, dq, sky, efac, ave, sig2s, scale, rej2, psig2, width, dqpat, maskdq,
     use_shad=False, shad_thr=None, shad=None, kinv=None,
 ):
-    """Vectorised twin of :func:`_reject_kernel` (same results; for tests).
+    """Vectorised twin of :func:`_reject_iterations` (same results; for tests).
 
     The row-major dependence of calacs's loop is solved as a fixed point: a pixel is
     hit if its test passes and it was not excluded when tested, i.e. not excluded by
@@ -520,6 +598,7 @@ def reject_cosmic_rays(
     shading: Sequence[np.ndarray] | None = None,
     use_kernel: bool = True,
     chips: Sequence[int] | None = None,
+    parallel: bool = False,
 ) -> RejectResult:
     """Combine the exposures of a CR-SPLIT or repeat observation, rejecting cosmic rays.
 
@@ -552,6 +631,10 @@ def reject_cosmic_rays(
         arrays of the others are not read; their CR masks are all false and the
         per-chip entries of ``info`` (``sky``, ``skysum``, ``nrej``) and ``combined``
         have only the chips combined, in order (``rej_rate`` is the first one's).
+    parallel : bool
+        Let each iteration of the rejection test half of the exposures, then combine
+        half of the rows, on each of two threads (same results; see
+        :func:`_reject_iterations`).
 
     Returns
     -------
@@ -658,7 +741,8 @@ def reject_cosmic_rays(
             if non_zero < nimgs:
                 warn.append("Some input exposures had EXPTIME = 0.")
             sky32 = np.asarray(sky, np.float32)
-            ave = initial_guess(scis, dqs, sky32, efac, method, badinpdq, use_kernel=use_kernel)
+            ave = initial_guess(scis, dqs, sky32, efac, method, badinpdq, use_kernel=use_kernel,
+                                parallel=parallel)
             errs = _stack([im.err for im in imsets], np.float32)
             if shading is None:
                 shad = shad_thr = np.zeros((1, 1), np.float32)
@@ -672,27 +756,12 @@ def reject_cosmic_rays(
                 shad_thr = np.ascontiguousarray(
                     shad[shading_threshold_rows(shape[0], width)]
                 )
-            fn = _reject_kernel if use_kernel else _reject_numpy
-            err, dq, masks, nrej = fn(
-                scis,
-                errs,
-                dqs,
-                sky32,
-                efac,
-                ave,
-                sig2s,
-                scale,
-                rej2,
-                psig2,
-                width,
-                np.int64(dqpat),
-                np.int64(maskdq),
-                shading is not None,
-                shad_thr,
-                shad,
-                kinv,
-            )
-            del errs
+            args = (scis, errs, dqs, sky32, efac, ave, sig2s, scale, rej2, psig2, width,
+                    np.int64(dqpat), np.int64(maskdq), shading is not None, shad_thr, shad,
+                    kinv)
+            err, dq, masks, nrej = (_reject_iterations(*args, parallel=parallel) if use_kernel
+                                    else _reject_numpy(*args))
+            del errs, args
             for k, i in enumerate(idx):
                 crmasks[k][i] = masks[k]
             sci = ave

@@ -158,7 +158,8 @@ def _reject_by_chip(paths: Sequence[Path], exposures: Sequence[fitsio.Exposure],
         for k, i in enumerate(idx):
             these[k][i] = chip[k]
         part = reject_cosmic_rays(these, exptimes, params, imagetyp=imagetyp, shading=shading,
-                                  use_kernel=use_kernel, chips=(e,))
+                                  use_kernel=use_kernel, chips=(e,),
+                                  parallel=nthreads is None or nthreads > 1)
         for k, i in enumerate(idx):
             crmasks[k][i] = part.crmasks[k][i]
             if params.crmask and part.info["performed"]:
@@ -211,7 +212,8 @@ def run_acsrej(
         Use the numba kernels.
     nthreads : int or None
         Threads it may use (None: no limit); with more than one, two members' chips
-        are read at a time.
+        are read at a time and each chip's rejection works on two halves of its rows
+        at once.
 
     Returns
     -------
