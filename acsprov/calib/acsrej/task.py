@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import warnings
 from collections.abc import Sequence
@@ -77,6 +78,13 @@ def _write_member_dq(path: Path, updates: Sequence[DqUpdate | None]) -> None:
                 continue
             data = hdu.data.reshape(-1)
             data[changed] = values.view(np.int16) if data.dtype.kind == "i" else values
+
+
+def _write_members_dq(paths: Sequence[Path], updates: Sequence[Sequence[DqUpdate | None]]
+                      ) -> None:
+    """:func:`_write_member_dq` of every member, in order."""
+    for path, member_updates in zip(paths, updates, strict=True):
+        _write_member_dq(path, member_updates)
 
 
 def _headers_only(exposure: fitsio.Exposure) -> fitsio.Exposure:
@@ -282,14 +290,21 @@ def run_acsrej(
     phdr, imsets = crj_headers(
         phdrs, result, params, output_name=output.name, mtype=mtype, shadfile=shadfile
     )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", fits.verify.VerifyWarning)
-        fitsio.write_exposure(fitsio.Exposure(phdr=phdr, imsets=imsets), output)
-    updated = []
-    if params.crmask and update_members and result.info["performed"]:
-        for path, updates in zip(paths, dq_updates, strict=True):
-            _write_member_dq(path, updates)
-            updated.append(path)
+    update = params.crmask and update_members and result.info["performed"]
+
+    def write_product() -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", fits.verify.VerifyWarning)
+            fitsio.write_exposure(fitsio.Exposure(phdr=phdr, imsets=imsets), output)
+
+    # the members' DQ are updated while the product is written (different files)
+    jobs = [write_product]
+    if update:
+        jobs.append(functools.partial(_write_members_dq, paths, dq_updates))
+    map_chips(lambda _i, job, _log: job(), jobs, Trailer(),
+              parallel=nthreads is None or nthreads > 1)
+    del jobs
+    updated = list(paths) if update else []
     del dq_updates
     messages = _messages(paths, exposures, params, result, table_name)
     return {
