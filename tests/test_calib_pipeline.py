@@ -301,6 +301,18 @@ def test_dither_association_makes_flts_and_the_dth_spt(tmp_path, monkeypatch):
     assert fits.getheader(asn)["ASN_PROD"] is True
 
 
+def test_single_raw_file_blv_tmp_hashed_as_written(tmp_path, monkeypatch):
+    # nothing changes a single exposure's _blv_tmp after ACSCCD wrote it, so its
+    # checksum is taken from the bytes written: it must be the kept file's
+    monkeypatch.setenv("jref", f"{tmp_path}/")
+    _association(tmp_path, switches={"RPTCORR": "OMIT"})
+    raw = tmp_path / "jtst01a1q_raw.fits"
+    result = run_native(raw, temp_files=True)
+    (inter,) = result.intermediates
+    assert inter.role == "blv_tmp" and not inter.deleted
+    assert hashlib.sha256(inter.path.read_bytes()).hexdigest() == inter.sha256
+
+
 def test_single_raw_file(tmp_path, monkeypatch):
     monkeypatch.setenv("jref", f"{tmp_path}/")
     _association(tmp_path, switches={"RPTCORR": "OMIT"})

@@ -550,6 +550,7 @@ class _Run:
     result: NativeResult = field(default_factory=NativeResult)
     written: list[Path] = field(default_factory=list)
     temporaries: dict[Path, tuple[str, tuple[Path, ...]]] = field(default_factory=dict)
+    digests: dict[Path, str] = field(default_factory=dict)
     retired: dict[Path, Future[Intermediate]] = field(default_factory=dict)
     hasher: ThreadPoolExecutor | None = None
     writer: ThreadPoolExecutor | None = None
@@ -580,7 +581,8 @@ class _Run:
         """Checksum temporary files nothing will change any more (then delete them).
 
         The work is done in a background thread (hashlib releases the GIL), so it
-        overlaps with the next calibration step.
+        overlaps with the next calibration step.  A file hashed as it was written
+        (:attr:`digests`) is not read again.
         """
         for path in paths:
             if path in self.temporaries and path not in self.retired:
@@ -588,7 +590,8 @@ class _Run:
                     self.hasher = ThreadPoolExecutor(1, thread_name_prefix="acsprov-sha256")
                 role, derived = self.temporaries[path]
                 self.retired[path] = self.hasher.submit(
-                    _checksum, path, role, derived, delete=not self.temp_files)
+                    _checksum, path, role, derived, delete=not self.temp_files,
+                    digest=self.digests.get(path))
 
     def flush(self) -> None:
         """Wait for the product being written in the background; raise its error."""
@@ -673,7 +676,15 @@ def _ccd_stage(run: _Run, pos: _Position, exp: _Exposure) -> None:
         run.keep((exp.root, "ccd"), trl)
         _record_refs(run, product, "acsccd")
         run.temporary(blv, "blv_tmp", (exp.raw,))
-        write_exposure(product, blv)
+        if pos.combine or run.after_ccd is not None:  # ACSREJ or the hook changes the file
+            write_exposure(product, blv)
+        else:  # hashed for provenance as written, on another core, not read again
+            digest = BackgroundSha256()
+            try:
+                write_exposure(product, blv, digest=digest)
+            finally:
+                checksum = digest.hexdigest()  # (and its thread ends, even after an error)
+            run.digests[blv] = checksum
         del product
     else:
         run.temporary(blv, "blv_tmp", (exp.raw,))
@@ -859,9 +870,11 @@ def _finish_member(run: _Run, pos: _Position, exp: _Exposure) -> None:
                     (blc, *rejected), cte_dark=True)
 
 
-def _checksum(path: Path, role: str, derived: tuple[Path, ...], *, delete: bool
-              ) -> Intermediate:
-    digest = sha256sum(path)
+def _checksum(path: Path, role: str, derived: tuple[Path, ...], *, delete: bool,
+              digest: str | None = None) -> Intermediate:
+    """The provenance record of a temporary file: its sha256 (`digest`, if it was hashed
+    as it was written), and whether it was deleted."""
+    digest = digest or sha256sum(path)
     if delete:
         path.unlink()
     return Intermediate(path, digest, role, derived, deleted=not path.exists())
