@@ -48,6 +48,11 @@ _TWO_IMSETS = ("Array(float32, 2, 'C')", "Array(float32, 2, 'C')", "Array(uint16
 #: The same, then the SCI, ERR, DQ to write the result into (possibly the first three).
 _TWO_IMSETS_OUT = _TWO_IMSETS + _TWO_IMSETS[:3]
 
+#: ACSREJ's stacked SCI, ERR, DQ of the exposures, their sky levels and exposure times,
+#: and the current rates of the combination.
+_REJECT_INPUTS = ("Array(float32, 3, 'C')", "Array(float32, 3, 'C')", "Array(uint16, 3, 'C')",
+                  "Array(float32, 1, 'C')", "Array(float32, 1, 'C')", "Array(float32, 2, 'C')")
+
 #: (module under acsprov.calib, kernel, argument types) of every kernel the engine calls.
 KERNELS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("_cte_kernels", "_smooth_round", (
@@ -155,12 +160,7 @@ KERNELS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
         "int64",
     )),
     ("acsrej.reject", "_mark_exposures", (
-        "Array(float32, 3, 'C')",
-        "Array(float32, 3, 'C')",
-        "Array(uint16, 3, 'C')",
-        "Array(float32, 1, 'C')",
-        "Array(float32, 1, 'C')",
-        "Array(float32, 2, 'C')",
+        *_REJECT_INPUTS,
         "float32",
         "float32",
         "float32",
@@ -175,12 +175,7 @@ KERNELS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
         "Array(uint8, 3, 'C')",
     )),
     ("acsrej.reject", "_combine_rows", (
-        "Array(float32, 3, 'C')",
-        "Array(float32, 3, 'C')",
-        "Array(uint16, 3, 'C')",
-        "Array(float32, 1, 'C')",
-        "Array(float32, 1, 'C')",
-        "Array(float32, 2, 'C')",
+        *_REJECT_INPUTS,
         "bool",
         "Array(float32, 2, 'C')",
         "Array(uint8, 3, 'C')",
