@@ -72,8 +72,19 @@ def ensure_local_crds(cache: Path, *, say: Callable[[str], None] = print) -> Pat
         finally:
             if staging.exists():
                 shutil.rmtree(staging, ignore_errors=True)
+            _release_simulator_memory()
         say(f"local CRDS cache ready in {time.perf_counter() - started:.0f} s")
     return cache
+
+
+def _release_simulator_memory() -> None:
+    """Drop the simulator's cached truth arrays and give malloc's freed memory back to
+    the system, so that a run calibrating next in this process does not carry them."""
+    from .calib.memory import release_free_memory
+    from .simulate import truth
+
+    truth.clear_caches()
+    release_free_memory()
 
 
 @contextlib.contextmanager

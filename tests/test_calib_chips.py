@@ -130,3 +130,37 @@ def test_large_arrays_are_mapped_on_their_own_on_glibc():
     assert done == glibc
     a = np.ones(8 << 20, np.uint8)  # the calculations are the same
     assert int(a.sum()) == 8 << 20
+
+
+_FREED_HEAP = """
+import numpy as np
+from acsprov.calib.memory import release_free_memory
+
+def rss():
+    return int(open("/proc/self/status").read().split("VmRSS:")[1].split()[0]) // 1024
+
+first = np.ones(16 << 18, np.float32)  # a mapped 16 MB block, freed: glibc's threshold
+del first                               # rises, so the next 4 MB arrays come from the heap
+arrays = [np.ones(4 << 18, np.float32) for _ in range(60)]
+top = np.ones(1 << 18, np.float32)      # heap memory above them keeps the heap from shrinking
+del arrays
+print(rss(), release_free_memory(), rss())
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads RSS from /proc")
+def test_freed_heap_memory_is_given_back():
+    import ctypes
+    import subprocess
+    import sys
+
+    if not hasattr(ctypes.CDLL(None), "malloc_trim"):
+        from acsprov.calib.memory import release_free_memory
+
+        assert release_free_memory() is False  # nothing to call: nothing claimed
+        return
+    out = subprocess.run([sys.executable, "-c", _FREED_HEAP], capture_output=True, text=True,
+                         check=True).stdout.split()
+    held, released, after = int(out[0]), out[1], int(out[2])
+    assert released == "True"
+    assert held - after > 150  # of the 240 MB freed, held resident until the trim

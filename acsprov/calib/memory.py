@@ -20,14 +20,46 @@ from __future__ import annotations
 
 import ctypes
 import sys
+from typing import Any
 
-__all__ = ["LARGE", "map_large_arrays"]
+__all__ = ["LARGE", "map_large_arrays", "release_free_memory"]
 
 #: Allocations of this many bytes or more get their own memory map.
 LARGE = 4 << 20
 
 #: glibc's ``mallopt`` parameter M_MMAP_THRESHOLD (malloc.h).
 _M_MMAP_THRESHOLD = -3
+
+
+def _libc_function(name: str) -> Any:
+    """The running interpreter's C library function `name` (None outside glibc)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return getattr(ctypes.CDLL(None), name)
+    except (OSError, AttributeError):
+        return None
+
+
+def release_free_memory() -> bool:
+    """Give the memory malloc's heap holds but nothing uses back to the system.
+
+    After work that freed many arrays of up to 32 MB (they come from the heap once
+    glibc's threshold has risen, see the module's text), their pages stay resident
+    and count in the peak of whatever runs next in the process.  ``malloc_trim(0)``
+    returns them.
+
+    Returns
+    -------
+    bool
+        Whether any memory was returned (False where there is no glibc ``malloc_trim``).
+    """
+    trim = _libc_function("malloc_trim")
+    if trim is None:
+        return False
+    trim.argtypes = (ctypes.c_size_t,)
+    trim.restype = ctypes.c_int
+    return trim(0) == 1
 
 
 def map_large_arrays(threshold: int = LARGE) -> bool:
@@ -45,11 +77,8 @@ def map_large_arrays(threshold: int = LARGE) -> bool:
     bool
         Whether the setting was made (False where there is no glibc ``mallopt``).
     """
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        mallopt = ctypes.CDLL(None).mallopt  # the running interpreter's C library
-    except (OSError, AttributeError):
+    mallopt = _libc_function("mallopt")
+    if mallopt is None:
         return False
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
     mallopt.restype = ctypes.c_int

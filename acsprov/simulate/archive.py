@@ -121,6 +121,10 @@ def _reffile(refs: dict[str, str], keyword: str) -> str | None:
     return None if value == "N/A" else value.split("$", 1)[-1]
 
 
+#: Rows worked on at a time where a full-size float64 temporary would otherwise be made.
+_BAND = 256
+
+
 def _sink_flags(e_raw: np.ndarray, chip: ChipLayout, epoch: float, seed: int) -> np.ndarray:
     """Sink-pixel flags of calacs's SINKCORR rule, on a raw-geometry image (electrons)."""
     smap = sink_map(chip, epoch, seed=seed)
@@ -163,8 +167,10 @@ def _chip_products(exposure: SimulatedExposure, ct: ChipTruth, refs: dict[str, s
                 ct.bias_dn[amp] * truth.readout_gain(det, amp, spec.ccdgain))
             view[:] = truth.remove_bias_shift(view, amp, level=level)
     e_raw -= (np.array([ct.bias_dn[a] for a in amps]) * gain)[None, :]
-    if ct.crosstalk:
-        e_raw += truth.CROSSTALK * e_raw[:, ::-1]
+    if ct.crosstalk:  # a band of rows at a time: no second full-size float64 array
+        for r0 in range(0, e_raw.shape[0], _BAND):
+            band = e_raw[r0:r0 + _BAND]
+            band += truth.CROSSTALK * band[:, ::-1]
     if destriped(spec):
         e_raw -= ct.stripes
     e_raw = e_raw.astype(np.float32)
@@ -176,14 +182,23 @@ def _chip_products(exposure: SimulatedExposure, ct: ChipTruth, refs: dict[str, s
     dark = truth.dark_rate(det, chip.ccdchip, epoch, seed=seed)[prow, pcol]
     flat = truth.pixel_flat(det, chip.ccdchip, filter_key(spec), seed=seed)[prow, pcol]
     darktime = exposure_darktime(spec)
-    sci = (e - dark * np.float32(darktime)) / flat
+    # (float32 throughout; the same operations in the same order, fewer full-size
+    # temporaries)
+    signal = e - dark * np.float32(darktime)
+    sci = signal / flat
     rn = np.array([truth.read_noise(det, a) for a in amps])[cols]
     var0 = (rn**2 + (gain[cols] * BIAS_ERR_DN) ** 2).astype(np.float32)
     # as calacs propagates it: read noise, superbias and Poisson noise, plus the
     # superdark's ERR, then through the flat with the flat's own ERR
-    var = np.clip(e, 0.0, None) + var0[None, :] + np.float32((DARK_ERR * darktime) ** 2)
-    var += np.square((e - dark * np.float32(darktime)) * np.float32(FLAT_ERR) / flat)
-    err = np.sqrt(var) / flat
+    err = np.clip(e, 0.0, None)
+    err += var0[None, :]
+    err += np.float32((DARK_ERR * darktime) ** 2)
+    signal *= np.float32(FLAT_ERR)
+    signal /= flat
+    err += np.square(signal, out=signal)
+    del signal
+    np.sqrt(err, out=err)
+    err /= flat
 
     dq = np.zeros(e.shape, np.int16)
     for bp in truth.bad_pixels(det, chip.ccdchip, seed=seed):
@@ -203,8 +218,10 @@ def _chip_products(exposure: SimulatedExposure, ct: ChipTruth, refs: dict[str, s
         dq[_sink_flags(e_raw, chip, snk_epoch, seed)[rows, cols]] |= DQ["sink"]
     if spec.is_association and (switches["CRCORR"] == "PERFORM"
                                 or switches["RPTCORR"] == "PERFORM"):
-        noise = np.sqrt(np.clip(e - ct.cosmic_rays, 0.0, None) + rn[None, :] ** 2)
-        dq[ct.cosmic_rays > CR_FLAG_SIGMA * noise] |= DQ["cosmic_ray"]
+        for r0 in range(0, e.shape[0], _BAND):  # float64 a band of rows at a time
+            band, cr = e[r0:r0 + _BAND], ct.cosmic_rays[r0:r0 + _BAND]
+            noise = np.sqrt(np.clip(band - cr, 0.0, None) + rn[None, :] ** 2)
+            dq[r0:r0 + _BAND][cr > CR_FLAG_SIGMA * noise] |= DQ["cosmic_ray"]
 
     cold = dark <= HOT_PIXEL_THRESHOLD  # calacs averages the dark over unflagged pixels
     stats = {
@@ -213,7 +230,7 @@ def _chip_products(exposure: SimulatedExposure, ct: ChipTruth, refs: dict[str, s
                                    for a in chip.amps])),
         "MEANDARK": float(np.mean(dark[cold], dtype=np.float64) * darktime),
     }
-    return sci.astype(np.float32), err.astype(np.float32), dq, stats
+    return sci.astype(np.float32, copy=False), err.astype(np.float32, copy=False), dq, stats
 
 
 def _stat_keywords(h: fits.Header, sci: np.ndarray, err: np.ndarray, dq: np.ndarray) -> None:
@@ -222,7 +239,8 @@ def _stat_keywords(h: fits.Header, sci: np.ndarray, err: np.ndarray, dq: np.ndar
     h["SDQFLAGS"] = (SDQFLAGS, "serious data quality flags")
     if good.any():
         s, n = sci[good], err[good]
-        snr = s / np.where(n > 0, n, np.inf)
+        n[~(n > 0)] = np.inf
+        snr = np.divide(s, n, out=n)  # s / where(n > 0, n, inf), in n's memory
         h["GOODMIN"] = (float(s.min()), "minimum value of good pixels")
         h["GOODMAX"] = (float(s.max()), "maximum value of good pixels")
         h["GOODMEAN"] = (float(s.mean(dtype=np.float64)), "mean value of good pixels")

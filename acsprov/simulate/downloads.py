@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from acsprov.environment import _build_lock
+from acsprov.environment import _build_lock, _release_simulator_memory
 from acsprov.fitsutil import atomic_path, sha256sum
 
 __all__ = [
@@ -144,7 +144,7 @@ def simulate_cached(dataset: str, dest: Path, *, seed: int, cache: Path | None =
 
 def _fill(entry: Path, dataset: str, seed: int) -> None:
     """Simulate into a staging directory beside `entry`, write the manifest, rename."""
-    from acsprov.simulate import simulate_dataset, truth
+    from acsprov.simulate import simulate_dataset
 
     for stale in entry.parent.glob(f".{entry.name}.*"):  # a killed fill's staging
         if stale.is_dir() and not stale.is_symlink():
@@ -165,8 +165,9 @@ def _fill(entry: Path, dataset: str, seed: int) -> None:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
         # the detectors' truth (bias, dark, flat, full well: ~0.5 GB for WFC) is
-        # cached for the next exposure; the run that follows calibrates instead
-        truth.clear_caches()
+        # cached for the next exposure; the run that follows calibrates instead,
+        # without the simulation's freed arrays still resident in malloc's heap
+        _release_simulator_memory()
 
 
 def _copy_entry(entry: Path, dest: Path, say: Callable[[str], None]

@@ -353,8 +353,13 @@ def remove_bias_shift(lines: np.ndarray, amp: str, *, level: float) -> np.ndarra
     dc0 = level * r
     after = signal.lfilter([f * r], [1.0, -(1.0 - f)], g, zi=[(1.0 - f) * dc0])[0]
     before = np.concatenate(([dc0], after[:-1]))
-    t = g - s * after - h * (after - before)
-    return t.reshape(lines.shape[0], -1)[:, : lines.shape[1]]
+    # g - s * after - h * (after - before), with no full-size temporary
+    np.subtract(after, before, out=before)
+    before *= h
+    after *= s
+    g -= after
+    g -= before
+    return g.reshape(lines.shape[0], -1)[:, : lines.shape[1]]
 
 
 def magic_square_mean(lines: np.ndarray) -> float | None:
@@ -387,12 +392,13 @@ def stripe_pattern(nodes: np.ndarray, chip: ChipLayout) -> np.ndarray:
     nodes = np.asarray(nodes, dtype=np.float64)[: chip.ny]
     for amp, cols in amp_columns(chip).items():
         npix = cols.stop - cols.start
-        t = np.arange(chip.ny)[:, None] + (np.arange(npix)[None, :] - 11.5) / (
-            npix + LINE_GAP_PIXELS)
-        lo = np.clip(np.floor(t).astype(np.int64), 0, chip.ny - 2)
-        frac = t - lo
+        offset = (np.arange(npix)[None, :] - 11.5) / (npix + LINE_GAP_PIXELS)
         view = readout_view(out, chip, amp)
-        view[:] = nodes[lo] + frac * (nodes[lo + 1] - nodes[lo])
+        for r0 in range(0, chip.ny, 256):  # float64 temporaries a band of lines at a time
+            t = np.arange(r0, min(r0 + 256, chip.ny))[:, None] + offset
+            lo = np.clip(np.floor(t).astype(np.int64), 0, chip.ny - 2)
+            frac = t - lo
+            view[r0:r0 + 256] = nodes[lo] + frac * (nodes[lo + 1] - nodes[lo])
     return out
 
 
