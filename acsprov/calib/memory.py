@@ -31,14 +31,19 @@ LARGE = 4 << 20
 _M_MMAP_THRESHOLD = -3
 
 
-def _libc_function(name: str) -> Any:
-    """The running interpreter's C library function `name` (None outside glibc)."""
+def _libc_succeeds(name: str, argtypes: tuple[Any, ...], *args: int) -> bool:
+    """Whether the running interpreter's C library function `name`, called with
+    `args`, returns 1 (glibc's success for ``mallopt`` and ``malloc_trim``); False
+    where there is no such function."""
     if not sys.platform.startswith("linux"):
-        return None
+        return False
     try:
-        return getattr(ctypes.CDLL(None), name)
+        function = getattr(ctypes.CDLL(None), name)
     except (OSError, AttributeError):
-        return None
+        return False
+    function.argtypes = argtypes
+    function.restype = ctypes.c_int
+    return function(*args) == 1
 
 
 def release_free_memory() -> bool:
@@ -54,12 +59,7 @@ def release_free_memory() -> bool:
     bool
         Whether any memory was returned (False where there is no glibc ``malloc_trim``).
     """
-    trim = _libc_function("malloc_trim")
-    if trim is None:
-        return False
-    trim.argtypes = (ctypes.c_size_t,)
-    trim.restype = ctypes.c_int
-    return trim(0) == 1
+    return _libc_succeeds("malloc_trim", (ctypes.c_size_t,), 0)
 
 
 def map_large_arrays(threshold: int = LARGE) -> bool:
@@ -77,9 +77,5 @@ def map_large_arrays(threshold: int = LARGE) -> bool:
     bool
         Whether the setting was made (False where there is no glibc ``mallopt``).
     """
-    mallopt = _libc_function("mallopt")
-    if mallopt is None:
-        return False
-    mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
-    mallopt.restype = ctypes.c_int
-    return mallopt(_M_MMAP_THRESHOLD, int(threshold)) == 1
+    return _libc_succeeds("mallopt", (ctypes.c_int, ctypes.c_int), _M_MMAP_THRESHOLD,
+                          int(threshold))
