@@ -24,7 +24,7 @@ from typing import TypeVar
 
 from acsprov.calib.trailer import Trailer
 
-__all__ = ["ChipLog", "map_chips", "one_chip_at_a_time", "parallel_chips"]
+__all__ = ["ChipLog", "map_chips", "one_chip_at_a_time", "parallel_chips", "run_jobs"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -120,6 +120,14 @@ def map_chips(fn: Callable[[int, T, Trailer], R], items: Sequence[T], trl: Trail
         log.replay(trl)
         results.append(future.result())
     return results
+
+
+def run_jobs(jobs: Sequence[Callable[[], R]], *, parallel: bool) -> list[R]:
+    """``[job() for job in jobs]``, the first on the calling thread and the others on
+    the worker thread if `parallel` (:func:`map_chips` for work that writes no
+    trailer: halves of an array's rows, two files).
+    """
+    return map_chips(lambda _i, job, _log: job(), jobs, Trailer(), parallel=parallel)
 
 
 @dataclass

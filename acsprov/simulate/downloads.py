@@ -164,9 +164,9 @@ def _fill(entry: Path, dataset: str, seed: int) -> None:
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
-        # the detectors' truth (bias, dark, flat, full well: ~0.5 GB for WFC) is
-        # cached for the next exposure; the run that follows calibrates instead,
-        # without the simulation's freed arrays still resident in malloc's heap
+        # the run that follows calibrates without the simulator's cached truth (bias,
+        # dark, flat, full well: ~0.5 GB for WFC) or its freed arrays still resident
+        # in malloc's heap
         _release_simulator_memory()
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Iterable, Sequence
-from functools import reduce
+from functools import partial, reduce
 from typing import NamedTuple
 
 import numpy as np
@@ -22,10 +22,9 @@ from acsprov.calib.acsrej.shading import (
     shading_threshold_rows,
 )
 from acsprov.calib.acsrej.sky import sky_levels
-from acsprov.calib.chips import map_chips
+from acsprov.calib.chips import run_jobs
 from acsprov.calib.imset import ImSet
 from acsprov.calib.kernels import kernel
-from acsprov.calib.trailer import Trailer
 from acsprov.errors import BadInputError
 
 __all__ = ["CRFLAG", "RejectResult", "flag_rejected", "initial_guess", "reject_cosmic_rays"]
@@ -225,8 +224,8 @@ def initial_guess(
     fn = _median_guess_kernel if method == "median" else _minimum_guess_kernel
     ny = sci.shape[1]
     out = np.zeros(sci.shape[1:], np.float32)
-    map_chips(lambda _i, rows, _log: fn(sci, dq, sky, efac, dqpat, out, *rows),
-              _row_halves(ny, parallel), Trailer(), parallel=parallel)
+    run_jobs([partial(fn, sci, dq, sky, efac, dqpat, out, *rows)
+              for rows in _row_halves(ny, parallel)], parallel=parallel)
     return out
 
 
@@ -415,16 +414,16 @@ def _reject_iterations(
     halves = _row_halves(ny, parallel)
     groups = ([np.arange(0, nimg, 2), np.arange(1, nimg, 2)] if parallel and nimg > 1
               else [np.arange(nimg)])
+    width = np.int64(width)
     nrej = 0
     for it, sig2 in enumerate(sig2s):
         last = it == len(sig2s) - 1
-        map_chips(lambda _i, which, _log, sig2=sig2: _mark_exposures(
-            sci, err, dq, sky, efac, ave, sig2, scale, rej2, psig2, np.int64(width), dqpat,
-            maskdq, use_shad, shad_thr, kinv, which, state), groups, Trailer(),
-            parallel=parallel)
-        nrej = sum(map_chips(lambda _i, rows, _log, last=last: _combine_rows(
-            sci, err, dq, sky, efac, ave, use_shad, shad, state, last, *rows, out_err,
-            out_dq), halves, Trailer(), parallel=parallel))
+        run_jobs([partial(_mark_exposures, sci, err, dq, sky, efac, ave, sig2, scale, rej2,
+                          psig2, width, dqpat, maskdq, use_shad, shad_thr, kinv, which, state)
+                  for which in groups], parallel=parallel)
+        nrej = sum(run_jobs([partial(_combine_rows, sci, err, dq, sky, efac, ave, use_shad,
+                                     shad, state, last, *rows, out_err, out_dq)
+                             for rows in halves], parallel=parallel))
     state &= _FLAGGED
     return out_err, out_dq, state.view(np.bool_), nrej
 

@@ -23,7 +23,7 @@ from acsprov.calib.acsrej.reject import (
     flag_rejected,
     reject_cosmic_rays,
 )
-from acsprov.calib.chips import map_chips, parallel_chips
+from acsprov.calib.chips import map_chips, parallel_chips, run_jobs
 from acsprov.calib.imset import ImSet
 from acsprov.calib.reffiles import RefFile, inspect_ref, read_shading, resolve_ref_path
 from acsprov.calib.steps import header_switch
@@ -301,8 +301,7 @@ def run_acsrej(
     jobs = [write_product]
     if update:
         jobs.append(functools.partial(_write_members_dq, paths, dq_updates))
-    map_chips(lambda _i, job, _log: job(), jobs, Trailer(),
-              parallel=nthreads is None or nthreads > 1)
+    run_jobs(jobs, parallel=nthreads is None or nthreads > 1)
     del jobs
     updated = list(paths) if update else []
     del dq_updates
