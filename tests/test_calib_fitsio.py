@@ -105,6 +105,90 @@ def test_digest_given_while_writing_is_the_files_sha256(tmp_path: Path,
     assert len(hashed.read_bytes()) % 2880 == 0
 
 
+def _trimmed_exposure(rng: np.random.Generator, *, err_value: float | None = None,
+                      dq_value: int | None = None) -> fitsio.Exposure:
+    """Two imsets cut from larger arrays, as ACSCCD leaves them, headers with values
+    whose written text has fewer digits than the float held in memory."""
+    imsets = []
+    for extver in (1, 2):
+        whole = [rng.normal(size=(14, 19)).astype(np.float32),
+                 rng.random((14, 19)).astype(np.float32),
+                 rng.integers(0, 65536, size=(14, 19)).astype(np.uint16)]
+        if err_value is not None:
+            whole[1][...] = err_value
+        if dq_value is not None:
+            whole[2][...] = dq_value
+        sci, err, dq = (a[2:13, 3:17] for a in whole)
+        hdr = fits.Header([("CCDCHIP", extver), ("MEANBLEV", 1 / 3), ("EXTVER", extver)])
+        imsets.append(ImSet(sci, err, dq, hdr, extver=extver,
+                            err_hdr=fits.Header([("BUNIT", "ELECTRONS")]),
+                            dq_hdr=fits.Header([("BUNIT", "UNITLESS")])))
+    return fitsio.Exposure(fits.Header([("ROOTNAME", "x"), ("EXPTIME", 0.1 + 0.2)]), tuple(imsets))
+
+
+def _same_exposure(ours: fitsio.Exposure, want: fitsio.Exposure) -> None:
+    assert ours.path == want.path
+    assert ours.phdr.tostring() == want.phdr.tostring()
+    assert len(ours.imsets) == len(want.imsets)
+    for a, b in zip(ours.imsets, want.imsets, strict=True):
+        assert a.extver == b.extver
+        for ha, hb in ((a.hdr, b.hdr), (a.err_hdr, b.err_hdr), (a.dq_hdr, b.dq_hdr)):
+            assert ha.tostring() == hb.tostring()
+        for x, y in ((a.sci, b.sci), (a.err, b.err), (a.dq, b.dq)):
+            assert x.dtype == y.dtype and x.dtype.isnative and x.flags.c_contiguous
+            assert x.shape == y.shape and x.tobytes() == y.tobytes()  # every bit, -0.0 too
+
+
+@pytest.mark.parametrize(("err_value", "dq_value"), [(None, None), (0.25, 0), (-0.0, 4096)])
+def test_kept_exposure_is_the_file_read_back(tmp_path: Path, small_chunks: None,
+                                             err_value: float | None,
+                                             dq_value: int | None) -> None:
+    """What write_exposure_kept gives back is what read_exposure reads from the file it
+    wrote: headers card for card (values with the digits written), pixels bit for bit
+    (constant ERR and DQ extensions among them), and the file is write_exposure's."""
+    kept_path, plain_path = tmp_path / "k_blv_tmp.fits", tmp_path / "p_blv_tmp.fits"
+    fitsio.write_exposure(_trimmed_exposure(np.random.default_rng(6), err_value=err_value,
+                                            dq_value=dq_value), plain_path)
+    exposure = _trimmed_exposure(np.random.default_rng(6), err_value=err_value,
+                                 dq_value=dq_value)
+    digest = BackgroundSha256()
+    kept = fitsio.write_exposure_kept(exposure, kept_path, digest=digest)
+    assert kept_path.read_bytes() == plain_path.read_bytes()
+    assert digest.hexdigest() == sha256sum(kept_path)
+    _same_exposure(kept, fitsio.read_exposure(kept_path))
+    with fits.open(kept_path) as hdul:
+        assert ("PIXVALUE" in hdul["ERR", 1].header) == (err_value is not None)
+
+
+def test_kept_exposure_reuses_the_trimmed_arrays_buffers(tmp_path: Path) -> None:
+    """The rows of an overscan-trimmed view are moved to the start of its image's buffer
+    (no second image in memory); views of a buffer another array also uses are copied,
+    and that buffer is left as it was."""
+    rng = np.random.default_rng(8)
+    whole = rng.normal(size=(40, 50)).astype(np.float32)
+    dq = rng.integers(0, 65536, size=(40, 50)).astype(np.uint16)
+    sci, err = whole[1:39, 4:48], whole[2:40, 0:44]  # two views of one buffer
+    exposure = fitsio.Exposure(fits.Header([("ROOTNAME", "x")]),
+                               (ImSet(sci, err, dq[1:39, 4:48], fits.Header()),))
+    want = [sci.copy(), err.copy(), dq[1:39, 4:48].copy()]
+    before = whole.copy()
+    kept = fitsio.write_exposure_kept(exposure, tmp_path / "r_blv_tmp.fits").imsets[0]
+    assert not np.shares_memory(kept.sci, whole) and not np.shares_memory(kept.err, whole)
+    assert np.array_equal(whole, before)
+    assert np.shares_memory(kept.dq, dq) and kept.dq.ctypes.data == dq.ctypes.data
+    for ours, expected in zip((kept.sci, kept.err, kept.dq), want, strict=True):
+        assert ours.flags.c_contiguous and np.array_equal(ours, expected)
+
+
+def test_kept_exposure_with_imsets_out_of_order_is_read_back(tmp_path: Path) -> None:
+    """Imsets not numbered 1, 2, ... are found by EXTVER as a reader finds them."""
+    exposure = _trimmed_exposure(np.random.default_rng(9))
+    exposure = exposure.evolve(imsets=tuple(reversed(exposure.imsets)))
+    path = tmp_path / "o_blv_tmp.fits"
+    kept = fitsio.write_exposure_kept(exposure, path)
+    _same_exposure(kept, fitsio.read_exposure(path))
+
+
 def test_an_imset_read_into_given_arrays_is_the_imset_read_alone(tmp_path: Path,
                                                                  small_chunks: None) -> None:
     """Into planes of stacks (ACSREJ's members): the same values, SCI from data, ERR

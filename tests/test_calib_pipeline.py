@@ -21,7 +21,7 @@ from helpers import make_asn
 from test_calib_ccd import NX, NY, TRIMX, TRIMY2, _image, write_tiny_hrc
 from test_calib_rej import ROW, _write_crrejtab
 
-from acsprov.calib import calacs
+from acsprov.calib import calacs, fitsio
 from acsprov.calib.calacs import ENGINE_NAME, ENGINE_VERSION, NativeResult, run_native
 from acsprov.errors import AcsprovError, BadInputError, ReferenceFileError
 from acsprov.provenance.stamp import Stamp, stamping
@@ -311,6 +311,41 @@ def test_single_raw_file_blv_tmp_hashed_as_written(tmp_path, monkeypatch):
     (inter,) = result.intermediates
     assert inter.role == "blv_tmp" and not inter.deleted
     assert hashlib.sha256(inter.path.read_bytes()).hexdigest() == inter.sha256
+
+
+def _read_back(exposure, target, *, digest=None):
+    """write_exposure_kept's expectation: write the file, then read it (the reader's view)."""
+    fitsio.write_exposure(exposure, target, digest=digest)
+    return fitsio.read_exposure(target)
+
+
+@pytest.mark.parametrize("single", [True, False])
+def test_tasks_going_on_from_memory_make_the_products_read_files_make(tmp_path, monkeypatch,
+                                                                      single):
+    """ACS2D takes a _blv_tmp (single exposure) or _crj_tmp (repeat pair) as it was
+    written instead of reading it: every product is the one made when each task reads
+    the file the previous one wrote (every card, every pixel), and every temporary's
+    recorded sha256 is the kept file's."""
+    made = {}
+    for how in ("memory", "files"):
+        d = tmp_path / how
+        d.mkdir()
+        monkeypatch.setenv("jref", f"{d}/")
+        _association(d, switches={"RPTCORR": "OMIT"} if single else None)
+        if how == "files":
+            monkeypatch.setattr(calacs, "write_exposure_kept", _read_back)
+            monkeypatch.setattr(fitsio, "write_exposure_kept", _read_back)
+        result = run_native(d / ("jtst01a1q_raw.fits" if single else "jtst01010_asn.fits"),
+                            temp_files=True)
+        for inter in result.intermediates:
+            assert hashlib.sha256(inter.path.read_bytes()).hexdigest() == inter.sha256
+        made[how] = sorted(p for p in result.products if p.suffix == ".fits")
+    assert [p.name for p in made["memory"]] == [p.name for p in made["files"]]
+    assert any(p.name.endswith("_crj.fits") for p in made["memory"]) != single
+    for ours, theirs in zip(made["memory"], made["files"], strict=True):
+        diff = fits.FITSDiff(str(ours), str(theirs), ignore_keywords=["DATE", "IRAF-TLM"],
+                             rtol=0.0, atol=0.0)
+        assert diff.identical, diff.report()
 
 
 def test_single_raw_file(tmp_path, monkeypatch):

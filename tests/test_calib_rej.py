@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pytest
 from astropy.io import fits
 
 from acsprov.calib import acsrej
+from acsprov.calib.fitsio import read_exposure
 from acsprov.calib.imset import ImSet
 from acsprov.calib.reffiles import RowNotFoundError
 from acsprov.errors import AcsprovError, BadInputError, ReferenceFileError
@@ -500,7 +503,8 @@ def _write_member(path, sci, *, exptime, start, crrejtab="crr.fits", nx=16):
     return path
 
 
-def test_run_acsrej_writes_product_and_flags_members(tmp_path, monkeypatch):
+@pytest.mark.parametrize("keep", [False, True])
+def test_run_acsrej_writes_product_and_flags_members(tmp_path, monkeypatch, keep):
     tab = _write_crrejtab(tmp_path / "syn_crr.fits", rows=(dict(ROW, CRSPLIT=3),))
     monkeypatch.setenv("jref", f"{tmp_path}/")
     members = []
@@ -518,8 +522,18 @@ def test_run_acsrej_writes_product_and_flags_members(tmp_path, monkeypatch):
             )
         )
     out = tmp_path / "jtst01011_crj_tmp.fits"
-    res = acsrej.run_acsrej(members, out, mtype="prod-crj")
+    res = acsrej.run_acsrej(members, out, mtype="prod-crj", keep=keep)
     assert res["crrejtab"] == tab and res["members_updated"] == members
+    assert ("product" in res) == ("sha256" in res) == keep
+    if keep:  # the product as a reader finds it in the file, and the file's sha256
+        assert res["sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
+        back = read_exposure(out)
+        assert res["product"].phdr.tostring() == back.phdr.tostring()
+        for a, b in zip(res["product"].imsets, back.imsets, strict=True):
+            assert (a.hdr.tostring(), a.err_hdr.tostring(), a.dq_hdr.tostring()) == (
+                b.hdr.tostring(), b.err_hdr.tostring(), b.dq_hdr.tostring())
+            for x, y in ((a.sci, b.sci), (a.err, b.err), (a.dq, b.dq)):
+                assert x.dtype == y.dtype and x.tobytes() == y.tobytes()
     with fits.open(out) as hdul:
         h = hdul[0].header
         assert (h["EXPTIME"], h["TEXPTIME"], h["DARKTIME"]) == (300.0, 300.0, 330.0)

@@ -57,7 +57,13 @@ from astropy.io import fits
 from acsprov.asn import Member, read_asn
 from acsprov.calib.acs2d import run_acs2d
 from acsprov.calib.acsccd import run_acsccd
-from acsprov.calib.fitsio import Exposure, atomic_path, read_exposure, write_exposure
+from acsprov.calib.fitsio import (
+    Exposure,
+    atomic_path,
+    read_exposure,
+    write_exposure,
+    write_exposure_kept,
+)
 from acsprov.calib.memory import map_large_arrays
 from acsprov.calib.reffiles import RefFile, inspect_ref, ref_name_given
 from acsprov.calib.steps import ExposureKeys, header_switch
@@ -551,6 +557,8 @@ class _Run:
     written: list[Path] = field(default_factory=list)
     temporaries: dict[Path, tuple[str, tuple[Path, ...]]] = field(default_factory=dict)
     digests: dict[Path, str] = field(default_factory=dict)
+    #: files the next task reads, as :func:`write_exposure_kept` gave them back
+    kept: dict[Path, Exposure] = field(default_factory=dict)
     retired: dict[Path, Future[Intermediate]] = field(default_factory=dict)
     hasher: ThreadPoolExecutor | None = None
     writer: ThreadPoolExecutor | None = None
@@ -681,7 +689,10 @@ def _ccd_stage(run: _Run, pos: _Position, exp: _Exposure) -> None:
         else:  # hashed for provenance as written, on another core, not read again
             digest = BackgroundSha256()
             try:
-                write_exposure(product, blv, digest=digest)
+                if pos.basic_2d and not pos.basic_cte:  # ACS2D goes on from memory
+                    run.kept[blv] = write_exposure_kept(product, blv, digest=digest)
+                else:
+                    write_exposure(product, blv, digest=digest)
             finally:
                 checksum = digest.hexdigest()  # (and its thread ends, even after an error)
             run.digests[blv] = checksum
@@ -743,9 +754,10 @@ def _twod_stage(run: _Run, pos: _Position, src: Path, dst: Path, key: tuple[str,
 
 
 def _read_last_time(run: _Run, src: Path) -> Exposure:
-    """Read a file nothing reads or changes afterwards; a temporary is then hashed (and
-    deleted) in the background while the step that read it runs."""
-    exposure = read_exposure(src)
+    """Read a file nothing reads or changes afterwards (or take it as it was written,
+    :attr:`_Run.kept`); a temporary is then hashed (and deleted) in the background
+    while the step that read it runs."""
+    exposure = run.kept.pop(src, None) or read_exposure(src)
     run.retire(src)
     return exposure
 
@@ -771,7 +783,13 @@ def _reject(run: _Run, pos: _Position, inputs: list[Path], output: Path, key: st
     if crrejtab:
         table = inspect_ref("CRREJTAB", crrejtab, input_dir=plan.directory).path
     run.flush()  # the product being written lets go of its arrays before ACSREJ reads
-    info = run_acsrej(inputs, output, crrejtab=table, mtype=mtype, nthreads=run.nthreads)
+    # ACS2D goes on from the product as written, hashed for provenance as written
+    keep = pos.basic_2d
+    info = run_acsrej(inputs, output, crrejtab=table, mtype=mtype, nthreads=run.nthreads,
+                      keep=keep)
+    if keep:
+        run.kept[output] = info.pop("product")
+        run.digests[output] = info.pop("sha256")
     name = crrejtab or str(pos.first.phdr.get("CRREJTAB", "")).strip()
     trl.switch("SHADCORR", pos.switches.get("SHADCORR", "OMIT"))
     trl.message(f"CRREJTAB {name}\n")

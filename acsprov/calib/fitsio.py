@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +41,7 @@ __all__ = [
     "read_section",
     "write_big_endian",
     "write_exposure",
+    "write_exposure_kept",
     "write_text",
 ]
 
@@ -281,6 +283,13 @@ def _into(out: np.ndarray | None, shape: tuple[int, ...], dtype: np.dtype) -> np
     return out
 
 
+def _constant_array(shape: tuple[int, int], value: float, dtype: np.dtype) -> np.ndarray:
+    """The pixels of a constant extension (``PIXVALUE``) as read."""
+    if value == 0:
+        return np.zeros(shape, dtype=dtype)
+    return np.full(shape, value, dtype=dtype)
+
+
 def _extension_array(
     hdu: fits.hdu.base.ExtensionHDU, dtype: np.dtype, path: Path, native: bool,
     section: Section | None = None, out: np.ndarray | None = None,
@@ -293,9 +302,7 @@ def _extension_array(
         if out is not None:
             _into(out, shape, dtype)[...] = np.array(value).astype(dtype)
             return out
-        if value == 0:
-            return np.zeros(shape, dtype=dtype)
-        return np.full(shape, value, dtype=dtype)
+        return _constant_array(shape, value, dtype)
     if native:
         where = _data_location(hdu)
         if where is not None:
@@ -531,6 +538,116 @@ def write_exposure(
     pathlib.Path
         `target`.
     """
+    hdus = _file_hdus(exposure, stamp=stamp)
+    # a caller that let go of `exposure` gets each array freed as soon as it is written
+    del exposure
+    _write_hdus(hdus, target, before_move=before_move, digest=digest)
+    return Path(target)
+
+
+def write_exposure_kept(
+    exposure: Exposure,
+    target: str | os.PathLike[str],
+    *,
+    digest: BackgroundSha256 | None = None,
+) -> Exposure:
+    """Write `exposure` as :func:`write_exposure` does; return it as read back from `target`.
+
+    The result is what ``read_exposure(target)`` gives, without reading the file:
+    headers parsed from the cards as written (so a value keeps the digits written,
+    and the layout keywords are gone), SCI and ERR native float32 and DQ uint16,
+    C-contiguous, a constant extension expanded from its ``PIXVALUE``.  The next
+    step of a chain of tasks then starts from the same values as a task reading
+    the file would, without reading it.
+
+    The arrays of `exposure` are reused rather than copied: an overscan-trimmed view
+    has its rows moved to the start of the image it views (whose other pixels are
+    lost), so `exposure` and its arrays must not be used afterwards.
+
+    Parameters
+    ----------
+    exposure : Exposure
+        Primary header and imsets; given up to this function.
+    target : path-like
+        Output file; replaced if it exists.
+    digest : BackgroundSha256, optional
+        Given every byte of the file as it is written.
+
+    Returns
+    -------
+    Exposure
+        The file's contents, with ``path`` = `target`.
+    """
+    imsets = exposure.imsets
+    hdus = _file_hdus(exposure, stamp=False)
+    del exposure
+    texts = _write_hdus(list(hdus), target, digest=digest)
+    target = Path(target)
+    if [imset.extver for imset in imsets] != list(range(1, len(imsets) + 1)):
+        return read_exposure(target)  # imsets not numbered as a reader finds them
+    headers = [fits.Header.fromstring(text) for text in texts]
+    owners = Counter(id(_owner(a)) for imset in imsets for a in (imset.sci, imset.err, imset.dq))
+    alone = {owner for owner, n in owners.items() if n == 1}
+    kept = []
+    for i, imset in enumerate(imsets):
+        sci_hdr, err_hdr, dq_hdr = headers[1 + 3 * i : 4 + 3 * i]
+        arrays = [
+            _as_read_back(arr, hdr, dtype, alone)
+            for arr, hdr, dtype in ((_stored(imset.sci, np.float32), sci_hdr, np.float32),
+                                    (_stored(imset.err, np.float32), err_hdr, np.float32),
+                                    (_stored(imset.dq, np.int16), dq_hdr, np.uint16))
+        ]
+        kept.append(ImSet(sci=arrays[0], err=arrays[1], dq=arrays[2],
+                          hdr=_clean_header(sci_hdr), extver=imset.extver,
+                          err_hdr=_clean_header(err_hdr), dq_hdr=_clean_header(dq_hdr)))
+    return Exposure(phdr=_clean_header(headers[0]), imsets=tuple(kept), path=target)
+
+
+def _owner(arr: np.ndarray) -> object:
+    """The object whose memory `arr` uses (`arr` itself if it owns its data)."""
+    return arr if arr.base is None else arr.base
+
+
+def _as_read_back(arr: np.ndarray, hdr: fits.Header, dtype: type, alone: set[int]
+                  ) -> np.ndarray:
+    """The array :func:`read_imset` makes of an extension written from `arr` with `hdr`."""
+    const = constant_value(hdr)
+    if const is not None:
+        return _constant_array(const[0], const[1], np.dtype(dtype))
+    return _compacted(arr.view(dtype), alone)
+
+
+def _compacted(arr: np.ndarray, alone: set[int]) -> np.ndarray:
+    """`arr` as a C-contiguous array without a second image in memory.
+
+    A 2-D view of a C-contiguous 2-D array (e.g. an image trimmed of its
+    overscan) has its rows moved, in order, to the start of that array's buffer, which
+    then holds them as a new C-contiguous array: no row is overwritten before it is
+    moved, since each row lands at or before where it was.  That array must be
+    viewed by `arr` alone among the arrays at hand (`alone` holds the ids of such
+    arrays); any other array not already C-contiguous is copied.
+    """
+    if arr.flags.c_contiguous:
+        return arr
+    base = arr.base
+    ny, nx = arr.shape if arr.ndim == 2 else (0, 0)
+    if (not isinstance(base, np.ndarray) or arr.ndim != 2 or id(base) not in alone
+            or not (base.flags.c_contiguous and base.flags.writeable) or base.ndim != 2
+            or base.dtype.itemsize != arr.itemsize
+            or arr.strides != (base.strides[0], arr.itemsize)):
+        return np.ascontiguousarray(arr)
+    start = arr.__array_interface__["data"][0] - base.__array_interface__["data"][0]
+    if start < 0 or start + arr.strides[0] * (ny - 1) + nx * arr.itemsize > base.nbytes:
+        return np.ascontiguousarray(arr)
+    out = base.reshape(-1).view(arr.dtype)[: ny * nx].reshape(ny, nx)
+    rows = max(1, CHUNK_BYTES // (nx * arr.itemsize))
+    for j in range(0, ny, rows):  # numpy buffers a block whose source and target overlap
+        out[j : j + rows] = arr[j : j + rows]
+    return out
+
+
+def _file_hdus(exposure: Exposure, *, stamp: bool) -> list[fits.hdu.base.ExtensionHDU]:
+    """The HDUs of the file written for `exposure`, headers as HSTIO writes them."""
     phdr = _clean_header(exposure.phdr)
     phdr["NEXTEND"] = 3 * len(exposure.imsets)
     if stamp:
@@ -538,21 +655,28 @@ def write_exposure(
     primary = fits.PrimaryHDU(header=phdr)
     hdus: list[fits.hdu.base.ExtensionHDU] = [
         primary, *(hdu for imset in exposure.imsets for hdu in _imset_hdus(imset))]
-    # a caller that let go of `exposure` gets each array freed as soon as it is written
-    del exposure
     _stamp(primary.header, primary=True)
     for hdu in hdus[1:]:
         _stamp(hdu.header)
     primary.header["BITPIX"] = 16  # as HSTIO writes it (no data: the value is free)
+    return hdus
+
+
+def _write_hdus(hdus: list[fits.hdu.base.ExtensionHDU], target: str | os.PathLike[str], *,
+                before_move: Callable[[Path], None] | None = None,
+                digest: BackgroundSha256 | None = None) -> list[str]:
+    """Write `hdus` to `target` atomically, letting go of each once written (the list
+    is emptied); the header text of each, in order."""
     hdus.reverse()
+    texts = []
     with atomic_path(target) as tmp:
         with open(tmp, "wb") as raw:
             fh = raw if digest is None else _Tee(raw, digest)
             while hdus:
-                _write_hdu(fh, hdus.pop())
+                texts.append(_write_hdu(fh, hdus.pop()))
         if before_move is not None:
             before_move(tmp)
-    return Path(target)
+    return texts
 
 
 class _Tee:
@@ -609,15 +733,18 @@ def write_big_endian(fh: BinaryIO, data: np.ndarray) -> int:
     return flat.size * flat.itemsize
 
 
-def _write_hdu(fh: BinaryIO, hdu: fits.hdu.base.ExtensionHDU) -> None:
-    """Write one HDU: its header, then its data big-endian, each padded to 2880 bytes."""
-    fh.write(hdu.header.tostring(padding=True).encode("ascii"))
+def _write_hdu(fh: BinaryIO, hdu: fits.hdu.base.ExtensionHDU) -> str:
+    """Write one HDU: its header, then its data big-endian, each padded to 2880 bytes;
+    the header's text."""
+    text = hdu.header.tostring(padding=True)
+    fh.write(text.encode("ascii"))
     if hdu.header.get("NAXIS", 0) == 0:
-        return
+        return text
     nbytes = write_big_endian(fh, hdu.data)
     pad = (-nbytes) % 2880
     if pad:
         fh.write(b"\0" * pad)
+    return text
 
 
 _FITS_COMMENT = (

@@ -29,6 +29,7 @@ from acsprov.calib.reffiles import RefFile, inspect_ref, read_shading, resolve_r
 from acsprov.calib.steps import header_switch
 from acsprov.calib.trailer import Trailer
 from acsprov.errors import BadInputError, ReferenceFileError
+from acsprov.fitsutil import BackgroundSha256
 
 __all__ = ["run_acsrej"]
 
@@ -196,6 +197,7 @@ def run_acsrej(
     overwrite: bool = False,
     use_kernel: bool = True,
     nthreads: int | None = None,
+    keep: bool = False,
 ) -> dict:
     """ACSREJ on files: combine ``_blv_tmp`` (``_blc_tmp``) members into a ``_crj_tmp``.
 
@@ -222,13 +224,17 @@ def run_acsrej(
         Threads it may use (None: no limit); with more than one, two members' chips
         are read at a time and each chip's rejection works on two halves of its rows
         at once.
+    keep : bool
+        Also give the product as a task reading `output` would find it
+        (:func:`~acsprov.calib.fitsio.write_exposure_kept`), and its sha256 as written.
 
     Returns
     -------
     dict
         ``output`` (path), ``crrejtab`` (path or None), ``params``, ``info`` (see
         :class:`RejectResult`), ``members_updated`` (paths), ``messages`` (trailer
-        lines as calacs prints them).
+        lines as calacs prints them); with `keep`, ``product`` (Exposure) and
+        ``sha256`` of `output`.
 
     Raises
     ------
@@ -291,11 +297,20 @@ def run_acsrej(
         phdrs, result, params, output_name=output.name, mtype=mtype, shadfile=shadfile
     )
     update = params.crmask and update_members and result.info["performed"]
+    written: dict = {}
 
     def write_product() -> None:
+        product = fitsio.Exposure(phdr=phdr, imsets=imsets)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", fits.verify.VerifyWarning)
-            fitsio.write_exposure(fitsio.Exposure(phdr=phdr, imsets=imsets), output)
+            if not keep:
+                fitsio.write_exposure(product, output)
+                return
+            digest = BackgroundSha256()
+            try:
+                written["product"] = fitsio.write_exposure_kept(product, output, digest=digest)
+            finally:
+                written["sha256"] = digest.hexdigest()  # (its thread ends, even after an error)
 
     # the members' DQ are updated while the product is written (different files)
     jobs = [write_product]
@@ -313,6 +328,7 @@ def run_acsrej(
         "info": result.info,
         "members_updated": updated,
         "messages": messages,
+        **written,
     }
 
 
