@@ -731,3 +731,23 @@ def test_bias_shift_and_destripe_in_place_give_the_bits_of_the_numpy_twins():
     for got, shared, want in zip(done, arrays, twins, strict=True):
         assert got.sci is shared
         _same_bits(got.sci, want.sci)
+
+
+def test_new_keywords_and_history_go_to_the_end_of_the_header_as_hstio_puts_them():
+    """HSTIO (cfitsio's fits_update_key) appends a new keyword or HISTORY record after
+    every card already there, HISTORY included; a keyword already there keeps its place.
+    astropy's ``hdr[key] = v`` and ``add_history`` would put them above trailing HISTORY."""
+    from acsprov.calib.steps import add_history, put_keyword
+
+    hdr = fits.Header([("ROOTNAME", "x"), ("ATODGNB", 0.0)])
+    hdr.add_history("Simulated")
+    put_keyword(hdr, "ATODGNA", 2.02)
+    put_keyword(hdr, "ATODGNB", (1.99, "gain B"))
+    add_history(hdr, "CCD parameters table:")
+    put_keyword(hdr, "SKYSUM", (12.5, "Total sky level (electrons)"))
+    cards = [(c.keyword, c.value) for c in hdr.cards]
+    assert cards == [("ROOTNAME", "x"), ("ATODGNB", 1.99), ("HISTORY", "Simulated"),
+                     ("ATODGNA", 2.02), ("HISTORY", "CCD parameters table:"),
+                     ("SKYSUM", 12.5)]
+    assert hdr.comments["SKYSUM"] == "Total sky level (electrons)"
+    assert hdr.comments["ATODGNB"] == "gain B"

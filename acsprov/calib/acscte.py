@@ -53,7 +53,7 @@ from acsprov.calib.fitsio import (
 )
 from acsprov.calib.imset import ImSet
 from acsprov.calib.reffiles import AMPS, CcdParams, RefFile, inspect_ref, read_ccdtab
-from acsprov.calib.steps import add_history, header_switch, ref_history
+from acsprov.calib.steps import add_history, header_switch, put_ccd_keywords, ref_history
 from acsprov.calib.trailer import Trailer
 from acsprov.calib.version import CAL_VER, ENGINE
 from acsprov.errors import BadInputError, ReferenceFileError
@@ -1002,10 +1002,7 @@ def apply_acscte(
     ccdamp, gain, ofst = _ccd_keys(phdr, name)
     ccds = [read_ccdtab(ccdref.require(), ccdamp=ccdamp, ccdgain=gain, ccdchip=im.chip,
                         ccdofst=ofst, nx=im.shape[1]) for im in exposure.imsets]
-    for i, a in enumerate(AMPS):
-        phdr[f"ATODGN{a}"] = hstio_float(ccds[0].atodgain[i])
-    for i, a in enumerate(AMPS):
-        phdr[f"READNSE{a}"] = hstio_float(ccds[0].readnoise[i])
+    put_ccd_keywords(phdr, ccds[0])
     trl.message("")
     trl.refinfo("CCDTAB", ccdref.name, ccdref.pedigree, ccdref.descrip, ccds[0].descrip2)
     add_history(phdr, "CCD parameters table: ")

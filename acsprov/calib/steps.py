@@ -59,6 +59,7 @@ __all__ = [
     "plan_step",
     "plan_steps",
     "put_ccd_keywords",
+    "put_keyword",
     "record_step",
     "ref_history",
     "same_size",
@@ -268,8 +269,9 @@ def plan_steps(
 
 # --------------------------------------------------------------------------- history
 def add_history(phdr: fits.Header, text: str) -> None:
-    """Append one HISTORY record."""
-    phdr.add_history(text)
+    """Append one HISTORY record at the very end of the header, as HSTIO does (astropy's
+    ``add_history`` would put it after the last HISTORY record, above newer keywords)."""
+    phdr.append(fits.Card("HISTORY", text), bottom=True)
 
 
 def update_switch(phdr: fits.Header, switch: str, state: State) -> bool:
@@ -480,12 +482,23 @@ def sdqflags(imset: ImSet) -> int:
     return int(imset.hdr.get("SDQFLAGS", 65535)) & 0xFFFF
 
 
+def put_keyword(hdr: fits.Header, key: str, value: object) -> None:
+    """Set `key` as HSTIO does (cfitsio's ``fits_update_key``): in place when the header
+    has it, else as a new card at the very end, after any HISTORY or COMMENT records
+    (where astropy's ``hdr[key] = value`` would put it above them).  `value` may be a
+    ``(value, comment)`` pair."""
+    if key in hdr:
+        hdr[key] = value
+    else:
+        hdr.append((key, *value) if isinstance(value, tuple) else (key, value), bottom=True)
+
+
 def put_ccd_keywords(phdr: fits.Header, params: CcdParams) -> None:
     """ATODGN* and READNSE* of the primary header from the CCDTAB row."""
     for i, a in enumerate(AMPS):
-        phdr[f"ATODGN{a}"] = hstio_float(params.atodgain[i])
+        put_keyword(phdr, f"ATODGN{a}", hstio_float(params.atodgain[i]))
     for i, a in enumerate(AMPS):
-        phdr[f"READNSE{a}"] = hstio_float(params.readnoise[i])
+        put_keyword(phdr, f"READNSE{a}", hstio_float(params.readnoise[i]))
 
 
 def ccd_history(phdr: fits.Header, ref: RefFile, params: CcdParams) -> None:

@@ -13,7 +13,7 @@ from acsprov.calib.acsrej.reject import RejectResult
 from acsprov.calib.fitsio import hstio_float
 from acsprov.calib.imset import ImSet
 from acsprov.calib.reffiles import RefFile
-from acsprov.calib.steps import State, ref_history, update_switch
+from acsprov.calib.steps import State, put_keyword, ref_history, update_switch
 from acsprov.errors import BadInputError
 
 __all__ = ["crj_headers", "find_root"]
@@ -144,44 +144,45 @@ def crj_headers(
     phdr = phdrs[first_good].copy()
     info = result.info
     exptot = hstio_float(info["exptot"])
-    phdr["TEXPTIME"] = exptot
-    phdr["EXPTIME"] = exptot
-    phdr["EXPSTART"] = (
+    put_keyword(phdr, "TEXPTIME", exptot)
+    put_keyword(phdr, "EXPTIME", exptot)
+    put_keyword(phdr, "EXPSTART", (
         min(float(h.get("EXPSTART", 0.0)) for h in phdrs),
         "computed exposure start time (Modified Julian Date)",
-    )
-    phdr["EXPEND"] = (
+    ))
+    put_keyword(phdr, "EXPEND", (
         max(float(h.get("EXPEND", 0.0)) for h in phdrs),
         "computed exposure end time (Modified Julian Date)",
-    )
-    phdr["SKYSUM"] = (hstio_float(info["skysum"][0]), "Total sky level (electrons)")
-    phdr["REJ_RATE"] = (hstio_float(info["rej_rate"]), "Cosmic ray impact rate (pixels/sec)")
-    phdr["FLASHDUR"] = (hstio_float(flashdur), "Cumulative exposure time in seconds")
-    phdr["DARKTIME"] = (hstio_float(darktime), "Cumulative dark time in seconds")
+    ))
+    put_keyword(phdr, "SKYSUM", (hstio_float(info["skysum"][0]), "Total sky level (electrons)"))
+    put_keyword(phdr, "REJ_RATE",
+                (hstio_float(info["rej_rate"]), "Cosmic ray impact rate (pixels/sec)"))
+    put_keyword(phdr, "FLASHDUR", (hstio_float(flashdur), "Cumulative exposure time in seconds"))
+    put_keyword(phdr, "DARKTIME", (hstio_float(darktime), "Cumulative dark time in seconds"))
     if shadfile is not None and update_switch(phdr, "SHADCORR", State.PERFORM):
         ref_history(phdr, shadfile)
     if crrejtab:
-        phdr["CRREJTAB"] = crrejtab
-    phdr["INITGUES"] = info["initgues"]
-    phdr["SKYSUB"] = params.skysub
-    phdr["CRSIGMAS"] = params.crsigmas
-    phdr["MEANEXP"] = hstio_float(info["meanexp"])
-    phdr["CRRADIUS"] = hstio_float(params.crradius)
-    phdr["CRTHRESH"] = hstio_float(params.crthresh)
-    phdr["SCALENSE"] = hstio_float(params.scalense)
-    phdr["BADINPDQ"] = int(params.badinpdq)
-    phdr["CRMASK"] = bool(params.crmask)
-    phdr["NEXTEND"] = int(phdrs[0].get("NEXTEND", 3 * len(result.combined)))
-    phdr["CRCORR"] = "COMPLETE"
+        put_keyword(phdr, "CRREJTAB", crrejtab)
+    put_keyword(phdr, "INITGUES", info["initgues"])
+    put_keyword(phdr, "SKYSUB", params.skysub)
+    put_keyword(phdr, "CRSIGMAS", params.crsigmas)
+    put_keyword(phdr, "MEANEXP", hstio_float(info["meanexp"]))
+    put_keyword(phdr, "CRRADIUS", hstio_float(params.crradius))
+    put_keyword(phdr, "CRTHRESH", hstio_float(params.crthresh))
+    put_keyword(phdr, "SCALENSE", hstio_float(params.scalense))
+    put_keyword(phdr, "BADINPDQ", int(params.badinpdq))
+    put_keyword(phdr, "CRMASK", bool(params.crmask))
+    put_keyword(phdr, "NEXTEND", int(phdrs[0].get("NEXTEND", 3 * len(result.combined))))
+    put_keyword(phdr, "CRCORR", "COMPLETE")
     root = find_root(output_name)
-    phdr["FILENAME"] = os.path.basename(output_name)
+    put_keyword(phdr, "FILENAME", os.path.basename(output_name))
     if mtype:
-        phdr["ASN_MTYP"] = (mtype.upper(), "Role of the Exposure in the Association")
-    phdr["ROOTNAME"] = (root.upper(), "Rootname of the observation set")
+        put_keyword(phdr, "ASN_MTYP", (mtype.upper(), "Role of the Exposure in the Association"))
+    put_keyword(phdr, "ROOTNAME", (root.upper(), "Rootname of the observation set"))
     imsets = []
     for imset in result.combined:
         out = imset.evolve()
         for hdr in (out.hdr, out.err_hdr, out.dq_hdr):
-            hdr["EXPNAME"] = (root, "9 character exposure identifier")
+            put_keyword(hdr, "EXPNAME", (root, "9 character exposure identifier"))
         imsets.append(out)
     return phdr, tuple(imsets)
