@@ -53,7 +53,13 @@ from acsprov.calib.fitsio import (
 )
 from acsprov.calib.imset import ImSet
 from acsprov.calib.reffiles import AMPS, CcdParams, RefFile, inspect_ref, read_ccdtab
-from acsprov.calib.steps import add_history, header_switch, put_ccd_keywords, ref_history
+from acsprov.calib.steps import (
+    add_history,
+    header_switch,
+    put_ccd_keywords,
+    put_keyword,
+    ref_history,
+)
 from acsprov.calib.trailer import Trailer
 from acsprov.calib.version import CAL_VER, ENGINE
 from acsprov.errors import BadInputError, ReferenceFileError
@@ -1013,7 +1019,7 @@ def apply_acscte(
     table = read_pctetab(pref.require())
     trl.message("(pctecorr) Parallel and Serial PCTETAB file auto-detected.\n"
                 f"(pctecorr) Reading CTE parameters from PCTETAB file: '{pref.name}'...")
-    phdr["PCTETAB"] = pref.name
+    put_keyword(phdr, "PCTETAB", pref.name)
     post_sm4 = expstart >= SM4_MJD
 
     def load(set_name: str, corrtype: str) -> CteParams:
@@ -1059,18 +1065,18 @@ def apply_acscte(
             bar.close()
     trl.switch("PCTECORR", "COMPLETE")
     trl.timestamp("PCTECORR complete", rootname)
-    phdr["PCTECORR"] = "COMPLETE"
+    put_keyword(phdr, "PCTECORR", "COMPLETE")
     add_history(phdr, "PCTECORR complete ...")
     for i, a in enumerate(AMPS):
         add_history(phdr, f"PCTERNOI {hstio_float(ccds[0].readnoise[i]):#14.7E} Amp '{a}' "
                           "read noise clip limit (from CCDTAB).")
     add_history(phdr, "CTE parameters table: ")
     ref_history(phdr, pref, table=True)
-    phdr["CTE_NAME"] = (CTE_NAME, "name of CTE algorithm")
-    phdr["CTE_VER"] = (CTE_VER, "version of CTE algorithm")
-    phdr["CAL_VER"] = (cal_ver, "version number and date")
+    put_keyword(phdr, "CTE_NAME", (CTE_NAME, "name of CTE algorithm"))
+    put_keyword(phdr, "CTE_VER", (CTE_VER, "version of CTE algorithm"))
+    put_keyword(phdr, "CAL_VER", (cal_ver, "version number and date"))
     if output_name:
-        phdr["FILENAME"] = (os.path.basename(output_name), "name of file")
+        put_keyword(phdr, "FILENAME", (os.path.basename(output_name), "name of file"))
     for im in out:
         trl.message(f"Outputting chip {im.chip}")
         trl.timestamp("Output written to disk", rootname)
