@@ -454,9 +454,10 @@ def _reprocessed_once(scratch: Path) -> None:
 
 #: Recipe actions that are the calibration itself.
 CALIBRATION_ACTIONS = ("calacs", "destripe", "updatewcs")
-#: Targets of the second run (issue 16): the share of the wall time that is not
-#: calibration, and the peak resident memory of the process.
-REPROCESS_TARGETS = {"non_calibration_share": 0.25, "peak_rss_mb": 1024.0}
+#: Targets of both runs (issue 16): the share of the wall time that is not calibration
+#: (second run), and the peak resident memory of each run's process: under 1 GB, that is
+#: 10**9 bytes, given in MiB as every peak here is (ru_maxrss / 1024).
+REPROCESS_TARGETS = {"non_calibration_share": 0.25, "peak_rss_mb": 1e9 / 2**20}
 
 
 @benchmark(setup=_reprocessed_once)
@@ -496,22 +497,26 @@ def reprocess_second_run_jd1y04010(scratch: Path) -> dict:
     breakdown["not_calibration"] = wall - breakdown["calibration"]
     share = breakdown["not_calibration"] / wall
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    first = json.loads((scratch / "first_run.json").read_text())
+    first_ok = first["peak_rss_mb"] < REPROCESS_TARGETS["peak_rss_mb"]
     return {
         "timed_seconds": wall,
         "breakdown_seconds": breakdown,
         "recorder_timing": timing,
-        "first_run": json.loads((scratch / "first_run.json").read_text()),
+        "first_run": first,
         "obtained": [{"dataset": o.dataset, "source": o.source, "reused": o.reused or "no",
                       "cache_key": o.cache_key} for o in result.obtained],
         "non_calibration_share": share,
         "targets": REPROCESS_TARGETS,
         "note": "peak_rss_mb is this process's: the second run alone (the first ran in "
-                "setup, in a process of its own); the second run finds the archive files "
+                "setup, in a process of its own: first_run, which simulates the data and "
+                "builds the CRDS cache); the second run finds the archive files "
                 "of the first unchanged (sha256 checked) and does not simulate them again",
         "met_share": share < REPROCESS_TARGETS["non_calibration_share"],
         "met_peak_rss": peak < REPROCESS_TARGETS["peak_rss_mb"],
+        "met_first_run_peak_rss": first_ok,
         "met": share < REPROCESS_TARGETS["non_calibration_share"]
-        and peak < REPROCESS_TARGETS["peak_rss_mb"],
+        and peak < REPROCESS_TARGETS["peak_rss_mb"] and first_ok,
     }
 
 

@@ -292,6 +292,9 @@ def make_flt(exposure: SimulatedExposure) -> fits.HDUList:
                      "not made by running calacs.")
     hdus: list[fits.hdu.base.ExtensionHDU] = []
     for ct, raw_sci in zip(exposure.chips, exposure.sci_headers, strict=True):
+        # only this chip's truth arrays in memory while its products are made (about
+        # 160 MB a WFC chip), not also the other chip's: made again, the same values
+        truth.clear_caches()
         sci, err, dq, stats = _chip_products(exposure, ct, refs)
         rows, cols = science_slices(ct.chip)
         h = raw_sci.copy()

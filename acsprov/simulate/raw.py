@@ -656,10 +656,15 @@ def simulate_exposure(spec: DatasetSpec, member: MemberSpec, *, seed: int = DEFA
     """
     layout = raw_layout(spec.detector, spec.aperture, subarray=spec.subarray)
     nodes = _stripe_nodes(spec, member, layout, seed)
-    chips = tuple(_simulate_chip(spec, member, chip, seed, nodes) for chip in layout.chips)
+    chips = []
+    for chip in layout.chips:
+        chips.append(_simulate_chip(spec, member, chip, seed, nodes))
+        # the next chip is made without this one's cached truth arrays in memory (about
+        # 160 MB a WFC chip); what needs them again makes them again, the same values
+        truth.clear_caches()
     primary = _primary_header(spec, member, layout, seed)
     sci = tuple(_finish_sci_header(_sci_header(spec, member, ct.chip), ct.raw) for ct in chips)
-    return SimulatedExposure(spec, member, layout, chips, primary, sci, seed)
+    return SimulatedExposure(spec, member, layout, tuple(chips), primary, sci, seed)
 
 
 # ------------------------------------------------------------------------------------
