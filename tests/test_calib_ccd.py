@@ -7,6 +7,7 @@ top, so that every number in the end-to-end test can be worked out by hand.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -564,6 +565,27 @@ def test_inspect_ref_reads_pedigree(tmp_path):
     ref = inspect_ref("DARKFILE", "drk.fits", input_dir=tmp_path)
     assert ref.exists and ref.pedigree == PED and not ref.dummy
     assert not inspect_ref("FLSHFILE", "N/A").given
+
+
+def test_inspect_ref_reads_a_file_once_and_a_replaced_file_again(tmp_path, monkeypatch):
+    """A run asks for the same reference's PEDIGREE many times: the header is read once
+    per version of the file; a file replaced (as CRDS or a user replaces it) is read
+    again, and a removed one no longer exists."""
+    write_tiny_hrc(tmp_path)
+    drk = tmp_path / "drk.fits"
+    opened = []
+    real = fits.getheader
+    monkeypatch.setattr(fits, "getheader", lambda *a, **k: opened.append(a[0]) or real(*a, **k))
+    first = [inspect_ref("DARKFILE", "drk.fits", input_dir=tmp_path) for _ in range(3)]
+    assert len(opened) == 1 and {r.pedigree for r in first} == {PED}
+    with fits.open(drk) as hdul:
+        hdul[0].header["PEDIGREE"] = "DUMMY"
+        hdul.writeto(tmp_path / "new.fits")
+    os.replace(tmp_path / "new.fits", drk)
+    again = inspect_ref("DARKFILE", "drk.fits", input_dir=tmp_path)
+    assert again.pedigree == "DUMMY" and again.dummy
+    drk.unlink()
+    assert not inspect_ref("DARKFILE", "drk.fits", input_dir=tmp_path).exists
 
 
 # --------------------------------------------------------------------------- end to end

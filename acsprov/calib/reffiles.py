@@ -180,18 +180,23 @@ def inspect_ref(
         return RefFile(keyword, name, None, False)
     path = resolve_ref_path(name, input_dir=input_dir)
     try:
-        phdr = fits.getheader(path, 0)
+        st = os.stat(path)
+        pedigree, descrip, detector = _ref_identity(str(path), st.st_dev, st.st_ino,
+                                                    st.st_mtime_ns, st.st_size)
     except (OSError, ValueError):
         return RefFile(keyword, name, path, False)
-    return RefFile(
-        keyword,
-        name,
-        path,
-        True,
-        pedigree=str(phdr.get("PEDIGREE", "")).strip(),
-        descrip=str(phdr.get("DESCRIP", "")).strip(),
-        detector=str(phdr.get("DETECTOR", "")).strip().upper(),
-    )
+    return RefFile(keyword, name, path, True, pedigree=pedigree, descrip=descrip,
+                   detector=detector)
+
+
+@functools.lru_cache(maxsize=64)
+def _ref_identity(path: str, dev: int, ino: int, mtime_ns: int, size: int
+                  ) -> tuple[str, str, str]:
+    """PEDIGREE, DESCRIP and DETECTOR of a reference's primary header, read once per
+    version of the file (a run asks for the same file's several times)."""
+    phdr = fits.getheader(path, 0)
+    return (str(phdr.get("PEDIGREE", "")).strip(), str(phdr.get("DESCRIP", "")).strip(),
+            str(phdr.get("DETECTOR", "")).strip().upper())
 
 
 # --------------------------------------------------------------------------- tables
@@ -527,17 +532,31 @@ def chip_extver(path: Path, chip: int, *, keyword: str, sci_only: bool = False) 
     ReferenceFileError
         If no imset is for `chip`.
     """
+    with _open_ref(path, keyword) as hdul:
+        return _chip_extver_in(hdul, path, chip, keyword=keyword, sci_only=sci_only)
+
+
+def _open_ref(path: Path, keyword: str) -> fits.HDUList:
+    """The reference file opened for reading its imsets (memory-mapped, values unscaled)."""
     try:
-        with fits.open(path, memmap=True, lazy_load_hdus=True) as hdul:
-            nextend = int(hdul[0].header.get("NEXTEND", 1 if sci_only else 3))
-            ngroups = nextend if sci_only else nextend // 3
-            for extver in range(1, ngroups + 1):
-                try:
-                    hdr = hdul["SCI", extver].header
-                except KeyError:
-                    break
-                if int(hdr.get("CCDCHIP", 1)) == chip:
-                    return extver
+        return fits.open(path, memmap=True, lazy_load_hdus=True, do_not_scale_image_data=True)
+    except OSError as err:
+        raise ReferenceFileError(f"{keyword} {path.name} cannot be opened: {err}") from err
+
+
+def _chip_extver_in(hdul: fits.HDUList, path: Path, chip: int, *, keyword: str,
+                    sci_only: bool) -> int:
+    """:func:`chip_extver` of a file already open."""
+    try:
+        nextend = int(hdul[0].header.get("NEXTEND", 1 if sci_only else 3))
+        ngroups = nextend if sci_only else nextend // 3
+        for extver in range(1, ngroups + 1):
+            try:
+                hdr = hdul["SCI", extver].header
+            except KeyError:
+                break
+            if int(hdr.get("CCDCHIP", 1)) == chip:
+                return extver
     except OSError as err:
         raise ReferenceFileError(f"{keyword} {path.name} cannot be opened: {err}") from err
     raise ReferenceFileError(f"{keyword} {path.name} has no data for CCDCHIP={chip}")
@@ -545,8 +564,8 @@ def chip_extver(path: Path, chip: int, *, keyword: str, sci_only: bool = False) 
 
 def read_ref_imset(path: Path, chip: int, *, keyword: str, sci_only: bool = False) -> ImSet:
     """Read the reference imset for `chip` (memory-mapped, SCI/ERR float32, DQ uint16)."""
-    extver = chip_extver(path, chip, keyword=keyword, sci_only=sci_only)
-    with fits.open(path, memmap=True, lazy_load_hdus=True, do_not_scale_image_data=True) as hdul:
+    with _open_ref(path, keyword) as hdul:
+        extver = _chip_extver_in(hdul, path, chip, keyword=keyword, sci_only=sci_only)
         return fitsio.read_imset(hdul, extver, path=path, native=False)
 
 
@@ -591,8 +610,8 @@ def read_ref_cut(
     ShapeMismatchError
         If the reference does not cover the science array.
     """
-    extver = chip_extver(path, chip, keyword=keyword, sci_only=sci_only)
-    with fits.open(path, memmap=True, lazy_load_hdus=True, do_not_scale_image_data=True) as hdul:
+    with _open_ref(path, keyword) as hdul:
+        extver = _chip_extver_in(hdul, path, chip, keyword=keyword, sci_only=sci_only)
         hdr = hdul["SCI", extver].header
         full_shape = fitsio.image_shape(hdr)
         x0, y0 = reference_offset(hdr, full_shape, sci_hdr, sci_shape, keyword=keyword,
