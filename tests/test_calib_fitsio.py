@@ -189,6 +189,29 @@ def test_kept_exposure_with_imsets_out_of_order_is_read_back(tmp_path: Path) -> 
     _same_exposure(kept, fitsio.read_exposure(path))
 
 
+@pytest.mark.parametrize("section", [None, (slice(2, 11), slice(3, 16))])
+@pytest.mark.parametrize("err_value", [None, 0.25])
+def test_an_imset_read_on_two_threads_is_the_imset_read_on_one(tmp_path: Path,
+                                                               small_chunks: None,
+                                                               section, err_value) -> None:
+    """SCI read on the helper thread while ERR and DQ are read: the same arrays, bit for
+    bit, with a section, a constant ERR and a missing DQ extension."""
+    path = tmp_path / "t_blv_tmp.fits"
+    fitsio.write_exposure(_trimmed_exposure(np.random.default_rng(10), err_value=err_value),
+                          path)
+    with fits.open(path, mode="update") as hdul:  # the second imset loses its DQ
+        del hdul["DQ", 2]
+    for extver in (1, 2):
+        with fits.open(path, memmap=True, lazy_load_hdus=True) as hdul:
+            one = fitsio.read_imset(hdul, extver, path=path, section=section)
+        with fits.open(path, memmap=True, lazy_load_hdus=True) as hdul:
+            two = fitsio.read_imset(hdul, extver, path=path, section=section, parallel=True)
+        for a, b in ((one.sci, two.sci), (one.err, two.err), (one.dq, two.dq)):
+            assert a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
+        assert two.dq.dtype == np.uint16 and (extver == 1 or not two.dq.any())
+        assert one.hdr.tostring() == two.hdr.tostring()
+
+
 def test_an_imset_read_into_given_arrays_is_the_imset_read_alone(tmp_path: Path,
                                                                  small_chunks: None) -> None:
     """Into planes of stacks (ACSREJ's members): the same values, SCI from data, ERR

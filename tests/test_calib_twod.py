@@ -53,11 +53,13 @@ def _random_pair(seed, shape=(23, 31)):
     return im, ref
 
 
-def test_subtract_dark_in_place_gives_the_bits_of_the_formula():
+@pytest.mark.parametrize("parallel", [False, True])  # halves of the rows on two threads
+def test_subtract_dark_in_place_gives_the_bits_of_the_formula(parallel):
     im, dark = _random_pair(7)
     sci, err, dq, zsci, good = _by_formula(im, dark, 1022.7, 31743)
     arrays = (im.sci, im.err, im.dq)
-    out, info = acs2d.subtract_dark_inplace(im, dark, darktime=1022.7, sdqflags=31743)
+    out, info = acs2d.subtract_dark_inplace(im, dark, darktime=1022.7, sdqflags=31743,
+                                            parallel=parallel)
     for got, shared, want in zip((out.sci, out.err, out.dq), arrays, (sci, err, dq),
                                  strict=True):
         assert got is shared and got.tobytes() == want.tobytes()
@@ -69,11 +71,13 @@ def test_subtract_dark_in_place_gives_the_bits_of_the_formula():
     assert pure.sci.tobytes() == sci.tobytes() and pure_info == info
 
 
-def test_subtract_flash_in_place_gives_the_bits_of_the_formula():
+@pytest.mark.parametrize("parallel", [False, True])
+def test_subtract_flash_in_place_gives_the_bits_of_the_formula(parallel):
     im, flash = _random_pair(8)
     sci, err, dq, _, _ = _by_formula(im, flash, 4.6, 31743)
     _, info = acs2d.subtract_flash(*_random_pair(8), flashdur=4.6, sdqflags=31743)
-    out, info_inplace = acs2d.subtract_flash_inplace(im, flash, flashdur=4.6, sdqflags=31743)
+    out, info_inplace = acs2d.subtract_flash_inplace(im, flash, flashdur=4.6, sdqflags=31743,
+                                                     parallel=parallel)
     assert out.sci is im.sci and info_inplace == info
     for got, want in zip((out.sci, out.err, out.dq), (sci, err, dq), strict=True):
         assert got.tobytes() == want.tobytes()
@@ -102,14 +106,15 @@ def test_good_sums_add_pixel_after_pixel_as_calacs(use_kernel, running):
     assert running is False or sci[good].astype(np.float64).sum() != sums[-1]
 
 
-def test_divide_flat_in_place_gives_the_bits_of_the_numpy_twin():
+@pytest.mark.parametrize("parallel", [False, True])
+def test_divide_flat_in_place_gives_the_bits_of_the_numpy_twin(parallel):
     im, _ = _random_pair(9)
     flat = make_imset(np.where(np.arange(23 * 31).reshape(23, 31) % 17 == 0, 0.0,
                                np.random.default_rng(9).uniform(0.9, 1.1, (23, 31))),
                       err=np.full((23, 31), 0.01), dq=np.full((23, 31), 4))
     want, want_info = acs2d.divide_flat(im, flat, use_kernel=False)
     arrays = (im.sci, im.err, im.dq)
-    out, info = acs2d.divide_flat_inplace(im, flat, use_kernel=True)
+    out, info = acs2d.divide_flat_inplace(im, flat, use_kernel=True, parallel=parallel)
     assert info == want_info and info["n_zero"] > 0
     for name, shared in zip(("sci", "err", "dq"), arrays, strict=True):
         assert getattr(out, name) is shared

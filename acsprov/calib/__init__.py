@@ -16,7 +16,8 @@ arithmetic as pure functions of arrays:
 Shared by the tasks: :mod:`.steps` (switch logic and per-exposure keys),
 :mod:`.reffiles` (reference lookup and reading), :mod:`.fitsio` (FITS files, the
 only I/O), :mod:`.imset`, :mod:`.trailer`, :mod:`.version` (the engine's name),
-:mod:`.chips` (a WFC exposure's two chips on two threads), :mod:`.imarith` (image
+:mod:`.chips` (a WFC exposure's two chips on two threads), :mod:`.halves` (one
+chip's work in two halves when the other core is free), :mod:`.imarith` (image
 set arithmetic) and :mod:`.kernels` (the numba kernels, compiled ahead of time by
 ``make install``, which runs :mod:`.warmup`).
 Tasks import shared modules and never calacs; calacs imports the tasks.

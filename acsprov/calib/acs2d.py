@@ -29,6 +29,7 @@ from astropy.io import fits
 from acsprov.calib.acsccd import pixels
 from acsprov.calib.chips import ChipLog, map_chips, one_chip_at_a_time, parallel_chips
 from acsprov.calib.fitsio import Exposure, hstio_float
+from acsprov.calib.halves import in_two, rows_in_two
 from acsprov.calib.imarith import kernel_outputs, subtract_imset_inplace, use_kernels, writable
 from acsprov.calib.imset import ImSet
 from acsprov.calib.kernels import kernel
@@ -212,7 +213,7 @@ def subtract_dark(
 
 
 def subtract_dark_inplace(
-    imset: ImSet, dark: ImSet, *, darktime: float, sdqflags: int
+    imset: ImSet, dark: ImSet, *, darktime: float, sdqflags: int, parallel: bool = False
 ) -> tuple[ImSet, dict]:
     """:func:`subtract_dark`, overwriting both arguments' arrays where it can.
 
@@ -220,33 +221,35 @@ def subtract_dark_inplace(
     `imset`'s arrays (:func:`~acsprov.calib.imarith.subtract_imset_inplace`), so no
     full-size array is made when they are writeable native float32.  Neither
     argument may be used afterwards.  Same parameters and result as
-    :func:`subtract_dark`.
+    :func:`subtract_dark`; with `parallel` the element-wise parts run on two
+    threads (:mod:`~acsprov.calib.halves`), the mean on one as before.
     """
     _check_shape(imset, dark, "DARKFILE")
-    zsci, zerr = _scaled_inplace(dark, np.float32(darktime))
+    zsci, zerr = _scaled_inplace(dark, np.float32(darktime), parallel=parallel)
     mean = 0.0
     if zsci.size:  # calacs's AvgSciVal: one float64 sum over the good pixels
         sums, counts = good_sums(zsci, dark.dq, sdqflags, running=True)
         mean = float(sums[-1] / counts[-1]) if counts[-1] else 0.0
-    out = subtract_imset_inplace(imset, zsci, zerr, dark.dq)
+    out = subtract_imset_inplace(imset, zsci, zerr, dark.dq, parallel=parallel)
     meandark = _f32(mean)
     out.hdr["MEANDARK"] = (meandark, "mean of dark values subtracted")
     return out, {"meandark": meandark}
 
 
-def _scaled_inplace(ref: ImSet, k: np.float32) -> tuple[np.ndarray, np.ndarray]:
+def _scaled_inplace(ref: ImSet, k: np.float32, *, parallel: bool = False
+                    ) -> tuple[np.ndarray, np.ndarray]:
     """``k * ref.sci`` and ``k * ref.err`` as float32, written over `ref`'s arrays
-    when they are writeable float32 (the same float32 products)."""
+    when they are writeable float32 (the same float32 products); the two on two
+    threads if `parallel`."""
     if k == np.float32(1.0):
         return np.asarray(ref.sci, np.float32), np.asarray(ref.err, np.float32)
-    out = []
-    for a in (ref.sci, ref.err):
+
+    def scaled(a: np.ndarray) -> np.ndarray:
         if writable(a, np.float32):
-            np.multiply(k, a, out=a)
-            out.append(a)
-        else:
-            out.append(k * a)
-    return out[0], out[1]
+            return np.multiply(k, a, out=a)
+        return k * a
+
+    return in_two(lambda: scaled(ref.sci), lambda: scaled(ref.err), parallel=parallel)
 
 
 def subtract_flash(
@@ -268,12 +271,13 @@ def subtract_flash(
 
 
 def subtract_flash_inplace(
-    imset: ImSet, flash: ImSet, *, flashdur: float, sdqflags: int
+    imset: ImSet, flash: ImSet, *, flashdur: float, sdqflags: int, parallel: bool = False
 ) -> tuple[ImSet, dict]:
     """:func:`subtract_flash`, overwriting both arguments' arrays where it can (as
-    :func:`subtract_dark_inplace`); neither may be used afterwards."""
+    :func:`subtract_dark_inplace`, also for `parallel`); neither may be used
+    afterwards."""
     _check_shape(imset, flash, "FLSHFILE")
-    zsci, zerr = _scaled_inplace(flash, np.float32(flashdur))
+    zsci, zerr = _scaled_inplace(flash, np.float32(flashdur), parallel=parallel)
     sums, ngood = good_sums(zsci, flash.dq, sdqflags, running=False)  # AvgSciValLine
     nx = np.float32(zsci.shape[1])
     mean = np.float32(0.0)
@@ -287,7 +291,7 @@ def subtract_flash_inplace(
         mean = np.float32(mean + np.float32(line_mean * line_w))
         weight = np.float32(weight + line_w)
     meanflash = _f32(mean / weight) if zsci.shape[0] > 0 and weight != 0 else 0.0
-    out = subtract_imset_inplace(imset, zsci, zerr, flash.dq)
+    out = subtract_imset_inplace(imset, zsci, zerr, flash.dq, parallel=parallel)
     out.hdr["MEANFLSH"] = (meanflash, "mean of post-flash values subtracted")
     return out, {"meanflash": meanflash}
 
@@ -329,29 +333,30 @@ def divide_flat(
 
 
 def divide_flat_inplace(
-    imset: ImSet, flat: ImSet, *, use_kernel: bool | None = None
+    imset: ImSet, flat: ImSet, *, use_kernel: bool | None = None, parallel: bool = False
 ) -> tuple[ImSet, dict]:
     """:func:`divide_flat`, writing the quotient over `imset`'s arrays where it can.
 
     With the kernel, `imset`'s SCI, ERR and DQ are overwritten when they are
     C-contiguous, writeable float32/uint16 (and shared by the result); otherwise
-    new arrays are made.  `imset` must not be used afterwards; `flat` is unchanged.
+    new arrays are made, and with `parallel` the kernel works on the two halves
+    of the rows at once.  `imset` must not be used afterwards; `flat` is unchanged.
     """
-    return _divide_flat(imset, flat, use_kernel=use_kernel, inplace=True)
+    return _divide_flat(imset, flat, use_kernel=use_kernel, inplace=True, parallel=parallel)
 
 
-def _divide_flat(imset: ImSet, flat: ImSet, *, use_kernel: bool | None, inplace: bool
-                 ) -> tuple[ImSet, dict]:
+def _divide_flat(imset: ImSet, flat: ImSet, *, use_kernel: bool | None, inplace: bool,
+                 parallel: bool = False) -> tuple[ImSet, dict]:
     _check_shape(imset, flat, "flat field")
     if use_kernels(use_kernel):
         c = np.ascontiguousarray
         sci, err, dq = (c(imset.sci, np.float32), c(imset.err, np.float32),
                         c(imset.dq, np.uint16))
         out = kernel_outputs(sci, err, dq, inplace=inplace)
-        nzero = _divide_kernel(
+        nzero = sum(rows_in_two(_divide_kernel, (
             sci, err, dq,
             c(flat.sci, np.float32), c(flat.err, np.float32), c(flat.dq, np.uint16), *out,
-        )
+        ), parallel=parallel))
         return imset.evolve(sci=out[0], err=out[1], dq=out[2]), {"n_zero": int(nzero)}
     f = np.asarray(flat.sci, np.float32)
     ferr = np.asarray(flat.err, np.float32)
@@ -695,7 +700,8 @@ def run_acs2d(
         phdr = base_phdr.copy()
         log.message("\n")
         log.message(f"Imset {im.extver}  Begin {Trailer._now('%H:%M:%S UTC')}")
-        im = _do2d(im, phdr, keys, plans, states, ccdref, log, output_name, lin)
+        im = _do2d(im, phdr, keys, plans, states, ccdref, log, output_name, lin,
+                   spare=nthreads is None or nthreads > 1)
         log.message(f"Imset {im.extver}  End {Trailer._now('%H:%M:%S UTC')}")
         return im, phdr
 
@@ -792,6 +798,7 @@ class _TwoDContext:
     states: dict[str, State]
     trl: Trailer
     sdq: int
+    spare: bool = False  # a core is free inside one_chip_at_a_time (see halves)
 
     @property
     def first(self) -> bool:
@@ -817,7 +824,7 @@ class _TwoDContext:
 
 def _do2d(im: ImSet, phdr: fits.Header, keys: ExposureKeys, plans: dict[str, StepPlan],
           states: dict[str, State], ccdref: RefFile | None, trl: Trailer, output_name: str,
-          lin: MamaLinearity | None = None) -> ImSet:
+          lin: MamaLinearity | None = None, *, spare: bool = False) -> ImSet:
     trl.timestamp("Input read into memory", keys.rootname)
     if ccdref is None:  # MAMA: no overscan, gain 1
         params = _MAMA_PARAMS
@@ -835,7 +842,7 @@ def _do2d(im: ImSet, phdr: fits.Header, keys: ExposureKeys, plans: dict[str, Ste
         log_refinfo(trl, "CCDTAB", ccdref, params.descrip2)
         if im.extver == 1:
             ccd_history(phdr, ccdref, params)
-    ctx = _TwoDContext(im, phdr, keys, plans, states, trl, sdqflags(im))
+    ctx = _TwoDContext(im, phdr, keys, plans, states, trl, sdqflags(im), spare)
     _2d_dqicorr(ctx, params)
     _2d_nonlinearity(ctx, lin)
     _2d_electrons_and_noise(ctx, params)
@@ -945,13 +952,13 @@ def _2d_darkcorr(ctx: _TwoDContext) -> None:
         darktime = f32(ctx.keys.darktime)
         ctx.trl.message(f"Darktime from header {darktime:f}")
         with one_chip_at_a_time():  # the chip's dark is alive
-            cut, (x0, y0), _ = cut_ref(dark, ctx.im)
+            cut, (x0, y0), _ = cut_ref(dark, ctx.im, parallel=ctx.spare)
             extver = chip_extver(dark.require(), ctx.im.chip, keyword="DARKFILE")
             ctx.trl.message(f"Performing dark subtraction on chip {ctx.im.chip} in imset "
                             f"{extver}")
             ctx.trl.message(f"Image has an offset of {x0},{y0}")
             ctx.im, info = subtract_dark_inplace(ctx.im, cut, darktime=darktime,
-                                                 sdqflags=ctx.sdq)
+                                                 sdqflags=ctx.sdq, parallel=ctx.spare)
             del cut
         ctx.trl.message(f"Mean of dark image (MEANDARK) = {info['meandark']:g}")
         ctx.trl.switch("DARKCORR", "COMPLETE")
@@ -974,9 +981,9 @@ def _2d_flshcorr(ctx: _TwoDContext) -> None:
                 ctx.trl.warn(msg)
                 add_history(ctx.phdr, msg)
             with one_chip_at_a_time():  # the chip's flash is alive
-                cut, _, _ = cut_ref(plan.refs["FLSHFILE"], ctx.im)
+                cut, _, _ = cut_ref(plan.refs["FLSHFILE"], ctx.im, parallel=ctx.spare)
                 ctx.im, info = subtract_flash_inplace(ctx.im, cut, flashdur=ctx.keys.flashdur,
-                                                      sdqflags=ctx.sdq)
+                                                      sdqflags=ctx.sdq, parallel=ctx.spare)
                 del cut
             ctx.trl.message(f"Mean of post-flash image (MEANFLSH) = {info['meanflash']:g}")
             ctx.trl.switch("FLSHCORR", "COMPLETE")
@@ -991,9 +998,9 @@ def _2d_flatcorr(ctx: _TwoDContext) -> None:
             if ref is None:
                 continue
             with one_chip_at_a_time():  # the chip's flat is alive
-                cut, (x0, y0), _ = cut_ref(ref, ctx.im)
+                cut, (x0, y0), _ = cut_ref(ref, ctx.im, parallel=ctx.spare)
                 ctx.trl.message(f"ratio of flat/input = 1,1 offset by {x0},{y0}")
-                ctx.im, _ = divide_flat_inplace(ctx.im, cut)
+                ctx.im, _ = divide_flat_inplace(ctx.im, cut, parallel=ctx.spare)
                 del cut
         lflt = plan.usable("LFLTFILE")
         if lflt is not None:

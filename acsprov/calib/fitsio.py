@@ -12,6 +12,7 @@ file beside the target and moved into place with :func:`os.replace`.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import time
 from collections import Counter
@@ -23,6 +24,7 @@ from typing import BinaryIO
 import numpy as np
 from astropy.io import fits
 
+from acsprov.calib.halves import in_two
 from acsprov.calib.imset import ImSet
 from acsprov.errors import BadInputError
 from acsprov.fitsutil import BackgroundSha256, atomic_path
@@ -144,7 +146,12 @@ def _scaling(hdr: fits.Header) -> tuple[float, float]:
 
 def _scaled(data: np.ndarray, hdr: fits.Header, dtype: np.dtype, native: bool) -> np.ndarray:
     """Raw stored values `data` as physical values of `dtype` (element by element)."""
-    bscale, bzero = _scaling(hdr)
+    return _scaled_by(data, *_scaling(hdr), dtype, native)
+
+
+def _scaled_by(data: np.ndarray, bscale: float, bzero: float, dtype: np.dtype, native: bool
+               ) -> np.ndarray:
+    """:func:`_scaled` with the header's ``BSCALE`` and ``BZERO``."""
     if bscale != 1.0 or bzero != 0.0:
         if data.dtype.itemsize == 2 and data.dtype.kind == "i" and bscale == 1.0 and bzero == 32768:
             # unsigned 16-bit stored as signed: flipping the sign bit adds 32768
@@ -283,6 +290,56 @@ def _into(out: np.ndarray | None, shape: tuple[int, ...], dtype: np.dtype) -> np
     return out
 
 
+def _section_shape(shape: tuple[int, int], section: Section | None) -> tuple[int, int]:
+    """Shape of `section` of an image of `shape` (all of it if None)."""
+    if section is None:
+        return shape
+    (y0, y1, _), (x0, x1, _) = (sl.indices(n) for sl, n in zip(section, shape, strict=True))
+    return max(y1 - y0, 0), max(x1 - x0, 0)
+
+
+def _zeros(out: np.ndarray | None, shape: tuple[int, int], dtype: np.dtype) -> np.ndarray:
+    """An absent ERR or DQ extension as read: zeros (into `out` if given)."""
+    if out is None:
+        return np.zeros(shape, dtype=dtype)
+    arr = _into(out, shape, dtype)
+    arr[...] = 0
+    return arr
+
+
+def _deferred_array(
+    hdu: fits.hdu.base.ExtensionHDU, dtype: np.dtype, path: Path, native: bool,
+    section: Section | None = None, out: np.ndarray | None = None,
+) -> Callable[[], np.ndarray]:
+    """:func:`_extension_array` in two parts: the header work now, on this thread, and
+    the making of the pixels (read from the file, or a constant extension's value
+    written out; no astropy object used) when called."""
+    const = constant_value(hdu.header)
+    if const is not None:
+        shape = _section_shape(const[0], section)
+        if out is None:
+            return functools.partial(_constant_array, shape, const[1], dtype)
+        value = np.array(const[1]).astype(dtype)
+
+        def fill() -> np.ndarray:
+            _into(out, shape, dtype)[...] = value
+            return out
+
+        return fill
+    if native:
+        where = _data_location(hdu)
+        if where is not None:
+            name, offset, stored = where
+            scaling = _scaling(hdu.header)
+            convert = (None if scaling == (1.0, 0.0) and swap_only(stored, dtype)
+                       else functools.partial(_scaled_by, bscale=scaling[0], bzero=scaling[1],
+                                              dtype=dtype, native=True))
+            return functools.partial(read_section, name, offset, stored, image_shape(hdu.header),
+                                     convert, dtype, section, out)
+    arr = _extension_array(hdu, dtype, path, native, section, out)
+    return lambda: arr
+
+
 def _constant_array(shape: tuple[int, int], value: float, dtype: np.dtype) -> np.ndarray:
     """The pixels of a constant extension (``PIXVALUE``) as read."""
     if value == 0:
@@ -329,6 +386,7 @@ def read_imset(
     hdul: fits.HDUList, extver: int, *, path: Path, native: bool = True,
     section: Section | None = None,
     out: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    parallel: bool = False,
 ) -> ImSet:
     """Read the SCI, ERR and DQ extensions with EXTVER `extver` of an open file.
 
@@ -350,6 +408,9 @@ def read_imset(
     out : tuple of numpy.ndarray, optional
         float32 SCI and ERR and uint16 DQ arrays of the imset's shape to read into
         (e.g. planes of stacks), with `native`.
+    parallel : bool
+        With `native`, read SCI on a helper thread while ERR and DQ are read
+        (:func:`~acsprov.calib.halves.in_two`: when the other core is free).
 
     Returns
     -------
@@ -368,19 +429,18 @@ def read_imset(
     full_shape = image_shape(sci_hdu.header)
     into = dict(zip(("SCI", "ERR", "DQ"), out if out is not None else (None,) * 3,
                     strict=True))
-    sci = _extension_array(sci_hdu, np.dtype(np.float32), path, native, section, into["SCI"])
-    ny, nx = sci.shape
-    arrays = {}
+    # every header is looked at here; the pixels are read afterwards, on two threads
+    # if `parallel` (astropy's HDU list is used by this thread alone)
+    read_sci = _deferred_array(sci_hdu, np.dtype(np.float32), path, native, section,
+                               into["SCI"])
+    ny, nx = _section_shape(full_shape, section)
+    readers = {}
     headers = {}
     for name, dtype in (("ERR", np.float32), ("DQ", np.uint16)):
         try:
             hdu = hdul[name, extver]
         except KeyError:
-            if into[name] is None:
-                arrays[name] = np.zeros((ny, nx), dtype=dtype)
-            else:
-                arrays[name] = _into(into[name], (ny, nx), np.dtype(dtype))
-                arrays[name][...] = 0
+            readers[name] = functools.partial(_zeros, into[name], (ny, nx), np.dtype(dtype))
             headers[name] = fits.Header([("EXTNAME", name), ("EXTVER", extver)])
             continue
         shape = image_shape(hdu.header)
@@ -389,15 +449,17 @@ def read_imset(
             raise BadInputError(
                 f"{path.name}[{name},{extver}] has shape {shape} but SCI has {full_shape}"
             )
-        arr = _extension_array(hdu, np.dtype(dtype), path, native, section, into[name])
-        if name == "DQ" and arr.dtype != np.uint16:
-            arr = arr.astype(np.uint16) if arr.dtype.kind == "f" else arr.view(np.uint16)
-        arrays[name] = arr
+        readers[name] = _deferred_array(hdu, np.dtype(dtype), path, native, section,
+                                        into[name])
         headers[name] = _clean_header(hdu.header)
+    sci, (err, dq) = in_two(read_sci, lambda: (readers["ERR"](), readers["DQ"]()),
+                            parallel=parallel and native)
+    if dq.dtype != np.uint16:
+        dq = dq.astype(np.uint16) if dq.dtype.kind == "f" else dq.view(np.uint16)
     return ImSet(
         sci=sci,
-        err=arrays["ERR"],
-        dq=arrays["DQ"],
+        err=err,
+        dq=dq,
         hdr=_clean_header(sci_hdu.header),
         extver=extver,
         err_hdr=headers["ERR"],

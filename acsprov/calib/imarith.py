@@ -13,6 +13,7 @@ import math
 
 import numpy as np
 
+from acsprov.calib.halves import rows_in_two
 from acsprov.calib.imset import ImSet
 from acsprov.calib.kernels import kernel, numba_disabled
 
@@ -109,7 +110,7 @@ def subtract_imset(imset: ImSet, sci: np.ndarray, err: np.ndarray, dq: np.ndarra
 
 
 def subtract_imset_inplace(imset: ImSet, sci: np.ndarray, err: np.ndarray, dq: np.ndarray, *,
-                           use_kernel: bool | None = None) -> ImSet:
+                           use_kernel: bool | None = None, parallel: bool = False) -> ImSet:
     """:func:`subtract_imset`, writing the result over `imset`'s arrays where it can.
 
     The same values as :func:`subtract_imset`, without new full-size arrays: when
@@ -125,22 +126,27 @@ def subtract_imset_inplace(imset: ImSet, sci: np.ndarray, err: np.ndarray, dq: n
         Reference SCI, ERR and DQ, as for :func:`subtract_imset`.
     use_kernel : bool or None
         Use the numba kernel (default: unless the JIT is disabled).
+    parallel : bool
+        The kernel on the two halves of the rows at once
+        (:func:`~acsprov.calib.halves.rows_in_two`).
 
     Returns
     -------
     ImSet
         The difference (headers copied from `imset`).
     """
-    return _subtract(imset, sci, err, dq, use_kernel=use_kernel, inplace=True)
+    return _subtract(imset, sci, err, dq, use_kernel=use_kernel, inplace=True,
+                     parallel=parallel)
 
 
 def _subtract(imset: ImSet, sci: np.ndarray, err: np.ndarray, dq: np.ndarray, *,
-              use_kernel: bool | None, inplace: bool) -> ImSet:
+              use_kernel: bool | None, inplace: bool, parallel: bool = False) -> ImSet:
     if use_kernels(use_kernel) and _kernel_fits(imset, sci, err, dq):
         c = np.ascontiguousarray
         isci, ierr, idq = c(imset.sci), c(imset.err), c(imset.dq)
         out = kernel_outputs(isci, ierr, idq, inplace=inplace)
-        _subtract_kernel(isci, ierr, idq, c(sci), c(err), c(dq), *out)
+        rows_in_two(_subtract_kernel, (isci, ierr, idq, c(sci), c(err), c(dq), *out),
+                    parallel=parallel)
     else:
         out = _subtract_numpy(imset.sci, imset.err, imset.dq, sci, err, dq)
     return imset.evolve(sci=out[0], err=out[1], dq=out[2])

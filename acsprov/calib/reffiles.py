@@ -571,7 +571,7 @@ def read_ref_imset(path: Path, chip: int, *, keyword: str, sci_only: bool = Fals
 
 def read_ref_cut(
     path: Path, chip: int, sci_hdr: fits.Header, sci_shape: tuple[int, int], *,
-    keyword: str, name: str, sci_only: bool = False,
+    keyword: str, name: str, sci_only: bool = False, parallel: bool = False,
 ) -> tuple[ImSet, tuple[int, int], tuple[int, int]]:
     """Read the reference imset for `chip`, only the part over the science array.
 
@@ -593,6 +593,8 @@ def read_ref_cut(
         For error messages (e.g. ``"DARKFILE"``, ``"jref$x_drk.fits"``).
     sci_only : bool
         A file of SCI extensions only (e.g. SNKCFILE).
+    parallel : bool
+        Read SCI and ERR, DQ on two threads (:func:`~acsprov.calib.fitsio.read_imset`).
 
     Returns
     -------
@@ -618,7 +620,8 @@ def read_ref_cut(
                                   name=name)
         ny, nx = sci_shape
         section = (slice(y0, y0 + ny), slice(x0, x0 + nx))
-        cut = fitsio.read_imset(hdul, extver, path=path, native=True, section=section)
+        cut = fitsio.read_imset(hdul, extver, path=path, native=True, section=section,
+                                parallel=parallel)
     return cut, (x0, y0), full_shape
 
 

@@ -456,15 +456,16 @@ def log_refinfo(trl: Trailer, label: str, ref: RefFile | None, descrip2: str = "
 
 
 def cut_ref(
-    ref: RefFile, imset: ImSet, *, sci_only: bool = False
+    ref: RefFile, imset: ImSet, *, sci_only: bool = False, parallel: bool = False
 ) -> tuple[ImSet, tuple[int, int], bool]:
     """Reference imset for `imset`'s chip cut to it, its offset, and FindLine's same_size.
 
-    Only the cut is read from the file (:func:`~acsprov.calib.reffiles.read_ref_cut`).
+    Only the cut is read from the file (:func:`~acsprov.calib.reffiles.read_ref_cut`),
+    on two threads if `parallel`.
     """
     cut, offset, full_shape = read_ref_cut(ref.require(), imset.chip, imset.hdr, imset.shape,
                                            keyword=ref.keyword, name=ref.name,
-                                           sci_only=sci_only)
+                                           sci_only=sci_only, parallel=parallel)
     return cut, offset, _same_size(cut.hdr, full_shape, imset)
 
 
