@@ -251,7 +251,7 @@ def test_values_read_in_place_keep_their_bits(tmp_path: Path, small_chunks: None
     with fits.open(path) as hdul:
         assert hdul[3].header["BZERO"] == 32768
         for index, dtype, want in ((1, np.float32, sci), (2, np.uint16, dq), (3, np.uint16, dq)):
-            got = fitsio._extension_array(hdul[index], np.dtype(dtype), path, True, section)
+            got = fitsio._deferred_array(hdul[index], np.dtype(dtype), path, True, section)()
             assert got.dtype == dtype and got.dtype.isnative
             assert got.tobytes() == np.ascontiguousarray(want[cut]).tobytes()
 

@@ -39,7 +39,6 @@ from acsprov.calib.reffiles import (
     PhotValues,
     RefFile,
     ShapeMismatchError,
-    chip_extver,
     corner,
     read_bpixtab,
     read_imphttab,
@@ -953,9 +952,8 @@ def _2d_darkcorr(ctx: _TwoDContext) -> None:
         ctx.trl.message(f"Darktime from header {darktime:f}")
         with one_chip_at_a_time():  # the chip's dark is alive
             cut, (x0, y0), _ = cut_ref(dark, ctx.im, parallel=ctx.spare)
-            extver = chip_extver(dark.require(), ctx.im.chip, keyword="DARKFILE")
             ctx.trl.message(f"Performing dark subtraction on chip {ctx.im.chip} in imset "
-                            f"{extver}")
+                            f"{cut.extver}")
             ctx.trl.message(f"Image has an offset of {x0},{y0}")
             ctx.im, info = subtract_dark_inplace(ctx.im, cut, darktime=darktime,
                                                  sdqflags=ctx.sdq, parallel=ctx.spare)

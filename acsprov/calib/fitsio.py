@@ -311,9 +311,10 @@ def _deferred_array(
     hdu: fits.hdu.base.ExtensionHDU, dtype: np.dtype, path: Path, native: bool,
     section: Section | None = None, out: np.ndarray | None = None,
 ) -> Callable[[], np.ndarray]:
-    """:func:`_extension_array` in two parts: the header work now, on this thread, and
-    the making of the pixels (read from the file, or a constant extension's value
-    written out; no astropy object used) when called."""
+    """An extension's pixels as `dtype`, in two parts: the header work now, on this
+    thread, and the making of the pixels (read from the file a piece at a time, or a
+    constant extension's value written out; no astropy object used) when called.
+    Only what neither can make is read through astropy now (:func:`_astropy_array`)."""
     const = constant_value(hdu.header)
     if const is not None:
         shape = _section_shape(const[0], section)
@@ -336,7 +337,7 @@ def _deferred_array(
                                               dtype=dtype, native=True))
             return functools.partial(read_section, name, offset, stored, image_shape(hdu.header),
                                      convert, dtype, section, out)
-    arr = _extension_array(hdu, dtype, path, native, section, out)
+    arr = _astropy_array(hdu, dtype, path, native, section, out)
     return lambda: arr
 
 
@@ -347,27 +348,12 @@ def _constant_array(shape: tuple[int, int], value: float, dtype: np.dtype) -> np
     return np.full(shape, value, dtype=dtype)
 
 
-def _extension_array(
+def _astropy_array(
     hdu: fits.hdu.base.ExtensionHDU, dtype: np.dtype, path: Path, native: bool,
     section: Section | None = None, out: np.ndarray | None = None,
 ) -> np.ndarray:
-    const = constant_value(hdu.header)
-    if const is not None:
-        shape, value = const
-        if section is not None:
-            shape = np.empty(shape, dtype=np.bool_)[section].shape  # type: ignore[assignment]
-        if out is not None:
-            _into(out, shape, dtype)[...] = np.array(value).astype(dtype)
-            return out
-        return _constant_array(shape, value, dtype)
-    if native:
-        where = _data_location(hdu)
-        if where is not None:
-            name, offset, stored = where
-            convert = (None if _scaling(hdu.header) == (1.0, 0.0) and swap_only(stored, dtype)
-                       else lambda raw: _scaled(raw, hdu.header, dtype, True))
-            return read_section(name, offset, stored, image_shape(hdu.header), convert,
-                                dtype, section, out)
+    """An image's pixels through astropy, for what :func:`read_section` cannot read
+    directly (compressed files, references kept memory-mapped)."""
     data = hdu.data  # raw values: files are opened with do_not_scale_image_data
     if data is None:
         raise BadInputError(
@@ -641,9 +627,8 @@ def write_exposure_kept(
         The file's contents, with ``path`` = `target`.
     """
     imsets = exposure.imsets
-    hdus = _file_hdus(exposure, stamp=False)
+    texts = _write_hdus(_file_hdus(exposure, stamp=False), target, digest=digest)
     del exposure
-    texts = _write_hdus(list(hdus), target, digest=digest)
     target = Path(target)
     if [imset.extver for imset in imsets] != list(range(1, len(imsets) + 1)):
         return read_exposure(target)  # imsets not numbered as a reader finds them

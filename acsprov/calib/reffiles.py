@@ -521,8 +521,10 @@ def read_mlintab(path: Path, *, detector: str) -> MamaLinearity:
 
 
 # --------------------------------------------------------------------------- images
-def chip_extver(path: Path, chip: int, *, keyword: str, sci_only: bool = False) -> int:
-    """EXTVER of the reference imset whose SCI header has CCDCHIP = `chip`.
+def chip_extver(hdul: fits.HDUList, path: Path, chip: int, *, keyword: str,
+                sci_only: bool = False) -> int:
+    """EXTVER of the reference imset whose SCI header has CCDCHIP = `chip`, in the
+    open file `hdul` (`path` names it in messages).
 
     calacs scans ``NEXTEND // 3`` imsets (``NEXTEND`` SCI extensions for SCI-only
     files such as SNKCFILE); a SCI header without CCDCHIP counts as chip 1.
@@ -532,21 +534,6 @@ def chip_extver(path: Path, chip: int, *, keyword: str, sci_only: bool = False) 
     ReferenceFileError
         If no imset is for `chip`.
     """
-    with _open_ref(path, keyword) as hdul:
-        return _chip_extver_in(hdul, path, chip, keyword=keyword, sci_only=sci_only)
-
-
-def _open_ref(path: Path, keyword: str) -> fits.HDUList:
-    """The reference file opened for reading its imsets (memory-mapped, values unscaled)."""
-    try:
-        return fits.open(path, memmap=True, lazy_load_hdus=True, do_not_scale_image_data=True)
-    except OSError as err:
-        raise ReferenceFileError(f"{keyword} {path.name} cannot be opened: {err}") from err
-
-
-def _chip_extver_in(hdul: fits.HDUList, path: Path, chip: int, *, keyword: str,
-                    sci_only: bool) -> int:
-    """:func:`chip_extver` of a file already open."""
     try:
         nextend = int(hdul[0].header.get("NEXTEND", 1 if sci_only else 3))
         ngroups = nextend if sci_only else nextend // 3
@@ -562,10 +549,18 @@ def _chip_extver_in(hdul: fits.HDUList, path: Path, chip: int, *, keyword: str,
     raise ReferenceFileError(f"{keyword} {path.name} has no data for CCDCHIP={chip}")
 
 
+def _open_ref(path: Path, keyword: str) -> fits.HDUList:
+    """The reference file opened for reading its imsets (memory-mapped, values unscaled)."""
+    try:
+        return fits.open(path, memmap=True, lazy_load_hdus=True, do_not_scale_image_data=True)
+    except OSError as err:
+        raise ReferenceFileError(f"{keyword} {path.name} cannot be opened: {err}") from err
+
+
 def read_ref_imset(path: Path, chip: int, *, keyword: str, sci_only: bool = False) -> ImSet:
     """Read the reference imset for `chip` (memory-mapped, SCI/ERR float32, DQ uint16)."""
     with _open_ref(path, keyword) as hdul:
-        extver = _chip_extver_in(hdul, path, chip, keyword=keyword, sci_only=sci_only)
+        extver = chip_extver(hdul, path, chip, keyword=keyword, sci_only=sci_only)
         return fitsio.read_imset(hdul, extver, path=path, native=False)
 
 
@@ -613,7 +608,7 @@ def read_ref_cut(
         If the reference does not cover the science array.
     """
     with _open_ref(path, keyword) as hdul:
-        extver = _chip_extver_in(hdul, path, chip, keyword=keyword, sci_only=sci_only)
+        extver = chip_extver(hdul, path, chip, keyword=keyword, sci_only=sci_only)
         hdr = hdul["SCI", extver].header
         full_shape = fitsio.image_shape(hdr)
         x0, y0 = reference_offset(hdr, full_shape, sci_hdr, sci_shape, keyword=keyword,

@@ -22,7 +22,6 @@ from acsprov.calib.imset import ImSet
 from acsprov.calib.reffiles import (
     AMPS,
     ShapeMismatchError,
-    chip_extver,
     corner,
     inspect_ref,
     read_bpixtab,
@@ -342,14 +341,13 @@ def _ccd_sinkcorr(ctx: CcdContext) -> None:
         log_refinfo(trl, "SNKCFILE", sink)
     if plan.perform:
         assert sink is not None
-        path = sink.require()
+        sink.require()  # a missing file fails before either chip is worked on
 
         def one(i: int, im: ImSet, log: Trailer) -> ImSet:
-            extver = chip_extver(path, im.chip, keyword="SNKCFILE", sci_only=True)
             cut, (x0, y0), same = cut_ref(sink, im, sci_only=True)
             log.message(f"Ratio of (1,1) with offset =({x0},{y0})")
             log.message(f"SINK image and input are {'the same' if same else 'NOT the same'} size")
-            out, info = pixels.flag_sinks_inplace(im, cut.sci, bottom_up=extver == 1)
+            out, info = pixels.flag_sinks_inplace(im, cut.sci, bottom_up=cut.extver == 1)
             log.message(f"Sink pixels flagged = {info['n_flagged']}")
             return out
 
